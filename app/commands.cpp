@@ -1,0 +1,13 @@
+#include "commands.hpp"
+
+namespace sightline::cli {
+
+void add_all_commands(CLI::App& app) {
+    add_list_command(app);
+    add_explain_command(app);
+    add_inspect_command(app);
+    add_bench_command(app);
+    add_demo_command(app);
+}
+
+}  // namespace sightline::cli

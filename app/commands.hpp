@@ -1,0 +1,17 @@
+// Every subcommand lives in app/cmd_<verb>.cpp and exports add_<verb>_command; commands.cpp
+// wires them in one list. A command's callback does the work and throws sightline::Error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace sightline::cli {
+
+void add_all_commands(CLI::App& app);
+
+void add_list_command(CLI::App& app);
+void add_explain_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_demo_command(CLI::App& app);
+
+}  // namespace sightline::cli

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything Sightline needs from Debian's packages (run as root on Debian 12).
+set -euo pipefail
+packages=(
+  build-essential cmake ccache pkg-config
+  libtorch-dev libopenblas0-openmp          # without OpenBLAS LibTorch uses the slow reference BLAS
+  libopencv-dev libcli11-dev nlohmann-json3-dev libfmt-dev libpng-dev
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  python3-numpy python3-torch python3-torchvision   # fixtures and cross-checks only
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

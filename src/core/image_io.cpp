@@ -1,0 +1,50 @@
+// Image reading and writing through OpenCV, with errors that name the file.
+#include <fmt/format.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "sightline/core.hpp"
+
+namespace sightline {
+
+LoadedImage read_image_rgb(const fs::path& path) {
+    if (!fs::exists(path)) throw Error(fmt::format("{}: no such image file", path.string()));
+    if (fs::file_size(path) == 0) throw Error(fmt::format("{}: image file is empty", path.string()));
+    std::string bytes = read_file(path);
+    cv::Mat raw;
+    try {
+        raw = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, bytes.data()),
+                           cv::IMREAD_UNCHANGED);
+    } catch (const cv::Exception&) {
+        raw.release();
+    }
+    if (raw.empty())
+        throw Error(fmt::format("{}: cannot decode image (corrupt or unsupported format)", path.string()));
+    // 16-bit images are scaled to 8 bits; the models see 0..255 colour like the peers.
+    if (raw.depth() == CV_16U) raw.convertTo(raw, CV_8U, 1.0 / 257.0);
+    else if (raw.depth() != CV_8U)
+        throw Error(fmt::format("{}: unsupported pixel depth (expected 8 or 16 bits)", path.string()));
+    LoadedImage out;
+    out.source_channels = raw.channels();
+    switch (raw.channels()) {
+        case 1: cv::cvtColor(raw, out.rgb, cv::COLOR_GRAY2RGB); break;
+        case 3: cv::cvtColor(raw, out.rgb, cv::COLOR_BGR2RGB); break;
+        case 4: cv::cvtColor(raw, out.rgb, cv::COLOR_BGRA2RGB); break;
+        default:
+            throw Error(fmt::format("{}: unsupported channel count {}", path.string(), raw.channels()));
+    }
+    return out;
+}
+
+void write_image_rgb(const fs::path& path, const cv::Mat& rgb) {
+    cv::Mat bgr;
+    if (rgb.channels() == 3) cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    else bgr = rgb;
+    std::vector<uchar> buffer;
+    std::string ext = path.extension().string();
+    if (!cv::imencode(ext.empty() ? ".png" : ext, bgr, buffer))
+        throw Error(fmt::format("{}: cannot encode image", path.string()));
+    write_file_atomic(path, buffer.data(), buffer.size());
+}
+
+}  // namespace sightline

@@ -1,0 +1,88 @@
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "sightline/core.hpp"
+#include "test_support.hpp"
+
+using namespace sightline;
+
+TEST(Npy, RoundTripFloat32KeepsShapeAndValues) {
+    fs::path dir = test::scratch_dir("npy");
+    std::vector<float> values = {0.f, 1.5f, -2.f, 3.25f, 4.f, 5.f};
+    write_npy_f32(dir / "a.npy", {2, 3}, values.data());
+    NpyArray a = read_npy(dir / "a.npy");
+    EXPECT_EQ(a.dtype, "f4");
+    EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3}));
+    EXPECT_EQ(a.to_float(), values);
+}
+
+TEST(Npy, ReadsNumpyWrittenFixture) {
+    // Written by numpy.save in the peer fixtures: float32 [2, 3, 64, 80].
+    NpyArray a = read_npy(test::shared_fixtures() / "gradcam" / "input_3x64x80.npy");
+    EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3, 64, 80}));
+    EXPECT_EQ(a.dtype, "f4");
+}
+
+TEST(Npy, HeaderIsAlignedTo64Bytes) {
+    fs::path dir = test::scratch_dir("npy");
+    float v = 1.f;
+    write_npy_f32(dir / "one.npy", {1}, &v);
+    std::string bytes = read_file(dir / "one.npy");
+    EXPECT_EQ((bytes.size() - 4) % 64, 0u);
+    EXPECT_NE(bytes.find("'shape': (1,)"), std::string::npos);
+}
+
+TEST(Npy, TruncatedFileNamesTheFile) {
+    fs::path dir = test::scratch_dir("npy");
+    std::vector<float> values(100, 1.f);
+    write_npy_f32(dir / "full.npy", {100}, values.data());
+    std::string bytes = read_file(dir / "full.npy");
+    write_file_atomic(dir / "cut.npy", bytes.substr(0, bytes.size() - 10));
+    try {
+        read_npy(dir / "cut.npy");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cut.npy: truncated .npy data"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Image, CorruptFileNamesTheFile) {
+    fs::path dir = test::scratch_dir("img");
+    write_file_atomic(dir / "bad.png", std::string("\x89PNG\r\n\x1a\nnot really a png"));
+    try {
+        read_image_rgb(dir / "bad.png");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("bad.png: cannot decode image"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Image, GreyAndRgbaBecomeRgbAndSaySo) {
+    fs::path dir = test::scratch_dir("img");
+    cv::Mat grey(4, 5, CV_8UC1, cv::Scalar(77));
+    cv::imwrite((dir / "g.png").string(), grey);
+    LoadedImage g = read_image_rgb(dir / "g.png");
+    EXPECT_EQ(g.source_channels, 1);
+    EXPECT_EQ(g.rgb.type(), CV_8UC3);
+    EXPECT_EQ(g.rgb.at<cv::Vec3b>(2, 3), cv::Vec3b(77, 77, 77));
+    cv::Mat bgra(4, 5, CV_8UC4, cv::Scalar(10, 20, 30, 255));
+    cv::imwrite((dir / "c.png").string(), bgra);
+    LoadedImage c = read_image_rgb(dir / "c.png");
+    EXPECT_EQ(c.source_channels, 4);
+    EXPECT_EQ(c.rgb.at<cv::Vec3b>(0, 0), cv::Vec3b(30, 20, 10));  // RGB order
+}
+
+TEST(Files, AtomicWriteLeavesNoTempFiles) {
+    fs::path dir = test::scratch_dir("atomic");
+    write_file_atomic(dir / "x.txt", std::string("hello"));
+    int count = 0;
+    for (auto& e : fs::directory_iterator(dir)) { (void)e; ++count; }
+    EXPECT_EQ(count, 1);
+    EXPECT_EQ(read_file(dir / "x.txt"), "hello");
+}
+
+TEST(Files, UnwritableFolderIsReported) {
+    EXPECT_THROW(ensure_writable_dir("/proc/sightline-cannot-exist"), Error);
+}
