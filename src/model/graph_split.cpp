@@ -1,0 +1,245 @@
+// Cut a TorchScript forward graph at a submodule's output (see graph_split.hpp).
+#include "model/graph_split.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+
+#include "sightline/core.hpp"
+
+namespace sightline::detail {
+
+namespace jit = torch::jit;
+using Path = std::vector<std::string>;
+
+namespace {
+
+Path split_dotted(const std::string& name) {
+    Path parts;
+    std::size_t start = 0;
+    while (start <= name.size()) {
+        std::size_t dot = name.find('.', start);
+        if (dot == std::string::npos) dot = name.size();
+        parts.push_back(name.substr(start, dot - start));
+        start = dot + 1;
+    }
+    return parts;
+}
+
+std::string join(const Path& path) { return fmt::format("{}", fmt::join(path, ".")); }
+
+// The attribute path from `self` to the module value `v` (a chain of prim::GetAttr), if any.
+std::optional<Path> module_path(jit::Value* v, jit::Value* self) {
+    Path reversed;
+    while (v != self) {
+        jit::Node* n = v->node();
+        if (n->kind() != c10::prim::GetAttr) return std::nullopt;
+        reversed.push_back(n->s(c10::attr::name));
+        v = n->input(0);
+    }
+    return Path(reversed.rbegin(), reversed.rend());
+}
+
+bool is_prefix(const Path& prefix, const Path& path) {
+    return prefix.size() < path.size() && std::equal(prefix.begin(), prefix.end(), path.begin());
+}
+
+std::optional<jit::Module> find_submodule(const jit::Module& root, const Path& path) {
+    jit::Module m = root;
+    for (const auto& name : path) {
+        if (!m.hasattr(name)) return std::nullopt;
+        c10::IValue attr = m.attr(name);
+        if (!attr.isModule()) return std::nullopt;
+        m = attr.toModule();
+    }
+    return m;
+}
+
+// True when `v` is defined inside one of the blocks of `node` (at any depth).
+bool defined_inside(jit::Value* v, jit::Node* node) {
+    for (jit::Block* b = v->node()->owningBlock(); b && b->owningNode();
+         b = b->owningNode()->owningBlock())
+        if (b->owningNode() == node) return true;
+    return false;
+}
+
+// Values `root` reads, including those read by nodes nested in its blocks (loops, ifs) that
+// are defined outside `root`.
+void collect_reads(jit::Node* node, jit::Node* root, std::vector<jit::Value*>& out) {
+    for (jit::Value* v : node->inputs())
+        if (!defined_inside(v, root)) out.push_back(v);
+    for (jit::Block* block : node->blocks()) {
+        for (jit::Node* inner : block->nodes()) collect_reads(inner, root, out);
+        for (jit::Value* v : block->outputs())
+            if (!defined_inside(v, root)) out.push_back(v);
+    }
+}
+
+std::vector<jit::Node*> top_nodes(jit::Graph& graph) {
+    std::vector<jit::Node*> nodes;
+    for (jit::Node* n : graph.block()->nodes()) nodes.push_back(n);
+    return nodes;
+}
+
+// Inlines calls of the target's ancestors until the target's own call is at the top level.
+// Returns the top-level call nodes of the target.
+std::vector<jit::Node*> expose_layer_calls(jit::Graph& graph, const jit::Module& module,
+                                           const Path& target) {
+    jit::Value* self = graph.inputs().at(0);
+    for (bool inlined = true; inlined;) {
+        inlined = false;
+        for (jit::Node* n : top_nodes(graph)) {
+            if (n->kind() != c10::prim::CallMethod) continue;
+            auto path = module_path(n->input(0), self);
+            if (!path || !is_prefix(*path, target)) continue;
+            auto callee_module = find_submodule(module, *path);
+            if (!callee_module) continue;
+            jit::Method method = callee_module->get_method(n->s(c10::attr::name));
+            jit::inlineCallTo(n, &jit::toGraphFunction(method.function()));
+            inlined = true;
+            break;
+        }
+    }
+    std::vector<jit::Node*> calls;
+    for (jit::Node* n : top_nodes(graph)) {
+        if (n->kind() != c10::prim::CallMethod) continue;
+        auto path = module_path(n->input(0), self);
+        if (path && *path == target) calls.push_back(n);
+    }
+    return calls;
+}
+
+std::unique_ptr<jit::GraphFunction> make_function(const std::string& name,
+                                                  std::shared_ptr<jit::Graph> graph) {
+    jit::EliminateDeadCode(graph);
+    return std::make_unique<jit::GraphFunction>(c10::QualifiedName("sightline." + name),
+                                                std::move(graph), nullptr);
+}
+
+}  // namespace
+
+std::vector<std::string> all_submodule_names(const jit::Module& module) {
+    std::vector<std::string> names;
+    for (const auto& child : module.named_modules())
+        if (!child.name.empty()) names.push_back(child.name);
+    return names;
+}
+
+std::vector<std::string> top_level_calls(const jit::Module& module) {
+    auto graph = module.get_method("forward").graph();
+    jit::Value* self = graph->inputs().at(0);
+    std::vector<std::string> names;
+    for (jit::Node* n : graph->block()->nodes()) {
+        if (n->kind() != c10::prim::CallMethod) continue;
+        auto path = module_path(n->input(0), self);
+        if (path && path->size() == 1) names.push_back(path->front());
+    }
+    return names;
+}
+
+SplitGraph split_at_layer(const jit::Module& module, const std::string& layer,
+                          const std::string& model_name) {
+    const Path target = split_dotted(layer);
+    if (!find_submodule(module, target)) {
+        throw UsageError(fmt::format("{}: no layer named '{}'; available layers: {}", model_name,
+                                     layer, fmt::join(all_submodule_names(module), ", ")));
+    }
+    std::shared_ptr<jit::Graph> graph = module.get_method("forward").graph()->copy();
+    std::vector<jit::Node*> calls = expose_layer_calls(*graph, module, target);
+    if (calls.empty())
+        throw Error(fmt::format("{}: layer '{}' is not called at the top level of forward (it is "
+                                "unused, or called inside a loop or branch); choose another layer",
+                                model_name, layer));
+    if (calls.size() > 1)
+        throw Error(fmt::format("{}: layer '{}' is called {} times in forward, so its output is "
+                                "ambiguous; choose a layer that is called once",
+                                model_name, layer, calls.size()));
+    jit::Node* cut = calls.front();
+    if (cut->outputs().size() != 1)
+        throw Error(fmt::format("{}: layer '{}' returns {} values; expected one tensor",
+                                model_name, layer, cut->outputs().size()));
+    jit::Value* activations = cut->output();
+
+    // Which values depend on the model input (everything but `self` and constants).
+    std::unordered_set<jit::Value*> depends_on_input(graph->inputs().begin() + 1,
+                                                     graph->inputs().end());
+    std::vector<jit::Node*> nodes = top_nodes(*graph);
+    std::unordered_set<jit::Node*> before_cut;
+    bool past_cut = false;
+    std::vector<jit::Value*> extras;  // input-dependent values crossing the cut, first-use order
+    for (jit::Node* n : nodes) {
+        std::vector<jit::Value*> reads;
+        collect_reads(n, n, reads);
+        if (!past_cut) {
+            before_cut.insert(n);
+            if (std::any_of(reads.begin(), reads.end(),
+                            [&](jit::Value* v) { return depends_on_input.count(v) > 0; }))
+                for (jit::Value* out : n->outputs()) depends_on_input.insert(out);
+            if (n == cut) past_cut = true;
+            continue;
+        }
+        for (jit::Value* v : reads) {
+            bool from_before = v->node() == graph->param_node() || before_cut.count(v->node()) > 0;
+            if (from_before && v != activations && depends_on_input.count(v) &&
+                std::find(extras.begin(), extras.end(), v) == extras.end())
+                extras.push_back(v);
+        }
+    }
+    for (jit::Value* v : graph->outputs())
+        if (v != activations && depends_on_input.count(v) &&
+            std::find(extras.begin(), extras.end(), v) == extras.end())
+            extras.push_back(v);
+
+    // features: (self, x) -> Tuple(A, extras...)
+    auto features = std::make_shared<jit::Graph>();
+    std::unordered_map<jit::Value*, jit::Value*> env;
+    for (jit::Value* in : graph->inputs()) env[in] = features->addInput()->copyMetadata(in);
+    auto lookup = [&](jit::Value* v) { return env.at(v); };
+    for (jit::Node* n : nodes) {
+        jit::Node* copy = features->insertNode(features->createClone(n, lookup));
+        for (std::size_t i = 0; i < n->outputs().size(); ++i) env[n->output(i)] = copy->output(i);
+        if (n == cut) break;
+    }
+    std::vector<jit::Value*> feature_outputs{env.at(activations)};
+    for (jit::Value* v : extras) feature_outputs.push_back(env.at(v));
+    features->registerOutput(features->insertNode(features->createTuple(feature_outputs))->output());
+
+    // head: (self, A, extras...) -> logits. Input-independent values from before the cut
+    // (module attributes, constants) are recomputed rather than passed.
+    auto head = std::make_shared<jit::Graph>();
+    env.clear();
+    env[graph->inputs().at(0)] = head->addInput("self")->copyMetadata(graph->inputs().at(0));
+    jit::Value* head_activations = head->addInput("activations")->setType(c10::TensorType::get());
+    env[activations] = head_activations;
+    for (jit::Value* v : extras) env[v] = head->addInput()->setType(v->type());
+    past_cut = false;
+    for (jit::Node* n : nodes) {
+        if (n == cut) { past_cut = true; continue; }
+        bool independent = std::none_of(n->outputs().begin(), n->outputs().end(),
+                                        [&](jit::Value* v) { return depends_on_input.count(v) > 0; });
+        if (past_cut || independent) {
+            jit::Node* copy = head->insertNode(head->createClone(n, lookup));
+            for (std::size_t i = 0; i < n->outputs().size(); ++i) env[n->output(i)] = copy->output(i);
+        }
+    }
+    for (jit::Value* out : graph->outputs()) head->registerOutput(env.at(out));
+
+    SplitGraph split;
+    split.num_extras = extras.size();
+    for (const jit::Use& use : head_activations->uses()) {
+        std::string op = use.user->kind().toUnqualString();
+        if (!op.empty() && op.back() == '_') split.head_mutates_activations = true;
+    }
+    split.features = make_function("features", features);
+    split.head = make_function("head", head);
+    return split;
+}
+
+}  // namespace sightline::detail
