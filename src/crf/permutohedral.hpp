@@ -1,0 +1,117 @@
+// Permutohedral lattice (Adams, Baek & Davis, "Fast High-Dimensional Filtering Using the
+// Permutohedral Lattice", Eurographics 2010): approximate Gaussian filtering
+//   out_i ~ sum_j exp(-|f_i - f_j|^2 / 2) in_j
+// in O(N d^2) to build and O(N c d) per filtering, for N pixels with d-dimensional features
+// (already divided by the kernel's standard deviations) and c channels.
+//
+// Conventions follow Kraehenbuehl's densecrf as shipped in pydensecrf (notes/wsss.md 5.4), so
+// that results agree to float rounding: float32 everywhere, elevation scale
+// sqrt(2/3)(d+1)/sqrt((k+1)(k+2)), nearest remainder-0 point rounded half to even, blur
+// [0.5, 1, 0.5] along axes 0..d, slice scaled by alpha = 1 / (1 + 2^-d).
+//
+// Determinism: the splat is a gather (each lattice point sums its pixels in pixel order, the
+// order a serial scatter adds them), blur and slice are per point / per pixel, and points are
+// numbered by first occurrence in pixel order. So every result is bitwise independent of the
+// number of threads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace sightline::detail {
+
+class ThreadPool;
+
+// A simplex vertex a pixel splats to and slices from, with its barycentric weight.
+struct LatticeVertex {
+    int32_t point;
+    float weight;
+};
+
+// One pixel's share of a lattice point (the transposed vertex list, for the gather splat).
+struct LatticeSource {
+    int32_t pixel;
+    float weight;
+};
+
+class PermutohedralLattice {
+public:
+    static constexpr int kMaxDim = 16;
+
+    // features: pixels x dim floats, row-major. Buffers are kept for the next build.
+    void build(const float* features, int pixels, int dim, ThreadPool& pool);
+
+    int dim() const { return d_; }
+    int pixels() const { return n_; }
+    int points() const { return m_; }  // M, at most pixels * (dim + 1)
+
+    // out = slice(blur(splat(in))), in and out pixels x channels, row-major, not aliased.
+    // reverse blurs the axes in the opposite order: the transposed operator.
+    void filter(const float* in, float* out, int channels, ThreadPool& pool, bool reverse = false);
+
+    // ---- stages, for callers that fuse their per-pixel work into splat and slice ----
+    // Sizes the two value buffers ((points + 1) x channels; row `points` is a zero row that
+    // stands for every missing blur neighbour) and selects the first one.
+    void prepare_values(int channels);
+    // Rows [begin, end) of the current buffer: sum over the pixels splatting there of
+    // weight * (in[pixel] * scale[pixel]) (scale may be null).
+    void splat_rows(const float* in, const float* scale, int64_t begin, int64_t end);
+    // Rows [begin, end) of the other buffer: one [0.5, 1, 0.5] blur step along `axis`.
+    void blur_rows(int axis, int64_t begin, int64_t end);
+    // After all rows of a blur step: the blurred buffer becomes the current one.
+    void swap_values() { current_ ^= 1; }
+    // out[0..channels) = alpha * sum_r weight_r * values[point_r].
+    void slice_pixel(int pixel, float* out) const;
+
+    // ---- inspection, for tests ----
+    const LatticeVertex* vertices(int pixel) const { return vertices_.data() + int64_t(pixel) * (d_ + 1); }
+    // The d+1 coordinates (summing to zero) of a lattice point.
+    std::vector<int> point_key(int point) const;
+    // The blur neighbours of a point along an axis (points() if missing).
+    std::pair<int, int> neighbours(int point, int axis) const;
+
+private:
+    struct Slot {
+        uint32_t hash;
+        int32_t position;  // first vertex position with this key, -1 when empty
+    };
+    struct Table {
+        std::vector<Slot> slots;
+        int64_t count = 0;
+    };
+
+    void elevate_pixels(const float* features, ThreadPool& pool);
+    void insert_vertices(ThreadPool& pool);
+    void number_points(ThreadPool& pool);
+    void link_neighbours(ThreadPool& pool);
+    void transpose_vertices(ThreadPool& pool);
+
+    // Key (first d coordinates) of vertex `position` = pixel * (d+1) + remainder.
+    void vertex_key(int64_t position, int32_t* key) const;
+    bool same_key(int64_t a, int64_t b) const;
+    uint32_t hash_key(const int32_t* key) const;
+    int partition(uint32_t hash) const;
+    int64_t find(const int32_t* key, uint32_t hash) const;  // position or -1
+    static void insert(Table& table, uint32_t hash, int32_t position);
+
+    int d_ = 0, n_ = 0, m_ = 0;
+    int partitions_ = 1;
+    // Per pixel (d+1 entries): the remainder-0 point and the rank of each coordinate.
+    std::vector<int32_t> rem0_;
+    std::vector<uint8_t> rank_;
+    // Per vertex position: hash of its key, first position with the same key.
+    std::vector<uint32_t> hash_;
+    std::vector<int32_t> first_;
+    std::vector<Table> tables_;  // one per partition of the hash values
+    std::vector<LatticeVertex> vertices_;   // pixels x (d+1)
+    std::vector<int32_t> representative_;   // per point: its first vertex position
+    std::vector<int32_t> neighbours_;       // (axis * M + point) * 2 + {0: minus, 1: plus}
+    std::vector<int64_t> chunk_base_;
+    std::vector<int32_t> row_start_;        // M + 1 offsets into sources_
+    std::vector<LatticeSource> sources_;    // per point, its pixels in pixel order
+    std::vector<float> values_[2];
+    int current_ = 0, channels_ = 0;
+    float alpha_ = 1.f;
+};
+
+}  // namespace sightline::detail
