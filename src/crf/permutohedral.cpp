@@ -50,8 +50,10 @@ void PermutohedralLattice::build(const float* features, int pixels, int dim, Thr
 // residual, and the barycentric weights of its d+1 vertices.
 void PermutohedralLattice::elevate_pixels(const float* features, ThreadPool& pool) {
     const int d = d_, d1 = d_ + 1;
+    // Lattice spacing = one standard deviation (Adams et al. 2010, p. 6). Rounded as the
+    // peer: the constant to float, the product in double, the result to float.
     float scale[kMaxDim];
-    const double inv_std = std::sqrt(2.0 / 3.0) * d1;  // lattice spacing = one standard deviation
+    const float inv_std = static_cast<float>(std::sqrt(2.0 / 3.0) * d1);
     for (int k = 0; k < d; ++k) scale[k] = static_cast<float>(1.0 / std::sqrt(double((k + 1) * (k + 2))) * inv_std);
     rem0_.resize(int64_t(n_) * d1);
     rank_.resize(int64_t(n_) * d1);
@@ -117,7 +119,7 @@ void PermutohedralLattice::elevate_pixels(const float* features, ThreadPool& poo
                 b[d - rk[k]] += v;
                 b[d - rk[k] + 1] -= v;
             }
-            b[0] = static_cast<float>(b[0] + (1.0 + b[d + 1]));  // wrap around, in double as the peer
+            b[0] += 1.f + b[d + 1];  // wrap around
             for (int r = 0; r <= d; ++r) {
                 const int64_t position = i * d1 + r;
                 vertices_[position] = {-1, b[r]};
