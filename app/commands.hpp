@@ -13,5 +13,6 @@ void add_explain_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace sightline::cli
