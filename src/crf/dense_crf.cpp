@@ -1,6 +1,7 @@
 // Mean-field inference of the fully connected CRF (Kraehenbuehl & Koltun 2011, Algorithm 1).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -11,17 +12,49 @@
 namespace sightline {
 namespace {
 
+// exp(x) for x <= 0 with Cephes' expf polynomial (2 ulp): branch-free, so the compiler
+// vectorises the softmax loop (a libm call per value would cost as much as the lattice
+// filtering for 21 labels). Results below 2^-126 (x < -87.3) are 0.
+inline float exp_nonpositive(float x) {
+    // Adding 1.5 * 2^23 rounds x / ln 2 to an integer n held in the low mantissa bits.
+    const float shifted = x * 1.44269504088896341f + 12582912.f;
+    const float n = shifted - 12582912.f;
+    float r = x - n * 0.693359375f;  // ln 2 in two parts, so r is exact
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * (r * r) + r + 1.f;
+    int32_t ni;
+    std::memcpy(&ni, &shifted, sizeof ni);
+    ni -= 0x4B400000;  // the bits of 1.5 * 2^23
+    const uint32_t scale_bits = static_cast<uint32_t>(ni + 127) << 23;  // 2^n
+    float scale;
+    std::memcpy(&scale, &scale_bits, sizeof scale);
+    const float v = y * scale;
+    uint32_t v_bits;
+    std::memcpy(&v_bits, &v, sizeof v_bits);
+    v_bits &= 0u - static_cast<uint32_t>(ni >= -126);  // a mask, not a branch
+    float out;
+    std::memcpy(&out, &v_bits, sizeof out);
+    return out;
+}
+
 // Q_i = exp(l_i - max l_i) / sum, as the peer's expAndNormalize.
-inline void softmax(float* l, int k_count) {
+inline void softmax(float* __restrict l, int k_count) {
     float top = l[0];
     for (int k = 1; k < k_count; ++k) top = std::max(top, l[k]);
+    for (int k = 0; k < k_count; ++k) l[k] = exp_nonpositive(l[k] - top);
     float sum = 0;
-    for (int k = 0; k < k_count; ++k) {
-        l[k] = std::exp(l[k] - top);
-        sum += l[k];
-    }
+    for (int k = 0; k < k_count; ++k) sum += l[k];
     for (int k = 0; k < k_count; ++k) l[k] /= sum;
 }
+
+// Label rows are padded with zeros to a multiple of 4 for the lattice's vector kernels.
+inline int padded(int k_count) { return (k_count + 3) / 4 * 4; }
 
 // fn(rows of a)[begin, end) and fn(rows of b) over the concatenation of both ranges, as one
 // parallel region (one barrier instead of two).
@@ -79,8 +112,9 @@ void DenseCrf::set_image(const cv::Mat& image) {
 void DenseCrf::Impl::iterate(int k_count) {
     auto& lg = gaussian.lattice;
     auto& lb = bilateral.lattice;
-    lg.prepare_values(k_count);
-    lb.prepare_values(k_count);
+    const int stride = padded(k_count);
+    lg.prepare_values(stride, k_count);
+    lb.prepare_values(stride, k_count);
     for_two_ranges(pool, lg.points(), lb.points(), 256,
                    [&](int64_t b, int64_t e) { lg.splat_rows(q.data(), gaussian.norm.data(), b, e); },
                    [&](int64_t b, int64_t e) { lb.splat_rows(q.data(), bilateral.norm.data(), b, e); });
@@ -97,13 +131,13 @@ void DenseCrf::Impl::iterate(int k_count) {
     const int n = height * width;
     const float wg = gaussian.weight, wb = bilateral.weight;
     pool.parallel_for(n, 1024, [&](int64_t begin, int64_t end) {
-        std::vector<float> sg(k_count), sb(k_count);
+        float sg[256], sb[256];
         for (int64_t i = begin; i < end; ++i) {
-            lg.slice_pixel(static_cast<int>(i), sg.data());
-            lb.slice_pixel(static_cast<int>(i), sb.data());
+            lg.slice_pixel(static_cast<int>(i), sg);
+            lb.slice_pixel(static_cast<int>(i), sb);
             const float ng = gaussian.norm[i], nb = bilateral.norm[i];
-            const float* u = neg_unary.data() + i * k_count;
-            float* l = q_next.data() + i * k_count;
+            const float* u = neg_unary.data() + i * stride;
+            float* l = q_next.data() + i * stride;
             for (int k = 0; k < k_count; ++k) {
                 // The peer adds -compat(K(Q)) = +w * (n * slice) term by term in this order.
                 l[k] = u[k] + wg * (sg[k] * ng);
@@ -121,22 +155,22 @@ void DenseCrf::infer(const float* unary, int num_labels, float* q_out, int itera
     if (num_labels < 1 || num_labels > 256)
         throw Error(fmt::format("dense CRF: number of labels must be 1..256, got {}", num_labels));
     if (iterations < 0) iterations = s.options.iterations;
-    const int n = s.height * s.width, k_count = num_labels;
-    // Pixel-major inside (the K values of a pixel contiguous), planar outside.
-    s.neg_unary.resize(size_t(n) * k_count);
-    s.q.resize(size_t(n) * k_count);
-    s.q_next.resize(size_t(n) * k_count);
+    const int n = s.height * s.width, k_count = num_labels, stride = padded(k_count);
+    // Pixel-major inside (the K values of a pixel contiguous, zero padding), planar outside.
+    s.neg_unary.assign(size_t(n) * stride, 0.f);
+    s.q.assign(size_t(n) * stride, 0.f);
+    s.q_next.assign(size_t(n) * stride, 0.f);
     s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
-            for (int k = 0; k < k_count; ++k) s.neg_unary[i * k_count + k] = -unary[int64_t(k) * n + i];
-            std::copy_n(s.neg_unary.data() + i * k_count, k_count, s.q.data() + i * k_count);
-            softmax(s.q.data() + i * k_count, k_count);
+            for (int k = 0; k < k_count; ++k) s.neg_unary[i * stride + k] = -unary[int64_t(k) * n + i];
+            std::copy_n(s.neg_unary.data() + i * stride, k_count, s.q.data() + i * stride);
+            softmax(s.q.data() + i * stride, k_count);
         }
     });
     for (int it = 0; it < iterations; ++it) s.iterate(k_count);
     s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i)
-            for (int k = 0; k < k_count; ++k) q_out[int64_t(k) * n + i] = s.q[i * k_count + k];
+            for (int k = 0; k < k_count; ++k) q_out[int64_t(k) * n + i] = s.q[i * stride + k];
     });
 }
 

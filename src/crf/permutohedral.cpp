@@ -26,6 +26,40 @@ inline uint64_t mix(uint64_t h) {
 
 }  // namespace
 
+// ---- keys -----------------------------------------------------------------------------------
+
+// Vertex r of pixel i's simplex: the remainder-0 point plus the canonical offset of each
+// coordinate's rank (Adams et al. 2010, section 3.1).
+inline void PermutohedralLattice::vertex_coordinates(int64_t position, int32_t* key) const {
+    const int d1 = d_ + 1;
+    const int64_t pixel = position / d1;
+    const int r = static_cast<int>(position - pixel * d1);
+    const int32_t* rem0 = rem0_.data() + pixel * d1;
+    const uint8_t* rank = rank_.data() + pixel * d1;
+    for (int k = 0; k < d_; ++k) key[k] = rem0[k] + (rank[k] <= d_ - r ? r : r - d1);
+}
+
+inline PermutohedralLattice::Key PermutohedralLattice::pack(const int32_t* key) const {
+    Key packed = 0;
+    const uint32_t mask = key_bits_ >= 32 ? ~0u : (1u << key_bits_) - 1;
+    for (int k = 0; k < d_; ++k) packed |= Key(static_cast<uint32_t>(key[k]) & mask) << (k * key_bits_);
+    return packed;
+}
+
+inline PermutohedralLattice::Key PermutohedralLattice::vertex_key(int64_t position) const {
+    int32_t key[kMaxDim];
+    vertex_coordinates(position, key);
+    return pack(key);
+}
+
+inline uint32_t PermutohedralLattice::hash_key(Key key) {
+    return static_cast<uint32_t>(mix(static_cast<uint64_t>(key) ^ mix(static_cast<uint64_t>(key >> 64))));
+}
+
+inline int PermutohedralLattice::partition(uint32_t hash) const {
+    return static_cast<int>((uint64_t(hash) * uint64_t(partitions_)) >> 32);
+}
+
 // ---- build ----------------------------------------------------------------------------------
 
 void PermutohedralLattice::build(const float* features, int pixels, int dim, ThreadPool& pool) {
@@ -34,6 +68,7 @@ void PermutohedralLattice::build(const float* features, int pixels, int dim, Thr
     d_ = dim;
     n_ = pixels;
     m_ = 0;
+    key_bits_ = std::min(32, 128 / d_);
     // The partition count only decides which thread inserts a key, never the numbering.
     partitions_ = pool.size();
     alpha_ = 1.0f / (1 + std::pow(2.0f, static_cast<float>(-d_)));
@@ -47,11 +82,12 @@ void PermutohedralLattice::build(const float* features, int pixels, int dim, Thr
 
 // Adams et al. 2010, section 3.1: elevate onto the plane sum(x) = 0 of R^{d+1}, find the
 // enclosing simplex by the nearest remainder-0 point and the sort order (rank) of the
-// residual, and the barycentric weights of its d+1 vertices.
+// residual, and the barycentric weights of its d+1 vertices. Float rounding as the peer's
+// SSE build (fixtures/densecrf/README.md).
 void PermutohedralLattice::elevate_pixels(const float* features, ThreadPool& pool) {
     const int d = d_, d1 = d_ + 1;
-    // Lattice spacing = one standard deviation (Adams et al. 2010, p. 6). Rounded as the
-    // peer: the constant to float, the product in double, the result to float.
+    // Lattice spacing = one standard deviation (Adams et al. 2010, p. 6): the constant
+    // rounded to float, the product in double, the result to float.
     float scale[kMaxDim];
     const float inv_std = static_cast<float>(std::sqrt(2.0 / 3.0) * d1);
     for (int k = 0; k < d; ++k) scale[k] = static_cast<float>(1.0 / std::sqrt(double((k + 1) * (k + 2))) * inv_std);
@@ -59,11 +95,12 @@ void PermutohedralLattice::elevate_pixels(const float* features, ThreadPool& poo
     rank_.resize(int64_t(n_) * d1);
     vertices_.resize(int64_t(n_) * d1);
     hash_.resize(int64_t(n_) * d1);
+    // Packed keys hold key_bits_ per coordinate; blur neighbours reach d + 1 further.
+    const float limit = std::ldexp(1.f, key_bits_ - 1) - 4.f * d1;
 
     std::atomic<bool> out_of_range{false};
     pool.parallel_for(n_, 2048, [&](int64_t begin, int64_t end) {
         float e[kMaxDim + 1], b[kMaxDim + 2];
-        int32_t key[kMaxDim];
         const float down = 1.0f / d1, up = static_cast<float>(d1);
         for (int64_t i = begin; i < end; ++i) {
             const float* f = features + i * d;
@@ -76,11 +113,9 @@ void PermutohedralLattice::elevate_pixels(const float* features, ThreadPool& poo
                 sm += cf;
             }
             e[0] = sm;
-            // Keys are int32 (the original's int16 overflows for tiny sxy on large images);
-            // refuse only what int32 key arithmetic cannot hold, and NaN.
-            bool finite = true;
-            for (int k = 0; k <= d; ++k) finite = finite && std::fabs(e[k]) < 1e8f;
-            if (!finite) {
+            bool inside = true;
+            for (int k = 0; k <= d; ++k) inside = inside && std::fabs(e[k]) < limit;  // also NaN
+            if (!inside) {
                 out_of_range = true;
                 std::fill(rem0, rem0 + d1, 0);
                 std::fill(rank, rank + d1, uint8_t{0});
@@ -88,7 +123,7 @@ void PermutohedralLattice::elevate_pixels(const float* features, ThreadPool& poo
             }
             int sum = 0;
             for (int k = 0; k <= d; ++k) {
-                float r = std::nearbyint(down * e[k]);  // half to even, as the SSE build
+                float r = std::nearbyint(down * e[k]);  // half to even
                 rem0[k] = static_cast<int32_t>(r * up);
                 sum += static_cast<int>(r);
             }
@@ -123,108 +158,89 @@ void PermutohedralLattice::elevate_pixels(const float* features, ThreadPool& poo
             for (int r = 0; r <= d; ++r) {
                 const int64_t position = i * d1 + r;
                 vertices_[position] = {-1, b[r]};
-                vertex_key(position, key);
-                hash_[position] = hash_key(key);
+                hash_[position] = hash_key(vertex_key(position));
             }
         }
     });
     if (out_of_range)
-        throw Error("permutohedral lattice: features not finite or above 1e8 (a standard deviation too small?)");
+        throw Error(fmt::format("permutohedral lattice: features not finite or span more than 2^{} lattice "
+                                "cells (a standard deviation too small?)", key_bits_ - 2));
 }
 
-void PermutohedralLattice::vertex_key(int64_t position, int32_t* key) const {
-    const int d1 = d_ + 1;
-    const int64_t pixel = position / d1;
-    const int r = static_cast<int>(position - pixel * d1);
-    const int32_t* rem0 = rem0_.data() + pixel * d1;
-    const uint8_t* rank = rank_.data() + pixel * d1;
-    // Vertex r of the simplex: remainder-0 point plus the canonical offset for this rank.
-    for (int k = 0; k < d_; ++k) key[k] = rem0[k] + (rank[k] <= d_ - r ? r : r - d1);
-}
-
-bool PermutohedralLattice::same_key(int64_t a, int64_t b) const {
-    int32_t ka[kMaxDim], kb[kMaxDim];
-    vertex_key(a, ka);
-    vertex_key(b, kb);
-    return std::equal(ka, ka + d_, kb);
-}
-
-uint32_t PermutohedralLattice::hash_key(const int32_t* key) const {
-    uint64_t h = 0;
-    for (int k = 0; k < d_; ++k) h = (h + static_cast<uint32_t>(key[k])) * 0x9E3779B97F4A7C15ULL;
-    return static_cast<uint32_t>(mix(h));
-}
-
-int PermutohedralLattice::partition(uint32_t hash) const {
-    return static_cast<int>((uint64_t(hash) * uint64_t(partitions_)) >> 32);
-}
-
-void PermutohedralLattice::insert(Table& table, uint32_t hash, int32_t position) {
-    if ((table.count + 1) * 2 > static_cast<int64_t>(table.slots.size())) {
-        std::vector<Slot> old;
-        old.swap(table.slots);
-        table.slots.assign(std::max<size_t>(1024, old.size() * 2), Slot{0, -1});
-        const size_t mask = table.slots.size() - 1;
-        for (const Slot& s : old) {
-            if (s.position < 0) continue;
-            size_t i = s.hash & mask;
-            while (table.slots[i].position >= 0) i = (i + 1) & mask;
-            table.slots[i] = s;
-        }
-    }
-    const size_t mask = table.slots.size() - 1;
+// Open addressing with linear probing; slots hold the hash and an entry index, entries the
+// packed key and its first vertex position (compact, so probing stays in cache).
+int32_t PermutohedralLattice::Table::find_or_insert(Key key, uint32_t hash, int32_t position) {
+    if ((count() + 1) * 2 > slots.size()) grow();
+    const size_t mask = slots.size() - 1;
     size_t i = hash & mask;
-    while (table.slots[i].position >= 0) i = (i + 1) & mask;
-    table.slots[i] = {hash, position};
-    ++table.count;
+    for (; slots[i].entry >= 0; i = (i + 1) & mask) {
+        const Slot& s = slots[i];
+        if (s.hash == hash && keys[s.entry] == key) return first[s.entry];
+    }
+    slots[i] = {hash, static_cast<int32_t>(keys.size())};
+    keys.push_back(key);
+    first.push_back(position);
+    return position;
+}
+
+int32_t PermutohedralLattice::Table::find(Key key, uint32_t hash) const {
+    const size_t mask = slots.size() - 1;
+    for (size_t i = hash & mask; slots[i].entry >= 0; i = (i + 1) & mask) {
+        const Slot& s = slots[i];
+        if (s.hash == hash && keys[s.entry] == key) return s.entry;
+    }
+    return -1;
+}
+
+void PermutohedralLattice::Table::grow() {
+    std::vector<Slot> old(std::max<size_t>(4096, slots.size() * 2), Slot{0, -1});
+    old.swap(slots);
+    const size_t mask = slots.size() - 1;
+    for (const Slot& s : old) {
+        if (s.entry < 0) continue;
+        size_t i = s.hash & mask;
+        while (slots[i].entry >= 0) i = (i + 1) & mask;
+        slots[i] = s;
+    }
+}
+
+void PermutohedralLattice::Table::clear() {
+    std::fill(slots.begin(), slots.end(), Slot{0, -1});
+    if (slots.empty()) grow();
+    keys.clear();
+    first.clear();
+    point.clear();
 }
 
 // Each thread owns one partition of the hash values and scans all vertices for its own, so
-// no locks are needed; first_[p] becomes the first position with p's key.
+// no locks are needed; first_[p] becomes the first position with p's key. Neighbouring
+// pixels mostly share simplices, so the previous pixel's vertices are tried first.
 void PermutohedralLattice::insert_vertices(ThreadPool& pool) {
-    const int64_t positions = int64_t(n_) * (d_ + 1);
+    const int d1 = d_ + 1;
+    const int64_t positions = int64_t(n_) * d1;
     first_.resize(positions);
     tables_.resize(partitions_);
-    const int64_t expected = positions / partitions_ / 4 + 1;
     pool.run_each([&](int t) {
         Table& table = tables_[t];
-        table.count = 0;
-        size_t capacity = 1024;
-        while (capacity < size_t(expected) * 2) capacity *= 2;
-        table.slots.assign(std::max(capacity, table.slots.size()), Slot{0, -1});
+        table.clear();
         for (int64_t p = 0; p < positions; ++p) {
             const uint32_t h = hash_[p];
             if (partition(h) != t) continue;
-            const size_t mask = table.slots.size() - 1;
-            size_t i = h & mask;
+            const Key key = vertex_key(p);
             int32_t found = -1;
-            for (; table.slots[i].position >= 0; i = (i + 1) & mask) {
-                const Slot& s = table.slots[i];
-                if (s.hash == h && same_key(s.position, p)) {
-                    found = s.position;
-                    break;
-                }
-            }
-            if (found < 0) {
-                insert(table, h, static_cast<int32_t>(p));
-                found = static_cast<int32_t>(p);
-            }
+            // The same vertex of the pixel before (its first position is already known).
+            if (p >= d1 && hash_[p - d1] == h && vertex_key(p - d1) == key) found = first_[p - d1];
+            if (found < 0) found = table.find_or_insert(key, h, static_cast<int32_t>(p));
             first_[p] = found;
         }
     });
 }
 
-int64_t PermutohedralLattice::find(const int32_t* key, uint32_t hash) const {
+int32_t PermutohedralLattice::find_point(Key key) const {
+    const uint32_t hash = hash_key(key);
     const Table& table = tables_[partition(hash)];
-    const size_t mask = table.slots.size() - 1;
-    int32_t probe[kMaxDim];
-    for (size_t i = hash & mask; table.slots[i].position >= 0; i = (i + 1) & mask) {
-        const Slot& s = table.slots[i];
-        if (s.hash != hash) continue;
-        vertex_key(s.position, probe);
-        if (std::equal(probe, probe + d_, key)) return s.position;
-    }
-    return -1;
+    const int32_t entry = table.find(key, hash);
+    return entry < 0 ? m_ : table.point[entry];
 }
 
 // Points are numbered in the order their key first occurs in pixel order.
@@ -235,8 +251,7 @@ void PermutohedralLattice::number_points(ThreadPool& pool) {
     pool.parallel_for(chunks, 1, [&](int64_t begin, int64_t end) {
         for (int64_t c = begin; c < end; ++c) {
             int64_t count = 0;
-            for (int64_t p = c * kChunk, e = std::min(positions, p + kChunk); p < e; ++p)
-                count += first_[p] == p;
+            for (int64_t p = c * kChunk, e = std::min(positions, p + kChunk); p < e; ++p) count += first_[p] == p;
             chunk_base_[c + 1] = count;
         }
     });
@@ -257,6 +272,11 @@ void PermutohedralLattice::number_points(ThreadPool& pool) {
         for (int64_t p = begin; p < end; ++p)
             if (first_[p] != p) vertices_[p].point = vertices_[first_[p]].point;
     });
+    pool.run_each([&](int t) {
+        Table& table = tables_[t];
+        table.point.resize(table.first.size());
+        for (size_t e = 0; e < table.first.size(); ++e) table.point[e] = vertices_[table.first[e]].point;
+    });
 }
 
 // Blur neighbours along axis j (Adams et al. 2010, section 3.2): the key moved by -1 in every
@@ -268,7 +288,7 @@ void PermutohedralLattice::link_neighbours(ThreadPool& pool) {
     pool.parallel_for(m, 1024, [&](int64_t begin, int64_t end) {
         int32_t key[kMaxDim], n1[kMaxDim], n2[kMaxDim];
         for (int64_t point = begin; point < end; ++point) {
-            vertex_key(representative_[point], key);
+            vertex_coordinates(representative_[point], key);
             for (int j = 0; j <= d; ++j) {
                 for (int k = 0; k < d; ++k) {
                     n1[k] = key[k] - 1;
@@ -278,10 +298,9 @@ void PermutohedralLattice::link_neighbours(ThreadPool& pool) {
                     n1[j] = key[j] + d;
                     n2[j] = key[j] - d;
                 }
-                int64_t p1 = find(n1, hash_key(n1)), p2 = find(n2, hash_key(n2));
                 int32_t* out = neighbours_.data() + (int64_t(j) * m + point) * 2;
-                out[0] = p1 < 0 ? m : vertices_[p1].point;
-                out[1] = p2 < 0 ? m : vertices_[p2].point;
+                out[0] = find_point(pack(n1));
+                out[1] = find_point(pack(n2));
             }
         }
     });
@@ -295,13 +314,11 @@ void PermutohedralLattice::transpose_vertices(ThreadPool& pool) {
     const int threads = pool.size();
     row_start_.assign(int64_t(m_) + 1, 0);
     sources_.resize(positions);
-    auto owned = [&](int t) {
-        return std::make_pair(int64_t(m_) * t / threads, int64_t(m_) * (t + 1) / threads);
-    };
+    auto owned = [&](int t) { return std::make_pair(int64_t(m_) * t / threads, int64_t(m_) * (t + 1) / threads); };
     pool.run_each([&](int t) {
         auto [lo, hi] = owned(t);
         for (int64_t p = 0; p < positions; ++p) {
-            int32_t point = vertices_[p].point;
+            const int32_t point = vertices_[p].point;
             if (point >= lo && point < hi) ++row_start_[point + 1];
         }
     });
@@ -311,15 +328,14 @@ void PermutohedralLattice::transpose_vertices(ThreadPool& pool) {
         std::vector<int32_t> cursor(row_start_.begin() + lo, row_start_.begin() + hi);
         for (int64_t p = 0; p < positions; ++p) {
             const LatticeVertex& v = vertices_[p];
-            if (v.point >= lo && v.point < hi)
-                sources_[cursor[v.point - lo]++] = {static_cast<int32_t>(p / d1), v.weight};
+            if (v.point >= lo && v.point < hi) sources_[cursor[v.point - lo]++] = {static_cast<int32_t>(p / d1), v.weight};
         }
     });
 }
 
 std::vector<int> PermutohedralLattice::point_key(int point) const {
     int32_t key[kMaxDim];
-    vertex_key(representative_.at(point), key);
+    vertex_coordinates(representative_.at(point), key);
     std::vector<int> out(key, key + d_);
     int sum = 0;
     for (int k : out) sum += k;
@@ -333,9 +349,92 @@ std::pair<int, int> PermutohedralLattice::neighbours(int point, int axis) const 
 }
 
 // ---- filtering ------------------------------------------------------------------------------
+// Rows are 1 channel (the normalisation) or a multiple of 4 (callers pad with zeros), and
+// the kernels work on 4-float vectors (GCC vector extensions: SSE on x86-64, NEON on ARM).
+// Each channel is computed with the same operations in the same order as the peer's loops.
 
-void PermutohedralLattice::prepare_values(int channels) {
+namespace {
+
+typedef float Vec4 __attribute__((vector_size(16)));
+typedef float Vec4u __attribute__((vector_size(16), aligned(4)));  // unaligned access
+
+inline Vec4 load4(const float* p) { return *reinterpret_cast<const Vec4u*>(p); }
+inline void store4(float* p, Vec4 v) { *reinterpret_cast<Vec4u*>(p) = v; }
+inline Vec4 broadcast(float x) { return Vec4{x, x, x, x}; }
+
+constexpr int kMaxBlocks = 64;  // 256 channels
+
+// B: blocks of 4 channels, 0 = known at run time.
+template <int B>
+void splat_kernel(const LatticeSource* __restrict sources, const int32_t* __restrict row_start,
+                  const float* __restrict in, const float* __restrict scale, float* __restrict values, int blocks,
+                  int64_t begin, int64_t end) {
+    const int nb = B ? B : blocks, c = 4 * nb;
+    for (int64_t m = begin; m < end; ++m) {
+        Vec4 acc[B ? B : kMaxBlocks];
+        for (int b = 0; b < nb; ++b) acc[b] = broadcast(0.f);
+        for (int32_t s = row_start[m], e = row_start[m + 1]; s < e; ++s) {
+            const LatticeSource src = sources[s];
+            const float* __restrict v = in + int64_t(src.pixel) * c;
+            const Vec4 w = broadcast(src.weight);
+            if (scale) {
+                const Vec4 sc = broadcast(scale[src.pixel]);
+                for (int b = 0; b < nb; ++b) acc[b] += w * (load4(v + 4 * b) * sc);
+            } else {
+                for (int b = 0; b < nb; ++b) acc[b] += w * load4(v + 4 * b);
+            }
+        }
+        for (int b = 0; b < nb; ++b) store4(values + m * c + 4 * b, acc[b]);
+    }
+}
+
+template <int B>
+void blur_kernel(const int32_t* __restrict nb_index, const float* __restrict src, float* __restrict dst, int blocks,
+                 int64_t begin, int64_t end) {
+    const int nb = B ? B : blocks, c = 4 * nb;
+    const Vec4 half = broadcast(0.5f);
+    for (int64_t m = begin; m < end; ++m) {
+        const float* a = src + m * c;
+        const float* n1 = src + int64_t(nb_index[2 * m]) * c;
+        const float* n2 = src + int64_t(nb_index[2 * m + 1]) * c;
+        for (int b = 0; b < nb; ++b)
+            store4(dst + m * c + 4 * b, load4(a + 4 * b) + half * (load4(n1 + 4 * b) + load4(n2 + 4 * b)));
+    }
+}
+
+// The peer scales each term as (w * value) * alpha for 1-2 labels and as (w * alpha) * value
+// in its SSE path for more: `scalar_order` keeps that for float parity.
+template <int B>
+void slice_kernel(const LatticeVertex* __restrict v, int d1, const float* __restrict values, float alpha,
+                  bool scalar_order, float* __restrict out, int blocks) {
+    const int nb = B ? B : blocks, c = 4 * nb;
+    Vec4 acc[B ? B : kMaxBlocks];
+    for (int b = 0; b < nb; ++b) acc[b] = broadcast(0.f);
+    if (scalar_order) {
+        const Vec4 a = broadcast(alpha);
+        for (int r = 0; r < d1; ++r) {
+            const float* l = values + int64_t(v[r].point) * c;
+            const Vec4 w = broadcast(v[r].weight);
+            for (int b = 0; b < nb; ++b) acc[b] += w * load4(l + 4 * b) * a;
+        }
+    } else {
+        for (int r = 0; r < d1; ++r) {
+            const float* l = values + int64_t(v[r].point) * c;
+            const Vec4 w = broadcast(v[r].weight * alpha);
+            for (int b = 0; b < nb; ++b) acc[b] += w * load4(l + 4 * b);
+        }
+    }
+    for (int b = 0; b < nb; ++b) store4(out + 4 * b, acc[b]);
+}
+
+}  // namespace
+
+void PermutohedralLattice::prepare_values(int channels, int labels) {
+    if (channels < 1 || (channels > 1 && channels % 4 != 0) || channels > 4 * kMaxBlocks)
+        throw Error(fmt::format("permutohedral lattice: {} channels (expected 1 or a multiple of 4 up to {})",
+                                channels, 4 * kMaxBlocks));
     channels_ = channels;
+    scalar_order_ = labels <= 2;
     current_ = 0;
     const size_t size = (size_t(m_) + 1) * channels;
     for (auto& v : values_) {
@@ -344,63 +443,52 @@ void PermutohedralLattice::prepare_values(int channels) {
     }
 }
 
+// One channel: only the normalisation Lattice(1) at build time, in the peer's scalar order.
 void PermutohedralLattice::splat_rows(const float* in, const float* scale, int64_t begin, int64_t end) {
-    const int c = channels_;
     float* values = values_[current_].data();
-    for (int64_t m = begin; m < end; ++m) {
-        float* acc = values + m * c;
-        std::fill(acc, acc + c, 0.f);
-        for (int32_t s = row_start_[m]; s < row_start_[m + 1]; ++s) {
-            const LatticeSource src = sources_[s];
-            const float* v = in + int64_t(src.pixel) * c;
-            const float w = src.weight;
-            if (scale) {
-                const float sc = scale[src.pixel];
-                for (int k = 0; k < c; ++k) acc[k] += w * (v[k] * sc);
-            } else {
-                for (int k = 0; k < c; ++k) acc[k] += w * v[k];
-            }
+    if (channels_ == 1) {
+        for (int64_t m = begin; m < end; ++m) {
+            float acc = 0.f;
+            for (int32_t s = row_start_[m]; s < row_start_[m + 1]; ++s)
+                acc += sources_[s].weight * (scale ? in[sources_[s].pixel] * scale[sources_[s].pixel] : in[sources_[s].pixel]);
+            values[m] = acc;
         }
+        return;
     }
+    const int blocks = channels_ / 4;
+    if (blocks == 1) splat_kernel<1>(sources_.data(), row_start_.data(), in, scale, values, 1, begin, end);
+    else splat_kernel<0>(sources_.data(), row_start_.data(), in, scale, values, blocks, begin, end);
 }
 
 void PermutohedralLattice::blur_rows(int axis, int64_t begin, int64_t end) {
-    const int c = channels_;
+    const int32_t* nb = neighbours_.data() + int64_t(axis) * m_ * 2;
     const float* src = values_[current_].data();
     float* dst = values_[current_ ^ 1].data();
-    const int32_t* nb = neighbours_.data() + int64_t(axis) * m_ * 2;
-    for (int64_t m = begin; m < end; ++m) {
-        const float* a = src + m * c;
-        const float* n1 = src + int64_t(nb[2 * m]) * c;
-        const float* n2 = src + int64_t(nb[2 * m + 1]) * c;
-        float* o = dst + m * c;
-        for (int k = 0; k < c; ++k) o[k] = a[k] + 0.5f * (n1[k] + n2[k]);
+    if (channels_ == 1) {
+        for (int64_t m = begin; m < end; ++m) dst[m] = src[m] + 0.5f * (src[nb[2 * m]] + src[nb[2 * m + 1]]);
+        return;
     }
+    const int blocks = channels_ / 4;
+    if (blocks == 1) blur_kernel<1>(nb, src, dst, 1, begin, end);
+    else blur_kernel<0>(nb, src, dst, blocks, begin, end);
 }
 
 void PermutohedralLattice::slice_pixel(int pixel, float* out) const {
-    const int c = channels_, d1 = d_ + 1;
+    const LatticeVertex* v = vertices_.data() + int64_t(pixel) * (d_ + 1);
     const float* values = values_[current_].data();
-    const LatticeVertex* v = vertices_.data() + int64_t(pixel) * d1;
-    std::fill(out, out + c, 0.f);
-    // The peer scales each term as (w * value) * alpha for 1-2 channels and as
-    // (w * alpha) * value in its SSE path for more: keep both for float parity.
-    if (c <= 2) {
-        for (int r = 0; r < d1; ++r) {
-            const float* l = values + int64_t(v[r].point) * c;
-            for (int k = 0; k < c; ++k) out[k] += v[r].weight * l[k] * alpha_;
-        }
-    } else {
-        for (int r = 0; r < d1; ++r) {
-            const float* l = values + int64_t(v[r].point) * c;
-            const float w = v[r].weight * alpha_;
-            for (int k = 0; k < c; ++k) out[k] += w * l[k];
-        }
+    if (channels_ == 1) {
+        float acc = 0.f;
+        for (int r = 0; r <= d_; ++r) acc += v[r].weight * values[v[r].point] * alpha_;
+        *out = acc;
+        return;
     }
+    const int blocks = channels_ / 4;
+    if (blocks == 1) slice_kernel<1>(v, d_ + 1, values, alpha_, scalar_order_, out, 1);
+    else slice_kernel<0>(v, d_ + 1, values, alpha_, scalar_order_, out, blocks);
 }
 
 void PermutohedralLattice::filter(const float* in, float* out, int channels, ThreadPool& pool, bool reverse) {
-    prepare_values(channels);
+    prepare_values(channels, channels);
     pool.parallel_for(m_, 512, [&](int64_t b, int64_t e) { splat_rows(in, nullptr, b, e); });
     for (int step = 0; step <= d_; ++step) {
         const int axis = reverse ? d_ - step : step;

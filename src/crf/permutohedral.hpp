@@ -15,6 +15,7 @@
 // number of threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -36,7 +37,7 @@ struct LatticeSource {
 
 class PermutohedralLattice {
 public:
-    static constexpr int kMaxDim = 16;
+    static constexpr int kMaxDim = 8;  // keys pack d coordinates into 128 bits
 
     // features: pixels x dim floats, row-major. Buffers are kept for the next build.
     void build(const float* features, int pixels, int dim, ThreadPool& pool);
@@ -46,13 +47,16 @@ public:
     int points() const { return m_; }  // M, at most pixels * (dim + 1)
 
     // out = slice(blur(splat(in))), in and out pixels x channels, row-major, not aliased.
-    // reverse blurs the axes in the opposite order: the transposed operator.
+    // channels: 1 or a multiple of 4. reverse blurs the axes in the opposite order: the
+    // transposed operator.
     void filter(const float* in, float* out, int channels, ThreadPool& pool, bool reverse = false);
 
     // ---- stages, for callers that fuse their per-pixel work into splat and slice ----
     // Sizes the two value buffers ((points + 1) x channels; row `points` is a zero row that
-    // stands for every missing blur neighbour) and selects the first one.
-    void prepare_values(int channels);
+    // stands for every missing blur neighbour) and selects the first one. channels: 1 or a
+    // multiple of 4 (rows padded with zeros); labels: the unpadded count, which selects the
+    // peer's rounding order of the slice.
+    void prepare_values(int channels, int labels);
     // Rows [begin, end) of the current buffer: sum over the pixels splatting there of
     // weight * (in[pixel] * scale[pixel]) (scale may be null).
     void splat_rows(const float* in, const float* scale, int64_t begin, int64_t end);
@@ -71,13 +75,21 @@ public:
     std::pair<int, int> neighbours(int point, int axis) const;
 
 private:
+    using Key = unsigned __int128;  // a point's first d coordinates, 128 / d bits each (<= 32)
     struct Slot {
         uint32_t hash;
-        int32_t position;  // first vertex position with this key, -1 when empty
+        int32_t entry;  // index into the table's entries, -1 when empty
     };
     struct Table {
         std::vector<Slot> slots;
-        int64_t count = 0;
+        std::vector<Key> keys;       // per entry
+        std::vector<int32_t> first;  // per entry: first vertex position with the key
+        std::vector<int32_t> point;  // per entry: lattice point index (after numbering)
+        size_t count() const { return keys.size(); }
+        int32_t find_or_insert(Key key, uint32_t hash, int32_t position);  // first position
+        int32_t find(Key key, uint32_t hash) const;                         // entry or -1
+        void grow();
+        void clear();
     };
 
     void elevate_pixels(const float* features, ThreadPool& pool);
@@ -86,16 +98,15 @@ private:
     void link_neighbours(ThreadPool& pool);
     void transpose_vertices(ThreadPool& pool);
 
-    // Key (first d coordinates) of vertex `position` = pixel * (d+1) + remainder.
-    void vertex_key(int64_t position, int32_t* key) const;
-    bool same_key(int64_t a, int64_t b) const;
-    uint32_t hash_key(const int32_t* key) const;
+    void vertex_coordinates(int64_t position, int32_t* key) const;  // position = pixel * (d+1) + r
+    Key pack(const int32_t* key) const;
+    Key vertex_key(int64_t position) const;
+    static uint32_t hash_key(Key key);
     int partition(uint32_t hash) const;
-    int64_t find(const int32_t* key, uint32_t hash) const;  // position or -1
-    static void insert(Table& table, uint32_t hash, int32_t position);
+    int32_t find_point(Key key) const;  // lattice point index, or points() when missing
 
     int d_ = 0, n_ = 0, m_ = 0;
-    int partitions_ = 1;
+    int partitions_ = 1, key_bits_ = 32;
     // Per pixel (d+1 entries): the remainder-0 point and the rank of each coordinate.
     std::vector<int32_t> rem0_;
     std::vector<uint8_t> rank_;
@@ -111,6 +122,7 @@ private:
     std::vector<LatticeSource> sources_;    // per point, its pixels in pixel order
     std::vector<float> values_[2];
     int current_ = 0, channels_ = 0;
+    bool scalar_order_ = true;
     float alpha_ = 1.f;
 };
 
