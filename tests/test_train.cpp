@@ -1,0 +1,2 @@
+// Classifier training: loader, objectives, schedules, checkpoints and exact resume.
+// Architecture tests are in test_train_arch.cpp.
