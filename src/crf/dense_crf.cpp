@@ -115,9 +115,13 @@ void DenseCrf::Impl::iterate(int k_count) {
     const int stride = padded(k_count);
     lg.prepare_values(stride, k_count);
     lb.prepare_values(stride, k_count);
-    for_two_ranges(pool, lg.points(), lb.points(), 256,
-                   [&](int64_t b, int64_t e) { lg.splat_rows(q.data(), gaussian.norm.data(), b, e); },
-                   [&](int64_t b, int64_t e) { lb.splat_rows(q.data(), bilateral.norm.data(), b, e); });
+    // Message passing (K&K 2011, Algorithm 1, step 2): splat n .* Q into both lattices.
+    pool.run_each([&](int t) {
+        auto [g_lo, g_hi] = lg.owned_points(t, pool.size());
+        lg.splat_owned(q.data(), gaussian.norm.data(), g_lo, g_hi);
+        auto [b_lo, b_hi] = lb.owned_points(t, pool.size());
+        lb.splat_owned(q.data(), bilateral.norm.data(), b_lo, b_hi);
+    });
     const int steps = std::max(lg.dim(), lb.dim()) + 1;
     for (int axis = 0; axis < steps; ++axis) {
         const int64_t mg = axis <= lg.dim() ? lg.points() : 0;

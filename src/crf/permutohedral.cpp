@@ -76,7 +76,7 @@ void PermutohedralLattice::build(const float* features, int pixels, int dim, Thr
     insert_vertices(pool);
     number_points(pool);
     link_neighbours(pool);
-    transpose_vertices(pool);
+    count_hits();
     channels_ = 0;
 }
 
@@ -306,31 +306,21 @@ void PermutohedralLattice::link_neighbours(ThreadPool& pool) {
     });
 }
 
-// The gather splat needs, per point, its pixels in pixel order. Thread t owns a range of
-// points and scans all vertices for them, so the lists do not depend on the thread count.
-void PermutohedralLattice::transpose_vertices(ThreadPool& pool) {
-    const int d1 = d_ + 1;
-    const int64_t positions = int64_t(n_) * d1;
-    const int threads = pool.size();
-    row_start_.assign(int64_t(m_) + 1, 0);
-    sources_.resize(positions);
-    auto owned = [&](int t) { return std::make_pair(int64_t(m_) * t / threads, int64_t(m_) * (t + 1) / threads); };
-    pool.run_each([&](int t) {
-        auto [lo, hi] = owned(t);
-        for (int64_t p = 0; p < positions; ++p) {
-            const int32_t point = vertices_[p].point;
-            if (point >= lo && point < hi) ++row_start_[point + 1];
-        }
-    });
-    for (int64_t i = 0; i < m_; ++i) row_start_[i + 1] += row_start_[i];
-    pool.run_each([&](int t) {
-        auto [lo, hi] = owned(t);
-        std::vector<int32_t> cursor(row_start_.begin() + lo, row_start_.begin() + hi);
-        for (int64_t p = 0; p < positions; ++p) {
-            const LatticeVertex& v = vertices_[p];
-            if (v.point >= lo && v.point < hi) sources_[cursor[v.point - lo]++] = {static_cast<int32_t>(p / d1), v.weight};
-        }
-    });
+// Vertices per point, accumulated: splitting the points at equal counts gives each thread
+// an equal share of the splat.
+void PermutohedralLattice::count_hits() {
+    hits_.assign(int64_t(m_) + 1, 0);
+    for (const LatticeVertex& v : vertices_) ++hits_[v.point + 1];
+    for (int64_t i = 0; i < m_; ++i) hits_[i + 1] += hits_[i];
+}
+
+std::pair<int32_t, int32_t> PermutohedralLattice::owned_points(int part, int parts) const {
+    auto split = [&](int k) {
+        if (k >= parts) return m_;
+        const int64_t target = hits_.back() * k / parts;
+        return static_cast<int32_t>(std::lower_bound(hits_.begin(), hits_.end(), target) - hits_.begin());
+    };
+    return {split(part), split(part + 1)};
 }
 
 std::vector<int> PermutohedralLattice::point_key(int point) const {
@@ -364,30 +354,6 @@ inline Vec4 broadcast(float x) { return Vec4{x, x, x, x}; }
 
 constexpr int kMaxBlocks = 64;  // 256 channels
 
-// B: blocks of 4 channels, 0 = known at run time.
-template <int B>
-void splat_kernel(const LatticeSource* __restrict sources, const int32_t* __restrict row_start,
-                  const float* __restrict in, const float* __restrict scale, float* __restrict values, int blocks,
-                  int64_t begin, int64_t end) {
-    const int nb = B ? B : blocks, c = 4 * nb;
-    for (int64_t m = begin; m < end; ++m) {
-        Vec4 acc[B ? B : kMaxBlocks];
-        for (int b = 0; b < nb; ++b) acc[b] = broadcast(0.f);
-        for (int32_t s = row_start[m], e = row_start[m + 1]; s < e; ++s) {
-            const LatticeSource src = sources[s];
-            const float* __restrict v = in + int64_t(src.pixel) * c;
-            const Vec4 w = broadcast(src.weight);
-            if (scale) {
-                const Vec4 sc = broadcast(scale[src.pixel]);
-                for (int b = 0; b < nb; ++b) acc[b] += w * (load4(v + 4 * b) * sc);
-            } else {
-                for (int b = 0; b < nb; ++b) acc[b] += w * load4(v + 4 * b);
-            }
-        }
-        for (int b = 0; b < nb; ++b) store4(values + m * c + 4 * b, acc[b]);
-    }
-}
-
 template <int B>
 void blur_kernel(const int32_t* __restrict nb_index, const float* __restrict src, float* __restrict dst, int blocks,
                  int64_t begin, int64_t end) {
@@ -399,6 +365,37 @@ void blur_kernel(const int32_t* __restrict nb_index, const float* __restrict src
         const float* n2 = src + int64_t(nb_index[2 * m + 1]) * c;
         for (int b = 0; b < nb; ++b)
             store4(dst + m * c + 4 * b, load4(a + 4 * b) + half * (load4(n1 + 4 * b) + load4(n2 + 4 * b)));
+    }
+}
+
+// The splat as the peer's scatter (pixels in order, each adding to its simplex's vertices),
+// restricted to the points in [lo, hi): threads owning disjoint ranges add in the same order
+// as one thread would, and read the input sequentially (a gather per point would read it at
+// random: a bilateral point's pixels are spread over the image). B: blocks of 4 channels,
+// 0 = known at run time.
+template <int B>
+void scatter_kernel(const LatticeVertex* __restrict vertices, int d1, const float* __restrict in,
+                    const float* __restrict scale, float* __restrict values, int blocks, int64_t pixels, int32_t lo,
+                    int32_t hi) {
+    const int nb = B ? B : blocks, c = 4 * nb;
+    std::fill(values + int64_t(lo) * c, values + int64_t(hi) * c, 0.f);
+    const uint32_t span = static_cast<uint32_t>(hi - lo);
+    for (int64_t i = 0; i < pixels; ++i) {
+        const LatticeVertex* v = vertices + i * d1;
+        Vec4 x[B ? B : kMaxBlocks];
+        const float* row = in + i * c;
+        if (scale) {
+            const Vec4 sc = broadcast(scale[i]);
+            for (int b = 0; b < nb; ++b) x[b] = load4(row + 4 * b) * sc;
+        } else {
+            for (int b = 0; b < nb; ++b) x[b] = load4(row + 4 * b);
+        }
+        for (int r = 0; r < d1; ++r) {
+            if (static_cast<uint32_t>(v[r].point - lo) >= span) continue;
+            float* out = values + int64_t(v[r].point) * c;
+            const Vec4 w = broadcast(v[r].weight);
+            for (int b = 0; b < nb; ++b) store4(out + 4 * b, load4(out + 4 * b) + w * x[b]);
+        }
     }
 }
 
@@ -443,21 +440,21 @@ void PermutohedralLattice::prepare_values(int channels, int labels) {
     }
 }
 
-// One channel: only the normalisation Lattice(1) at build time, in the peer's scalar order.
-void PermutohedralLattice::splat_rows(const float* in, const float* scale, int64_t begin, int64_t end) {
+void PermutohedralLattice::splat_owned(const float* in, const float* scale, int32_t lo, int32_t hi) {
     float* values = values_[current_].data();
-    if (channels_ == 1) {
-        for (int64_t m = begin; m < end; ++m) {
-            float acc = 0.f;
-            for (int32_t s = row_start_[m]; s < row_start_[m + 1]; ++s)
-                acc += sources_[s].weight * (scale ? in[sources_[s].pixel] * scale[sources_[s].pixel] : in[sources_[s].pixel]);
-            values[m] = acc;
+    if (channels_ == 1) {  // only the normalisation Lattice(1), at build time
+        std::fill(values + lo, values + hi, 0.f);
+        for (int64_t p = 0; p < int64_t(n_) * (d_ + 1); ++p) {
+            const LatticeVertex& v = vertices_[p];
+            if (v.point < lo || v.point >= hi) continue;
+            const int64_t i = p / (d_ + 1);
+            values[v.point] += v.weight * (scale ? in[i] * scale[i] : in[i]);
         }
         return;
     }
     const int blocks = channels_ / 4;
-    if (blocks == 1) splat_kernel<1>(sources_.data(), row_start_.data(), in, scale, values, 1, begin, end);
-    else splat_kernel<0>(sources_.data(), row_start_.data(), in, scale, values, blocks, begin, end);
+    if (blocks == 1) scatter_kernel<1>(vertices_.data(), d_ + 1, in, scale, values, 1, n_, lo, hi);
+    else scatter_kernel<0>(vertices_.data(), d_ + 1, in, scale, values, blocks, n_, lo, hi);
 }
 
 void PermutohedralLattice::blur_rows(int axis, int64_t begin, int64_t end) {
@@ -489,7 +486,10 @@ void PermutohedralLattice::slice_pixel(int pixel, float* out) const {
 
 void PermutohedralLattice::filter(const float* in, float* out, int channels, ThreadPool& pool, bool reverse) {
     prepare_values(channels, channels);
-    pool.parallel_for(m_, 512, [&](int64_t b, int64_t e) { splat_rows(in, nullptr, b, e); });
+    pool.run_each([&](int t) {
+        auto [lo, hi] = owned_points(t, pool.size());
+        splat_owned(in, nullptr, lo, hi);
+    });
     for (int step = 0; step <= d_; ++step) {
         const int axis = reverse ? d_ - step : step;
         pool.parallel_for(m_, 1024, [&](int64_t b, int64_t e) { blur_rows(axis, b, e); });

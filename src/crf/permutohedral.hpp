@@ -9,14 +9,14 @@
 // sqrt(2/3)(d+1)/sqrt((k+1)(k+2)), nearest remainder-0 point rounded half to even, blur
 // [0.5, 1, 0.5] along axes 0..d, slice scaled by alpha = 1 / (1 + 2^-d).
 //
-// Determinism: the splat is a gather (each lattice point sums its pixels in pixel order, the
-// order a serial scatter adds them), blur and slice are per point / per pixel, and points are
-// numbered by first occurrence in pixel order. So every result is bitwise independent of the
-// number of threads.
+// Determinism: each thread splats into the points it owns, adding pixels in pixel order as a
+// serial scatter does; blur and slice are per point / per pixel; points are numbered by first
+// occurrence in pixel order. So every result is bitwise independent of the thread count.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace sightline::detail {
@@ -26,12 +26,6 @@ class ThreadPool;
 // A simplex vertex a pixel splats to and slices from, with its barycentric weight.
 struct LatticeVertex {
     int32_t point;
-    float weight;
-};
-
-// One pixel's share of a lattice point (the transposed vertex list, for the gather splat).
-struct LatticeSource {
-    int32_t pixel;
     float weight;
 };
 
@@ -57,9 +51,13 @@ public:
     // multiple of 4 (rows padded with zeros); labels: the unpadded count, which selects the
     // peer's rounding order of the slice.
     void prepare_values(int channels, int labels);
-    // Rows [begin, end) of the current buffer: sum over the pixels splatting there of
-    // weight * (in[pixel] * scale[pixel]) (scale may be null).
-    void splat_rows(const float* in, const float* scale, int64_t begin, int64_t end);
+    // Rows [lo, hi) of the current buffer: the sum over the pixels splatting there of
+    // weight * (in[pixel] * scale[pixel]) (scale may be null), added in pixel order as the
+    // peer's serial scatter. Threads owning disjoint ranges (owned_points) give the same
+    // result as one thread.
+    void splat_owned(const float* in, const float* scale, int32_t lo, int32_t hi);
+    // Part `part` of `parts` of the points, split at equal vertex counts.
+    std::pair<int32_t, int32_t> owned_points(int part, int parts) const;
     // Rows [begin, end) of the other buffer: one [0.5, 1, 0.5] blur step along `axis`.
     void blur_rows(int axis, int64_t begin, int64_t end);
     // After all rows of a blur step: the blurred buffer becomes the current one.
@@ -96,7 +94,7 @@ private:
     void insert_vertices(ThreadPool& pool);
     void number_points(ThreadPool& pool);
     void link_neighbours(ThreadPool& pool);
-    void transpose_vertices(ThreadPool& pool);
+    void count_hits();
 
     void vertex_coordinates(int64_t position, int32_t* key) const;  // position = pixel * (d+1) + r
     Key pack(const int32_t* key) const;
@@ -118,8 +116,7 @@ private:
     std::vector<int32_t> representative_;   // per point: its first vertex position
     std::vector<int32_t> neighbours_;       // (axis * M + point) * 2 + {0: minus, 1: plus}
     std::vector<int64_t> chunk_base_;
-    std::vector<int32_t> row_start_;        // M + 1 offsets into sources_
-    std::vector<LatticeSource> sources_;    // per point, its pixels in pixel order
+    std::vector<int64_t> hits_;             // M + 1: vertices of the points before, accumulated
     std::vector<float> values_[2];
     int current_ = 0, channels_ = 0;
     bool scalar_order_ = true;
