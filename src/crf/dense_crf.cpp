@@ -1,60 +1,42 @@
 // Mean-field inference of the fully connected CRF (Kraehenbuehl & Koltun 2011, Algorithm 1).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
-#include <cstring>
 
 #include <fmt/format.h>
 
 #include "crf/kernels.hpp"
 #include "crf/thread_pool.hpp"
+#include "crf/vec4.hpp"
 #include "sightline/crf.hpp"
 
 namespace sightline {
 namespace {
 
-// exp(x) for x <= 0 with Cephes' expf polynomial (2 ulp): branch-free, so the compiler
-// vectorises the softmax loop (a libm call per value would cost as much as the lattice
-// filtering for 21 labels). Results below 2^-126 (x < -87.3) are 0.
-inline float exp_nonpositive(float x) {
-    // Adding 1.5 * 2^23 rounds x / ln 2 to an integer n held in the low mantissa bits.
-    const float shifted = x * 1.44269504088896341f + 12582912.f;
-    const float n = shifted - 12582912.f;
-    float r = x - n * 0.693359375f;  // ln 2 in two parts, so r is exact
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const float y = p * (r * r) + r + 1.f;
-    int32_t ni;
-    std::memcpy(&ni, &shifted, sizeof ni);
-    ni -= 0x4B400000;  // the bits of 1.5 * 2^23
-    const uint32_t scale_bits = static_cast<uint32_t>(ni + 127) << 23;  // 2^n
-    float scale;
-    std::memcpy(&scale, &scale_bits, sizeof scale);
-    const float v = y * scale;
-    uint32_t v_bits;
-    std::memcpy(&v_bits, &v, sizeof v_bits);
-    v_bits &= 0u - static_cast<uint32_t>(ni >= -126);  // a mask, not a branch
-    float out;
-    std::memcpy(&out, &v_bits, sizeof out);
-    return out;
-}
+using detail::broadcast;
+using detail::load4;
+using detail::store4;
+using detail::Vec4;
 
-// Q_i = exp(l_i - max l_i) / sum, as the peer's expAndNormalize.
-inline void softmax(float* __restrict l, int k_count) {
-    float top = l[0];
-    for (int k = 1; k < k_count; ++k) top = std::max(top, l[k]);
-    for (int k = 0; k < k_count; ++k) l[k] = exp_nonpositive(l[k] - top);
-    float sum = 0;
-    for (int k = 0; k < k_count; ++k) sum += l[k];
-    for (int k = 0; k < k_count; ++k) l[k] /= sum;
-}
-
-// Label rows are padded with zeros to a multiple of 4 for the lattice's vector kernels.
+// Inside, a pixel's labels are one row, padded to a multiple of 4 for the vector kernels.
+// Padding energies are -1e30 so that their Q is exactly 0 and never reaches the lattices.
 inline int padded(int k_count) { return (k_count + 3) / 4 * 4; }
+constexpr float kPadLogit = -1e30f;
+
+// Q_i = exp(l_i - max l_i) / sum, as the peer's expAndNormalize (B blocks of 4 labels).
+template <int B>
+inline void softmax(Vec4* l, int nb) {
+    Vec4 top = l[0];
+    for (int b = 1; b < nb; ++b) top = l[b] > top ? l[b] : top;
+    const Vec4 m = broadcast(std::max(std::max(top[0], top[1]), std::max(top[2], top[3])));
+    Vec4 sum = broadcast(0.f);
+    for (int b = 0; b < nb; ++b) {
+        l[b] = detail::exp_nonpositive(l[b] - m);
+        sum += l[b];
+    }
+    const Vec4 total = broadcast((sum[0] + sum[1]) + (sum[2] + sum[3]));
+    for (int b = 0; b < nb; ++b) l[b] /= total;
+}
 
 // fn(rows of a)[begin, end) and fn(rows of b) over the concatenation of both ranges, as one
 // parallel region (one barrier instead of two).
@@ -73,11 +55,14 @@ struct DenseCrf::Impl {
     detail::ThreadPool pool;
     detail::PairwiseKernel gaussian, bilateral;
     int height = 0, width = 0;
+    // Reused by every call: features for the build; -U, Q and the next Q, pixel-major.
     std::vector<float> features, neg_unary, q, q_next;
 
     explicit Impl(const DenseCrfOptions& o) : options(o), pool(o.threads) {}
 
     void iterate(int k_count);
+    template <int B>
+    void update_pixels(int stride, int64_t begin, int64_t end);
 };
 
 DenseCrf::DenseCrf(const DenseCrfOptions& options) {
@@ -105,17 +90,37 @@ void DenseCrf::set_image(const cv::Mat& image) {
     s.bilateral.build(s.features.data(), n, 5, o.bilateral_compat, s.pool);
 }
 
-// One mean-field step: message passing (splat, blur, slice of n .* Q for each kernel),
-// Potts compatibility (a positive smoothing weight per kernel, the shared sum over labels
-// cancels in the normalisation), adding the unary and normalising. Per pixel:
+// Steps 3-5 of Algorithm 1 for pixels [begin, end): slice both kernels' messages, weight them
+// by the Potts compat (the sum over other labels of the paper differs from this by a term
+// shared by all labels, which the normalisation removes), add the unary and normalise:
 //   Q_i = softmax(-U_i + w_g n_i Lg(n .* Q)_i + w_b n_i Lb(n .* Q)_i)
+// The two additions are made in the peer's order (-U - compat(Kg) - compat(Kb)).
+template <int B>
+void DenseCrf::Impl::update_pixels(int stride, int64_t begin, int64_t end) {
+    const int nb = B ? B : stride / 4;
+    const Vec4 wg = broadcast(gaussian.weight), wb = broadcast(bilateral.weight);
+    for (int64_t i = begin; i < end; ++i) {
+        Vec4 sg[B ? B : detail::kMaxBlocks], sb[B ? B : detail::kMaxBlocks], l[B ? B : detail::kMaxBlocks];
+        gaussian.lattice.slice_into<B>(static_cast<int>(i), sg);
+        bilateral.lattice.slice_into<B>(static_cast<int>(i), sb);
+        const Vec4 ng = broadcast(gaussian.norm[i]), nbl = broadcast(bilateral.norm[i]);
+        const float* u = neg_unary.data() + i * stride;
+        for (int b = 0; b < nb; ++b) {
+            l[b] = load4(u + 4 * b) + wg * (sg[b] * ng);
+            l[b] = l[b] + wb * (sb[b] * nbl);
+        }
+        softmax<B>(l, nb);
+        for (int b = 0; b < nb; ++b) store4(q_next.data() + i * stride + 4 * b, l[b]);
+    }
+}
+
 void DenseCrf::Impl::iterate(int k_count) {
     auto& lg = gaussian.lattice;
     auto& lb = bilateral.lattice;
     const int stride = padded(k_count);
     lg.prepare_values(stride, k_count);
     lb.prepare_values(stride, k_count);
-    // Message passing (K&K 2011, Algorithm 1, step 2): splat n .* Q into both lattices.
+    // Step 2, message passing: splat n .* Q into both lattices, blur, then slice (below).
     pool.run_each([&](int t) {
         auto [g_lo, g_hi] = lg.owned_points(t, pool.size());
         lg.splat_owned(q.data(), gaussian.norm.data(), g_lo, g_hi);
@@ -132,23 +137,10 @@ void DenseCrf::Impl::iterate(int k_count) {
         if (mg) lg.swap_values();
         if (mb) lb.swap_values();
     }
-    const int n = height * width;
-    const float wg = gaussian.weight, wb = bilateral.weight;
-    pool.parallel_for(n, 1024, [&](int64_t begin, int64_t end) {
-        float sg[256], sb[256];
-        for (int64_t i = begin; i < end; ++i) {
-            lg.slice_pixel(static_cast<int>(i), sg);
-            lb.slice_pixel(static_cast<int>(i), sb);
-            const float ng = gaussian.norm[i], nb = bilateral.norm[i];
-            const float* u = neg_unary.data() + i * stride;
-            float* l = q_next.data() + i * stride;
-            for (int k = 0; k < k_count; ++k) {
-                // The peer adds -compat(K(Q)) = +w * (n * slice) term by term in this order.
-                l[k] = u[k] + wg * (sg[k] * ng);
-                l[k] = l[k] + wb * (sb[k] * nb);
-            }
-            softmax(l, k_count);
-        }
+    detail::with_blocks(stride / 4, [&](auto blocks) {
+        pool.parallel_for(int64_t(height) * width, 1024, [&](int64_t begin, int64_t end) {
+            update_pixels<decltype(blocks)::value>(stride, begin, end);
+        });
     });
     q.swap(q_next);
 }
@@ -159,30 +151,44 @@ void DenseCrf::infer(const float* unary, int num_labels, float* q_out, int itera
     if (num_labels < 1 || num_labels > 256)
         throw Error(fmt::format("dense CRF: number of labels must be 1..256, got {}", num_labels));
     if (iterations < 0) iterations = s.options.iterations;
-    const int n = s.height * s.width, k_count = num_labels, stride = padded(k_count);
-    // Pixel-major inside (the K values of a pixel contiguous, zero padding), planar outside.
-    s.neg_unary.assign(size_t(n) * stride, 0.f);
-    s.q.assign(size_t(n) * stride, 0.f);
-    s.q_next.assign(size_t(n) * stride, 0.f);
-    s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-            for (int k = 0; k < k_count; ++k) s.neg_unary[i * stride + k] = -unary[int64_t(k) * n + i];
-            std::copy_n(s.neg_unary.data() + i * stride, k_count, s.q.data() + i * stride);
-            softmax(s.q.data() + i * stride, k_count);
-        }
+    const int64_t n = int64_t(s.height) * s.width;
+    const int k_count = num_labels, stride = padded(k_count);
+    s.neg_unary.resize(n * stride);
+    s.q.resize(n * stride);
+    s.q_next.resize(n * stride);
+    // Q0 = softmax(-U). Energies are clamped to +-1e30 (an infinite energy is a zero
+    // probability); NaN is refused.
+    std::atomic<bool> has_nan{false};
+    detail::with_blocks(stride / 4, [&](auto blocks) {
+        constexpr int B = decltype(blocks)::value;
+        s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
+            Vec4 l[B ? B : detail::kMaxBlocks] = {};
+            for (int64_t i = begin; i < end; ++i) {
+                float* u = s.neg_unary.data() + i * stride;
+                for (int k = 0; k < stride; ++k) {
+                    const float e = k < k_count ? -unary[k * n + i] : kPadLogit;
+                    if (std::isnan(e)) has_nan = true;
+                    u[k] = std::clamp(e, kPadLogit, -kPadLogit);
+                }
+                for (int b = 0; b < stride / 4; ++b) l[b] = load4(u + 4 * b);
+                softmax<B>(l, stride / 4);
+                for (int b = 0; b < stride / 4; ++b) store4(s.q.data() + i * stride + 4 * b, l[b]);
+            }
+        });
     });
+    if (has_nan) throw Error("dense CRF: unary energies contain NaN");
     for (int it = 0; it < iterations; ++it) s.iterate(k_count);
     s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i)
-            for (int k = 0; k < k_count; ++k) q_out[int64_t(k) * n + i] = s.q[i * stride + k];
+            for (int k = 0; k < k_count; ++k) q_out[k * n + i] = s.q[i * stride + k];
     });
 }
 
 std::vector<float> DenseCrf::infer(const std::vector<float>& unary, int num_labels, int iterations) {
     const size_t n = size_t(impl_->height) * impl_->width;
     if (num_labels < 1 || unary.size() != n * num_labels)
-        throw Error(fmt::format("dense CRF: unary has {} values, expected K x H x W = {} x {} x {}",
-                                unary.size(), num_labels, impl_->height, impl_->width));
+        throw Error(fmt::format("dense CRF: unary has {} values, expected K x H x W = {} x {} x {}", unary.size(),
+                                num_labels, impl_->height, impl_->width));
     std::vector<float> q(unary.size());
     infer(unary.data(), num_labels, q.data(), iterations);
     return q;
@@ -205,8 +211,7 @@ cv::Mat labels_from_q(const float* q, int num_labels, int height, int width) {
 
 void validate(const DenseCrfOptions& o) {
     auto positive = [](float v, const char* flag, const char* name) {
-        if (!(v > 0) || !std::isfinite(v))
-            throw UsageError(fmt::format("{}: {} must be > 0, got {}", flag, name, v));
+        if (!(v > 0) || !std::isfinite(v)) throw UsageError(fmt::format("{}: {} must be > 0, got {}", flag, name, v));
     };
     positive(o.gaussian_sxy, "--gaussian", "SXY");
     positive(o.gaussian_compat, "--gaussian", "COMPAT");

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "crf/thread_pool.hpp"
+#include "crf/vec4.hpp"
 #include "sightline/core.hpp"
 
 namespace sightline::detail {
@@ -340,19 +341,10 @@ std::pair<int, int> PermutohedralLattice::neighbours(int point, int axis) const 
 
 // ---- filtering ------------------------------------------------------------------------------
 // Rows are 1 channel (the normalisation) or a multiple of 4 (callers pad with zeros), and
-// the kernels work on 4-float vectors (GCC vector extensions: SSE on x86-64, NEON on ARM).
-// Each channel is computed with the same operations in the same order as the peer's loops.
+// the kernels work on 4-float vectors. Each channel is computed with the same operations in
+// the same order as the peer's loops.
 
 namespace {
-
-typedef float Vec4 __attribute__((vector_size(16)));
-typedef float Vec4u __attribute__((vector_size(16), aligned(4)));  // unaligned access
-
-inline Vec4 load4(const float* p) { return *reinterpret_cast<const Vec4u*>(p); }
-inline void store4(float* p, Vec4 v) { *reinterpret_cast<Vec4u*>(p) = v; }
-inline Vec4 broadcast(float x) { return Vec4{x, x, x, x}; }
-
-constexpr int kMaxBlocks = 64;  // 256 channels
 
 template <int B>
 void blur_kernel(const int32_t* __restrict nb_index, const float* __restrict src, float* __restrict dst, int blocks,
@@ -399,31 +391,6 @@ void scatter_kernel(const LatticeVertex* __restrict vertices, int d1, const floa
     }
 }
 
-// The peer scales each term as (w * value) * alpha for 1-2 labels and as (w * alpha) * value
-// in its SSE path for more: `scalar_order` keeps that for float parity.
-template <int B>
-void slice_kernel(const LatticeVertex* __restrict v, int d1, const float* __restrict values, float alpha,
-                  bool scalar_order, float* __restrict out, int blocks) {
-    const int nb = B ? B : blocks, c = 4 * nb;
-    Vec4 acc[B ? B : kMaxBlocks];
-    for (int b = 0; b < nb; ++b) acc[b] = broadcast(0.f);
-    if (scalar_order) {
-        const Vec4 a = broadcast(alpha);
-        for (int r = 0; r < d1; ++r) {
-            const float* l = values + int64_t(v[r].point) * c;
-            const Vec4 w = broadcast(v[r].weight);
-            for (int b = 0; b < nb; ++b) acc[b] += w * load4(l + 4 * b) * a;
-        }
-    } else {
-        for (int r = 0; r < d1; ++r) {
-            const float* l = values + int64_t(v[r].point) * c;
-            const Vec4 w = broadcast(v[r].weight * alpha);
-            for (int b = 0; b < nb; ++b) acc[b] += w * load4(l + 4 * b);
-        }
-    }
-    for (int b = 0; b < nb; ++b) store4(out + 4 * b, acc[b]);
-}
-
 }  // namespace
 
 void PermutohedralLattice::prepare_values(int channels, int labels) {
@@ -453,8 +420,9 @@ void PermutohedralLattice::splat_owned(const float* in, const float* scale, int3
         return;
     }
     const int blocks = channels_ / 4;
-    if (blocks == 1) scatter_kernel<1>(vertices_.data(), d_ + 1, in, scale, values, 1, n_, lo, hi);
-    else scatter_kernel<0>(vertices_.data(), d_ + 1, in, scale, values, blocks, n_, lo, hi);
+    with_blocks(blocks, [&](auto b) {
+        scatter_kernel<decltype(b)::value>(vertices_.data(), d_ + 1, in, scale, values, blocks, n_, lo, hi);
+    });
 }
 
 void PermutohedralLattice::blur_rows(int axis, int64_t begin, int64_t end) {
@@ -466,8 +434,7 @@ void PermutohedralLattice::blur_rows(int axis, int64_t begin, int64_t end) {
         return;
     }
     const int blocks = channels_ / 4;
-    if (blocks == 1) blur_kernel<1>(nb, src, dst, 1, begin, end);
-    else blur_kernel<0>(nb, src, dst, blocks, begin, end);
+    with_blocks(blocks, [&](auto b) { blur_kernel<decltype(b)::value>(nb, src, dst, blocks, begin, end); });
 }
 
 void PermutohedralLattice::slice_pixel(int pixel, float* out) const {
@@ -480,8 +447,12 @@ void PermutohedralLattice::slice_pixel(int pixel, float* out) const {
         return;
     }
     const int blocks = channels_ / 4;
-    if (blocks == 1) slice_kernel<1>(v, d_ + 1, values, alpha_, scalar_order_, out, 1);
-    else slice_kernel<0>(v, d_ + 1, values, alpha_, scalar_order_, out, blocks);
+    with_blocks(blocks, [&](auto b) {
+        constexpr int B = decltype(b)::value;
+        Vec4 acc[B ? B : kMaxBlocks];
+        slice_into<B>(pixel, acc);
+        for (int k = 0; k < blocks; ++k) store4(out + 4 * k, acc[k]);
+    });
 }
 
 void PermutohedralLattice::filter(const float* in, float* out, int channels, ThreadPool& pool, bool reverse) {

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "crf/vec4.hpp"
+
 namespace sightline::detail {
 
 class ThreadPool;
@@ -64,6 +66,30 @@ public:
     void swap_values() { current_ ^= 1; }
     // out[0..channels) = alpha * sum_r weight_r * values[point_r].
     void slice_pixel(int pixel, float* out) const;
+    // The same into B blocks of 4 channels (B = 0: channels / 4 known at run time), inline
+    // for callers that fuse their per-pixel update. The peer scales each term as
+    // (w * value) * alpha for 1-2 labels and as (w * alpha) * value (its SSE path) for more.
+    template <int B>
+    void slice_into(int pixel, Vec4* acc) const {
+        const int nb = B ? B : channels_ / 4, c = channels_;
+        const LatticeVertex* v = vertices_.data() + int64_t(pixel) * (d_ + 1);
+        const float* values = values_[current_].data();
+        for (int b = 0; b < nb; ++b) acc[b] = broadcast(0.f);
+        if (scalar_order_) {
+            const Vec4 a = broadcast(alpha_);
+            for (int r = 0; r <= d_; ++r) {
+                const float* l = values + int64_t(v[r].point) * c;
+                const Vec4 w = broadcast(v[r].weight);
+                for (int b = 0; b < nb; ++b) acc[b] += w * load4(l + 4 * b) * a;
+            }
+        } else {
+            for (int r = 0; r <= d_; ++r) {
+                const float* l = values + int64_t(v[r].point) * c;
+                const Vec4 w = broadcast(v[r].weight * alpha_);
+                for (int b = 0; b < nb; ++b) acc[b] += w * load4(l + 4 * b);
+            }
+        }
+    }
 
     // ---- inspection, for tests ----
     const LatticeVertex* vertices(int pixel) const { return vertices_.data() + int64_t(pixel) * (d_ + 1); }
