@@ -26,8 +26,8 @@ constexpr float kPadLogit = -1e30f;
 // Q_i = exp(l_i - max l_i) / sum, as the peer's expAndNormalize (B blocks of 4 labels).
 template <int B>
 inline void softmax(Vec4* l, int nb) {
-    Vec4 top = l[0];
-    for (int b = 1; b < nb; ++b) top = l[b] > top ? l[b] : top;
+    Vec4 top = broadcast(kPadLogit);  // every value is >= this
+    for (int b = 0; b < nb; ++b) top = l[b] > top ? l[b] : top;
     const Vec4 m = broadcast(std::max(std::max(top[0], top[1]), std::max(top[2], top[3])));
     Vec4 sum = broadcast(0.f);
     for (int b = 0; b < nb; ++b) {
@@ -162,7 +162,7 @@ void DenseCrf::infer(const float* unary, int num_labels, float* q_out, int itera
     detail::with_blocks(stride / 4, [&](auto blocks) {
         constexpr int B = decltype(blocks)::value;
         s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
-            Vec4 l[B ? B : detail::kMaxBlocks] = {};
+            Vec4 l[B ? B : detail::kMaxBlocks];
             for (int64_t i = begin; i < end; ++i) {
                 float* u = s.neg_unary.data() + i * stride;
                 for (int k = 0; k < stride; ++k) {
