@@ -162,7 +162,7 @@ void DenseCrf::infer(const float* unary, int num_labels, float* q_out, int itera
     detail::with_blocks(stride / 4, [&](auto blocks) {
         constexpr int B = decltype(blocks)::value;
         s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
-            Vec4 l[B ? B : detail::kMaxBlocks];
+            Vec4 l[B ? B : detail::kMaxBlocks] = {};
             for (int64_t i = begin; i < end; ++i) {
                 float* u = s.neg_unary.data() + i * stride;
                 for (int k = 0; k < stride; ++k) {

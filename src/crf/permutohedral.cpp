@@ -31,10 +31,8 @@ inline uint64_t mix(uint64_t h) {
 
 // Vertex r of pixel i's simplex: the remainder-0 point plus the canonical offset of each
 // coordinate's rank (Adams et al. 2010, section 3.1).
-inline void PermutohedralLattice::vertex_coordinates(int64_t position, int32_t* key) const {
+inline void PermutohedralLattice::vertex_coordinates(int64_t pixel, int r, int32_t* key) const {
     const int d1 = d_ + 1;
-    const int64_t pixel = position / d1;
-    const int r = static_cast<int>(position - pixel * d1);
     const int32_t* rem0 = rem0_.data() + pixel * d1;
     const uint8_t* rank = rank_.data() + pixel * d1;
     for (int k = 0; k < d_; ++k) key[k] = rem0[k] + (rank[k] <= d_ - r ? r : r - d1);
@@ -47,9 +45,9 @@ inline PermutohedralLattice::Key PermutohedralLattice::pack(const int32_t* key) 
     return packed;
 }
 
-inline PermutohedralLattice::Key PermutohedralLattice::vertex_key(int64_t position) const {
+inline PermutohedralLattice::Key PermutohedralLattice::vertex_key(int64_t pixel, int r) const {
     int32_t key[kMaxDim];
-    vertex_coordinates(position, key);
+    vertex_coordinates(pixel, r, key);
     return pack(key);
 }
 
@@ -96,76 +94,94 @@ void PermutohedralLattice::elevate_pixels(const float* features, ThreadPool& poo
     rank_.resize(int64_t(n_) * d1);
     vertices_.resize(int64_t(n_) * d1);
     hash_.resize(int64_t(n_) * d1);
+    same_simplex_.resize(n_);
     // Packed keys hold key_bits_ per coordinate; blur neighbours reach d + 1 further.
     const float limit = std::ldexp(1.f, key_bits_ - 1) - 4.f * d1;
-
     std::atomic<bool> out_of_range{false};
     pool.parallel_for(n_, 2048, [&](int64_t begin, int64_t end) {
-        float e[kMaxDim + 1], b[kMaxDim + 2];
-        const float down = 1.0f / d1, up = static_cast<float>(d1);
-        for (int64_t i = begin; i < end; ++i) {
-            const float* f = features + i * d;
-            int32_t* rem0 = rem0_.data() + i * d1;
-            uint8_t* rank = rank_.data() + i * d1;
-            float sm = 0;
-            for (int j = d; j > 0; --j) {
-                float cf = f[j - 1] * scale[j - 1];
-                e[j] = sm - j * cf;
-                sm += cf;
-            }
-            e[0] = sm;
-            bool inside = true;
-            for (int k = 0; k <= d; ++k) inside = inside && std::fabs(e[k]) < limit;  // also NaN
-            if (!inside) {
-                out_of_range = true;
-                std::fill(rem0, rem0 + d1, 0);
-                std::fill(rank, rank + d1, uint8_t{0});
-                continue;
-            }
-            int sum = 0;
-            for (int k = 0; k <= d; ++k) {
-                float r = std::nearbyint(down * e[k]);  // half to even
-                rem0[k] = static_cast<int32_t>(r * up);
-                sum += static_cast<int>(r);
-            }
-            int rk[kMaxDim + 1] = {};
-            for (int k = 0; k < d; ++k) {
-                float dk = e[k] - static_cast<float>(rem0[k]);
-                for (int j = k + 1; j <= d; ++j) {
-                    if (dk < e[j] - static_cast<float>(rem0[j])) ++rk[k];
-                    else ++rk[j];
-                }
-            }
-            // The rounded point may leave the plane (sum != 0): shift the ranks back into
-            // 0..d and move the affected coordinates by d+1.
-            for (int k = 0; k <= d; ++k) {
-                rk[k] += sum;
-                if (rk[k] < 0) {
-                    rk[k] += d1;
-                    rem0[k] += d1;
-                } else if (rk[k] > d) {
-                    rk[k] -= d1;
-                    rem0[k] -= d1;
-                }
-                rank[k] = static_cast<uint8_t>(rk[k]);
-            }
-            std::fill(b, b + d + 2, 0.f);
-            for (int k = 0; k <= d; ++k) {
-                float v = (e[k] - static_cast<float>(rem0[k])) * down;
-                b[d - rk[k]] += v;
-                b[d - rk[k] + 1] -= v;
-            }
-            b[0] += 1.f + b[d + 1];  // wrap around
-            for (int r = 0; r <= d; ++r) {
-                const int64_t position = i * d1 + r;
-                vertices_[position] = {-1, b[r]};
-                hash_[position] = hash_key(vertex_key(position));
-            }
+        bool inside = true;
+        switch (d) {  // the two kernels of the image CRF, loops unrolled
+            case 2: inside = elevate_range<2>(features, scale, limit, begin, end); break;
+            case 5: inside = elevate_range<5>(features, scale, limit, begin, end); break;
+            default: inside = elevate_range<0>(features, scale, limit, begin, end); break;
         }
+        if (!inside) out_of_range = true;
     });
     if (out_of_range)
         throw Error(fmt::format("permutohedral lattice: features not finite or span more than 2^{} lattice "
                                 "cells (a standard deviation too small?)", key_bits_ - 2));
+}
+
+template <int D>
+bool PermutohedralLattice::elevate_range(const float* features, const float* scale, float limit, int64_t begin,
+                                         int64_t end) {
+    const int d = D ? D : d_, d1 = d + 1;
+    const float down = 1.0f / d1, up = static_cast<float>(d1);
+    bool all_inside = true;
+    for (int64_t i = begin; i < end; ++i) {
+        const float* f = features + i * d;
+        int32_t* rem0 = rem0_.data() + i * d1;
+        uint8_t* rank = rank_.data() + i * d1;
+        float e[kMaxDim + 1], b[kMaxDim + 2];
+        float sm = 0;
+        for (int j = d; j > 0; --j) {
+            float cf = f[j - 1] * scale[j - 1];
+            e[j] = sm - j * cf;
+            sm += cf;
+        }
+        e[0] = sm;
+        bool inside = true;
+        for (int k = 0; k <= d; ++k) inside = inside && std::fabs(e[k]) < limit;  // also false for NaN
+        if (!inside) {
+            all_inside = false;
+            std::fill(rem0, rem0 + d1, 0);
+            std::fill(rank, rank + d1, uint8_t{0});
+        }
+        int sum = 0;
+        for (int k = 0; k <= d && inside; ++k) {
+            float r = std::nearbyint(down * e[k]);  // half to even
+            rem0[k] = static_cast<int32_t>(r * up);
+            sum += static_cast<int>(r);
+        }
+        int rk[kMaxDim + 1] = {};
+        for (int k = 0; k < d; ++k) {
+            float dk = e[k] - static_cast<float>(rem0[k]);
+            for (int j = k + 1; j <= d; ++j) {
+                if (dk < e[j] - static_cast<float>(rem0[j])) ++rk[k];
+                else ++rk[j];
+            }
+        }
+        // The rounded point may leave the plane (sum != 0): shift the ranks back into 0..d
+        // and move the affected coordinates by d+1.
+        for (int k = 0; k <= d; ++k) {
+            rk[k] += sum;
+            if (rk[k] < 0) {
+                rk[k] += d1;
+                rem0[k] += d1;
+            } else if (rk[k] > d) {
+                rk[k] -= d1;
+                rem0[k] -= d1;
+            }
+            rank[k] = static_cast<uint8_t>(rk[k]);
+        }
+        std::fill(b, b + d + 2, 0.f);
+        for (int k = 0; k <= d; ++k) {
+            float v = (e[k] - static_cast<float>(rem0[k])) * down;
+            b[d - rk[k]] += v;
+            b[d - rk[k] + 1] -= v;
+        }
+        b[0] += 1.f + b[d + 1];  // wrap around
+        // Neighbouring pixels often lie in the same simplex: then their vertices' keys and
+        // hashes are the same (checked within this block only, so blocks stay independent).
+        const bool same = i > begin && std::equal(rem0, rem0 + d1, rem0 - d1) && std::equal(rank, rank + d1, rank - d1);
+        same_simplex_[i] = same;
+        for (int r = 0; r <= d; ++r) {
+            const int64_t position = i * d1 + r;
+            vertices_[position] = {-1, b[r]};
+            hash_[position] = same ? hash_[position - d1] : hash_key(vertex_key(i, r));
+        }
+    }
+    return all_inside;
 }
 
 // Open addressing with linear probing; slots hold the hash and an entry index, entries the
@@ -218,21 +234,29 @@ void PermutohedralLattice::Table::clear() {
 // pixels mostly share simplices, so the previous pixel's vertices are tried first.
 void PermutohedralLattice::insert_vertices(ThreadPool& pool) {
     const int d1 = d_ + 1;
-    const int64_t positions = int64_t(n_) * d1;
-    first_.resize(positions);
+    first_.resize(int64_t(n_) * d1);
     tables_.resize(partitions_);
     pool.run_each([&](int t) {
         Table& table = tables_[t];
         table.clear();
-        for (int64_t p = 0; p < positions; ++p) {
-            const uint32_t h = hash_[p];
-            if (partition(h) != t) continue;
-            const Key key = vertex_key(p);
-            int32_t found = -1;
-            // The same vertex of the pixel before (its first position is already known).
-            if (p >= d1 && hash_[p - d1] == h && vertex_key(p - d1) == key) found = first_[p - d1];
-            if (found < 0) found = table.find_or_insert(key, h, static_cast<int32_t>(p));
-            first_[p] = found;
+        for (int64_t i = 0; i < n_; ++i) {
+            const int64_t p0 = i * d1;
+            if (same_simplex_[i]) {  // the pixel before has the same vertices
+                for (int64_t p = p0; p < p0 + d1; ++p)
+                    if (partition(hash_[p]) == t) first_[p] = first_[p - d1];
+                continue;
+            }
+            for (int r = 0; r < d1; ++r) {
+                const int64_t p = p0 + r;
+                const uint32_t h = hash_[p];
+                if (partition(h) != t) continue;
+                const Key key = vertex_key(i, r);
+                int32_t found = -1;
+                // The same vertex of the pixel before (its first position is known).
+                if (i > 0 && hash_[p - d1] == h && vertex_key(i - 1, r) == key) found = first_[p - d1];
+                if (found < 0) found = table.find_or_insert(key, h, static_cast<int32_t>(p));
+                first_[p] = found;
+            }
         }
     });
 }
@@ -289,7 +313,7 @@ void PermutohedralLattice::link_neighbours(ThreadPool& pool) {
     pool.parallel_for(m, 1024, [&](int64_t begin, int64_t end) {
         int32_t key[kMaxDim], n1[kMaxDim], n2[kMaxDim];
         for (int64_t point = begin; point < end; ++point) {
-            vertex_coordinates(representative_[point], key);
+            vertex_coordinates(representative_[point] / (d + 1), representative_[point] % (d + 1), key);
             for (int j = 0; j <= d; ++j) {
                 for (int k = 0; k < d; ++k) {
                     n1[k] = key[k] - 1;
@@ -326,7 +350,7 @@ std::pair<int32_t, int32_t> PermutohedralLattice::owned_points(int part, int par
 
 std::vector<int> PermutohedralLattice::point_key(int point) const {
     int32_t key[kMaxDim];
-    vertex_coordinates(representative_.at(point), key);
+    vertex_coordinates(representative_.at(point) / (d_ + 1), representative_.at(point) % (d_ + 1), key);
     std::vector<int> out(key, key + d_);
     int sum = 0;
     for (int k : out) sum += k;

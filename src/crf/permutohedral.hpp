@@ -117,14 +117,17 @@ private:
     };
 
     void elevate_pixels(const float* features, ThreadPool& pool);
+    template <int D>  // 0: d_ known at run time
+    bool elevate_range(const float* features, const float* scale, float limit, int64_t begin, int64_t end);
     void insert_vertices(ThreadPool& pool);
     void number_points(ThreadPool& pool);
     void link_neighbours(ThreadPool& pool);
     void count_hits();
 
-    void vertex_coordinates(int64_t position, int32_t* key) const;  // position = pixel * (d+1) + r
+    // Vertex r of a pixel's simplex (its position is pixel * (d+1) + r).
+    void vertex_coordinates(int64_t pixel, int r, int32_t* key) const;
     Key pack(const int32_t* key) const;
-    Key vertex_key(int64_t position) const;
+    Key vertex_key(int64_t pixel, int r) const;
     static uint32_t hash_key(Key key);
     int partition(uint32_t hash) const;
     int32_t find_point(Key key) const;  // lattice point index, or points() when missing
@@ -134,6 +137,7 @@ private:
     // Per pixel (d+1 entries): the remainder-0 point and the rank of each coordinate.
     std::vector<int32_t> rem0_;
     std::vector<uint8_t> rank_;
+    std::vector<uint8_t> same_simplex_;  // per pixel: same simplex as the pixel before
     // Per vertex position: hash of its key, first position with the same key.
     std::vector<uint32_t> hash_;
     std::vector<int32_t> first_;
