@@ -1,0 +1,436 @@
+// The classifier training loop: checks everything, then epochs of steps, validation,
+// checkpoint, metrics line. Bookkeeping (options <-> JSON, checkpoint files) lives in helpers
+// below and in checkpoint.cpp so the loop reads like the recipe.
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "sightline/train.hpp"
+#include "train/checkpoint.hpp"
+
+namespace sightline {
+
+using nlohmann::json;
+using detail::PartialEpoch;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The options that decide the numbers of a run, keyed by their CLI flag: a resume must match
+// all of them (threads and workers may change; workers never change the numbers).
+json run_options(const TrainOptions& o, int64_t input_size, Objective objective) {
+    json j;
+    j["arch"] = o.arch;
+    j["input-size"] = input_size;
+    j["width"] = o.width;
+    j["depth"] = o.depth;
+    j["output-stride"] = o.output_stride;
+    j["hidden"] = o.hidden;
+    j["epochs"] = o.epochs;
+    j["batch"] = o.batch;
+    j["optimizer"] = o.optimizer;
+    j["lr"] = o.lr;
+    j["momentum"] = o.momentum;
+    j["weight-decay"] = o.weight_decay;
+    j["schedule"] = o.schedule;
+    j["warmup-epochs"] = o.warmup_epochs;
+    j["label-smoothing"] = o.label_smoothing;
+    j["mixup"] = o.mixup;
+    j["multilabel"] = objective == Objective::kMultiLabel;
+    j["crop"] = o.crop;
+    j["flip"] = o.flip;
+    j["jitter"] = o.jitter;
+    j["train-split"] = o.train_split;
+    j["seed"] = o.seed;
+    j["shuffle-labels"] = o.shuffle_labels;
+    return j;
+}
+
+std::string flag_value(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+void check_resume_matches(const fs::path& checkpoint, const json& saved, const json& wanted) {
+    const json& old = saved.at("options");
+    if (old.value("arch", "") != wanted["arch"])
+        throw Error(fmt::format("{}: the checkpoint is of architecture '{}', not '{}' (--arch)", checkpoint.string(),
+                                old.value("arch", "?"), wanted["arch"].get<std::string>()));
+    for (const auto& [flag, value] : wanted.items()) {
+        if (!old.contains(flag) || old[flag] != value)
+            throw Error(fmt::format("{}: the checkpoint was made with --{} {}, this run has --{} {} (resume with "
+                                    "the same options)",
+                                    checkpoint.string(), flag, old.contains(flag) ? flag_value(old[flag]) : "(unset)",
+                                    flag, flag_value(value)));
+    }
+}
+
+void validate(const TrainOptions& o) {
+    find_architecture(o.arch);  // lists the choices
+    auto check = [](bool ok, const std::string& message) {
+        if (!ok) throw UsageError(message);
+    };
+    check(o.optimizer == "sgd" || o.optimizer == "adamw",
+          fmt::format("unknown optimizer '{}' (choices: sgd, adamw)", o.optimizer));
+    check(o.schedule == "cosine" || o.schedule == "poly",
+          fmt::format("unknown schedule '{}' (choices: cosine, poly)", o.schedule));
+    check(o.epochs >= 1, fmt::format("--epochs must be >= 1, got {}", o.epochs));
+    check(o.batch >= 2, fmt::format("--batch must be >= 2 (BatchNorm needs two images), got {}", o.batch));
+    check(o.lr >= 0, fmt::format("--lr must be >= 0, got {}", o.lr));
+    check(o.label_smoothing >= 0 && o.label_smoothing < 1,
+          fmt::format("--label-smoothing must be in [0, 1), got {}", o.label_smoothing));
+    check(o.mixup >= 0, fmt::format("--mixup must be >= 0, got {}", o.mixup));
+    check(o.warmup_epochs >= 0, fmt::format("--warmup-epochs must be >= 0, got {}", o.warmup_epochs));
+    check(o.threads >= 1, fmt::format("--threads must be >= 1, got {}", o.threads));
+    check(o.input_size >= 0, fmt::format("--input-size must be >= 0, got {}", o.input_size));
+}
+
+// Every training sample's labels (reads each image once, on the loader's threads).
+std::vector<std::vector<int>> scan_labels(const Dataset& data, int workers) {
+    std::vector<std::vector<int>> labels(data.size());
+    std::atomic<std::size_t> next{0};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto work = [&] {
+        for (std::size_t i = next++; i < labels.size(); i = next++) {
+            try {
+                labels[i] = data.get(i).labels;
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(error_mutex);
+                if (!error) error = std::current_exception();
+                next = labels.size();
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < std::max(1, workers); ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
+    return labels;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, torch::jit::Module& model,
+                                                        double lr, double weight_decay) {
+    std::vector<torch::Tensor> params;
+    for (const auto& p : model.parameters(true)) params.push_back(p);
+    if (o.optimizer == "sgd")
+        return std::make_unique<torch::optim::SGD>(
+            params, torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(weight_decay));
+    // Loshchilov & Hutter 2019: decoupled weight decay.
+    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
+}
+
+// Validation metric of one split: accuracy for single-label data, mAP for multi-label data.
+std::pair<std::string, double> evaluate(torch::jit::Module& model, BatchLoader& loader, const std::string& split,
+                                        Objective objective) {
+    model.eval();
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> logits, targets;
+    loader.start_epoch(0);
+    while (auto batch = loader.next()) {
+        logits.push_back(model.forward({batch->images}).toTensor());
+        targets.push_back(batch->targets);
+    }
+    model.train();
+    std::string name = split.rfind("val_", 0) == 0 ? split.substr(4) : split;
+    torch::Tensor all_logits = torch::cat(logits), all_targets = torch::cat(targets);
+    if (objective == Objective::kSingleLabel) return {name + "_acc", top1_accuracy(all_logits, all_targets)};
+    return {name + "_map", mean_average_precision(torch::sigmoid(all_logits), all_targets)};
+}
+
+double train_score(Objective objective, const PartialEpoch& epoch) {
+    if (!epoch.logits.defined() || epoch.logits.size(0) == 0) return std::nan("");
+    return objective == Objective::kSingleLabel ? top1_accuracy(epoch.logits, epoch.targets)
+                                                : mean_average_precision(torch::sigmoid(epoch.logits), epoch.targets);
+}
+
+json metrics_json(const EpochMetrics& m) {
+    nlohmann::ordered_json j;
+    j["epoch"] = m.epoch;
+    j["loss"] = m.loss;
+    j["train_score"] = m.train_score;
+    for (const auto& [name, value] : m.val) j[name] = std::isnan(value) ? json(nullptr) : json(value);
+    j["lr"] = m.lr;
+    j["data_wait_share"] = m.data_wait_share;
+    j["seconds"] = m.seconds;
+    return json::parse(j.dump());  // plain json for storage in the checkpoint
+}
+
+std::string metrics_file(const json& history) {
+    std::string text;
+    for (const json& line : history) {
+        // Keys in a fixed, readable order.
+        nlohmann::ordered_json o;
+        for (const char* key : {"epoch", "loss", "train_score"}) o[key] = line.at(key);
+        for (const auto& [k, v] : line.items())
+            if (!o.contains(k) && k != "lr" && k != "data_wait_share" && k != "seconds") o[k] = v;
+        for (const char* key : {"lr", "data_wait_share", "seconds"}) o[key] = line.at(key);
+        text += o.dump() + "\n";
+    }
+    return text;
+}
+
+// Sets a flag for the scope, restores the old value after (the graph executor's optimiser is
+// global). Training runs the plain interpreter: the profiling executor would swap graphs
+// after its first runs, and a resumed run would then not repeat the uninterrupted one.
+class GraphOptimizeOff {
+public:
+    GraphOptimizeOff() : old_(torch::jit::getGraphExecutorOptimize()) { torch::jit::setGraphExecutorOptimize(false); }
+    ~GraphOptimizeOff() { torch::jit::setGraphExecutorOptimize(old_); }
+
+private:
+    bool old_;
+};
+
+}  // namespace
+
+std::vector<std::vector<int>> shuffle_labels(std::vector<std::vector<int>> labels, uint64_t seed) {
+    Rng(mix_seed(seed, 0x5eed1abe1)).shuffle(labels);
+    return labels;
+}
+
+std::string to_json_line(const EpochMetrics& metrics) { return metrics_file(json::array({metrics_json(metrics)})); }
+
+std::vector<std::string> default_val_splits(const fs::path& data) {
+    const fs::path sets = data / "ImageSets" / "Segmentation";
+    if (fs::is_directory(sets)) {
+        std::vector<std::string> splits;
+        for (const char* s : {"val_matched", "val_swapped", "val_context"})
+            if (fs::exists(sets / (std::string(s) + ".txt"))) splits.push_back(s);
+        if (splits.empty() && fs::exists(sets / "val.txt")) splits.push_back("val");
+        return splits;
+    }
+    if (fs::exists(data / "val" / "labels.csv")) return {"val"};
+    return {};
+}
+
+TrainResult train_classifier(const TrainOptions& options, const TrainCallbacks& callbacks,
+                             const std::function<void(const TrainSetup&)>& on_setup) {
+    validate(options);
+    std::unique_ptr<Dataset> train = open_dataset(options.data, options.train_split);
+    std::vector<std::unique_ptr<Dataset>> val_sets;
+    std::vector<std::pair<std::string, const Dataset*>> val;
+    for (const std::string& split :
+         options.val_splits.empty() ? default_val_splits(options.data) : options.val_splits) {
+        val_sets.push_back(open_dataset(options.data, split));
+        val.emplace_back(split, val_sets.back().get());
+    }
+    return train_classifier(*train, val, options, callbacks, on_setup);
+}
+
+TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<std::string, const Dataset*>>& val,
+                             const TrainOptions& o, const TrainCallbacks& callbacks,
+                             const std::function<void(const TrainSetup&)>& on_setup) {
+    validate(o);
+    const std::string where = fmt::format("{} (split '{}')", o.data.string(), o.train_split);
+    if (train.size() == 0) throw Error(fmt::format("{}: the training split has no images", where));
+    for (const auto& [split, data] : val) {
+        if (data->size() == 0)
+            throw Error(fmt::format("{} (split '{}'): the validation split has no images", o.data.string(), split));
+        if (data->class_names() != train.class_names())
+            throw Error(fmt::format("{} (split '{}'): class list differs from the training split's", o.data.string(),
+                                    split));
+    }
+    const auto num_classes = static_cast<int64_t>(train.num_object_classes());
+    if (num_classes < 1) throw Error(fmt::format("{}: no object classes (only background)", where));
+    if (static_cast<int64_t>(train.size()) < o.batch)
+        throw Error(fmt::format("{}: {} training images, fewer than one batch of {} (lower --batch)", where,
+                                train.size(), o.batch));
+
+    // What the data says: labels, objective, input size.
+    std::vector<std::vector<int>> labels = scan_labels(train, o.workers);
+    bool single = std::all_of(labels.begin(), labels.end(), [](const auto& l) { return l.size() == 1; });
+    const Objective objective = (o.multilabel || !single) ? Objective::kMultiLabel : Objective::kSingleLabel;
+    const int64_t input_size = o.input_size > 0 ? o.input_size : train.get(0).image.rows;
+    if (o.shuffle_labels) labels = shuffle_labels(std::move(labels), o.seed);
+
+    // The run folder: refuse to overwrite, check a resume matches, before writing anything.
+    const fs::path checkpoint = o.out / "checkpoint" / "checkpoint.pt";
+    const json options_json = run_options(o, input_size, objective);
+    json meta;
+    if (o.resume) {
+        meta = detail::read_checkpoint_meta(checkpoint);
+        check_resume_matches(checkpoint, meta, options_json);
+        if (meta.at("train_images").get<std::size_t>() != train.size())
+            throw Error(fmt::format("{}: the checkpoint was trained on {} images, {} has {}", checkpoint.string(),
+                                    meta.at("train_images").get<std::size_t>(), where, train.size()));
+    } else {
+        for (const fs::path& existing : {checkpoint, o.out / "model.pt"})
+            if (fs::exists(existing))
+                throw Error(fmt::format("{}: a run exists here; pass --resume to continue it or choose another --out",
+                                        existing.string()));
+    }
+    ensure_writable_dir(o.out);
+    ensure_writable_dir(o.out / "checkpoint");
+
+    // Model, optimiser, schedule.
+    at::set_num_threads(o.threads);
+    GraphOptimizeOff plain_interpreter;
+    ArchOptions arch_options;
+    arch_options.num_classes = num_classes;
+    arch_options.input_size = input_size;
+    arch_options.width = o.width;
+    arch_options.depth = o.depth;
+    arch_options.output_stride = o.output_stride;
+    arch_options.hidden = o.hidden;
+    arch_options.seed = o.seed;
+    torch::jit::Module model = build_architecture(o.arch, arch_options);
+    LoaderOptions loader_options;
+    ModelCard card{o.arch,
+                   find_architecture(o.arch).head,
+                   input_size,
+                   o.output_stride,
+                   std::vector<std::string>(train.class_names().begin() + 1, train.class_names().end()),
+                   loader_options.mean,
+                   loader_options.std};
+    attach_model_card(model, card);
+    const double lr = o.lr > 0 ? o.lr : (o.optimizer == "sgd" ? 0.05 : 1e-3);
+    const double weight_decay = o.weight_decay >= 0 ? o.weight_decay : (o.optimizer == "sgd" ? 5e-4 : 0.05);
+    std::unique_ptr<torch::optim::Optimizer> optimizer = make_optimizer(o, model, lr, weight_decay);
+
+    loader_options.batch_size = o.batch;
+    loader_options.input_size = input_size;
+    loader_options.augment = o.crop || o.flip || o.jitter;
+    loader_options.augment_options.crop = o.crop;
+    loader_options.augment_options.flip = o.flip;
+    loader_options.augment_options.jitter = o.jitter;
+    loader_options.mixup_alpha = o.mixup;
+    loader_options.workers = o.workers;
+    loader_options.seed = o.seed;
+    BatchLoader loader(train, loader_options, labels);
+    const int64_t steps = loader.batches_per_epoch();
+    ScheduleOptions schedule;
+    schedule.kind = o.schedule;
+    schedule.base_lr = lr;
+    schedule.total_steps = steps * o.epochs;
+    schedule.warmup_steps = static_cast<int64_t>(std::llround(o.warmup_epochs * static_cast<double>(steps)));
+
+    LoaderOptions eval_options = loader_options;
+    eval_options.shuffle = false;
+    eval_options.drop_last = false;
+    eval_options.augment = false;
+    eval_options.mixup_alpha = 0.0;
+    std::vector<std::unique_ptr<BatchLoader>> val_loaders;
+    for (const auto& split : val) val_loaders.push_back(std::make_unique<BatchLoader>(*split.second, eval_options));
+
+    // State: fresh, or from the checkpoint.
+    int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
+    json history = json::array();
+    PartialEpoch partial;
+    double partial_loss = 0.0, partial_seconds = 0.0, partial_wait = 0.0;
+    if (o.resume) {
+        partial = detail::load_checkpoint_state(checkpoint, model, *optimizer);
+        epoch = meta.at("epochs_done").get<int64_t>();
+        step_in_epoch = meta.at("step_in_epoch").get<int64_t>();
+        global_step = meta.at("global_step").get<int64_t>();
+        history = meta.at("metrics");
+        partial_loss = meta.at("partial").at("loss_sum").get<double>();
+        partial_seconds = meta.at("partial").at("seconds").get<double>();
+        partial_wait = meta.at("partial").at("wait").get<double>();
+        if (epoch < o.epochs && meta.at("epoch_order").get<std::vector<std::size_t>>() != loader.epoch_order(epoch))
+            throw Error(fmt::format("{}: the saved data order differs from this data's (was the dataset changed?)",
+                                    checkpoint.string()));
+    }
+    TrainSetup setup{objective, train.size(), {}, input_size, steps, 0, epoch, step_in_epoch};
+    for (const auto& split : val) setup.val_images.emplace_back(split.first, split.second->size());
+    for (const auto& p : model.parameters(true)) setup.parameters += p.numel();
+    if (on_setup) on_setup(setup);
+
+    auto save = [&](int64_t epochs_done, int64_t step, double loss_sum, double seconds, double wait) {
+        json m;
+        m["options"] = options_json;
+        m["class_names"] = card.class_names;
+        m["objective"] = objective_name(objective);
+        m["train_images"] = train.size();
+        m["epochs_done"] = epochs_done;
+        m["step_in_epoch"] = step;
+        m["global_step"] = global_step;
+        m["epoch_order"] = epochs_done < o.epochs ? loader.epoch_order(epochs_done) : std::vector<std::size_t>{};
+        m["metrics"] = history;
+        m["partial"] = {{"loss_sum", loss_sum}, {"seconds", seconds}, {"wait", wait}};
+        detail::save_checkpoint(checkpoint, m, model, *optimizer, step > 0 ? partial : PartialEpoch{});
+    };
+    auto write_metrics = [&] { write_file_atomic(o.out / "metrics.jsonl", metrics_file(history)); };
+
+    TrainResult result;
+    result.checkpoint = checkpoint;
+    model.train();
+    for (; epoch < o.epochs; ++epoch) {
+        const auto started = Clock::now();
+        // A resumed epoch carries the steps done before the interruption.
+        const bool resumed = step_in_epoch > 0;
+        double loss_sum = resumed ? partial_loss : 0.0;
+        const double carried_seconds = resumed ? partial_seconds : 0.0, carried_wait = resumed ? partial_wait : 0.0;
+        std::vector<torch::Tensor> outputs, targets;
+        if (resumed && partial.logits.defined()) outputs.push_back(partial.logits), targets.push_back(partial.targets);
+        double current_lr = learning_rate(schedule, global_step);
+        loader.start_epoch(epoch, step_in_epoch);
+        while (auto batch = loader.next()) {
+            current_lr = learning_rate(schedule, global_step);
+            for (auto& group : optimizer->param_groups()) group.options().set_lr(current_lr);
+            optimizer->zero_grad();
+            torch::Tensor logits = model.forward({batch->images}).toTensor();
+            torch::Tensor loss = classification_loss(objective, logits, batch->targets, o.label_smoothing);
+            loss.backward();
+            optimizer->step();
+            ++global_step, ++step_in_epoch;
+            const double value = loss.item<double>();
+            loss_sum += value;
+            outputs.push_back(logits.detach());
+            targets.push_back(batch->targets);
+            if (callbacks.on_step) callbacks.on_step(epoch + 1, step_in_epoch, steps, value);
+            if (step_in_epoch < steps && callbacks.stop_requested && callbacks.stop_requested()) {
+                partial = {torch::cat(outputs), torch::cat(targets)};
+                save(epoch, step_in_epoch, loss_sum, carried_seconds + seconds_since(started),
+                     carried_wait + loader.wait_seconds());
+                result.interrupted = true;
+                result.epochs_done = epoch;
+                result.step_in_epoch = step_in_epoch;
+                return result;
+            }
+        }
+        const double train_seconds = carried_seconds + seconds_since(started);
+        const double wait = carried_wait + loader.wait_seconds();
+        EpochMetrics m;
+        m.epoch = epoch + 1;
+        m.epochs = o.epochs;
+        m.loss = loss_sum / static_cast<double>(steps);
+        m.train_score = train_score(objective, {torch::cat(outputs), torch::cat(targets)});
+        for (std::size_t v = 0; v < val.size(); ++v)
+            m.val.push_back(evaluate(model, *val_loaders[v], val[v].first, objective));
+        m.lr = current_lr;
+        m.data_wait_share = train_seconds > 0 ? wait / train_seconds : 0.0;
+        m.seconds = carried_seconds + seconds_since(started);
+        step_in_epoch = 0;
+        history.push_back(metrics_json(m));
+        save(epoch + 1, 0, 0.0, 0.0, 0.0);
+        write_metrics();
+        if (callbacks.on_epoch) callbacks.on_epoch(m);
+        const bool stop = (callbacks.stop_requested && callbacks.stop_requested()) ||
+                          (o.stop_after_epoch > 0 && epoch + 1 == o.stop_after_epoch);
+        if (stop && epoch + 1 < o.epochs) {
+            result.interrupted = true;
+            result.epochs_done = epoch + 1;
+            return result;
+        }
+    }
+
+    // Finished: the TorchScript model (in eval mode) and its card.
+    model.eval();
+    std::ostringstream bytes;
+    model.save(bytes);
+    model.train();
+    write_file_atomic(o.out / "model.pt", bytes.str());
+    write_file_atomic(o.out / "model.json", model_card_json(card));
+    write_metrics();
+    result.epochs_done = o.epochs;
+    result.model = o.out / "model.pt";
+    return result;
+}
+
+}  // namespace sightline
