@@ -58,6 +58,8 @@ public:
     // The whole model, x -> logits (autograd as the caller's grad mode says).
     torch::Tensor forward(const torch::Tensor& x) const;
 
+    // The head's graph (self, A, extras...) -> logits with every call inlined.
+    std::shared_ptr<torch::jit::Graph> inlined_head_graph() const;
     // The forward graph with every call inlined (for guided backprop's ReLU rewrite).
     std::shared_ptr<torch::jit::Graph> inlined_forward_graph() const;
     torch::jit::Module& module() { return *module_; }

@@ -145,6 +145,12 @@ std::shared_ptr<jit::Graph> Classifier::inlined_forward_graph() const {
     return graph;
 }
 
+std::shared_ptr<jit::Graph> Classifier::inlined_head_graph() const {
+    auto graph = split_ ? split_->head->graph()->copy() : module_->get_method("head").graph()->copy();
+    jit::Inline(*graph);
+    return graph;
+}
+
 std::vector<std::string> Classifier::submodule_names() const {
     return detail::all_submodule_names(*module_);
 }

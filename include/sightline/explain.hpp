@@ -1,0 +1,121 @@
+// Explanation methods: CAM, HiResCAM, the Grad-CAM family, gradient saliency, guided
+// backprop and perturbation methods, listed in one registry table.
+//
+// Shapes: x [B,3,H,W] (normalised input); targets [B,k] class indices (k targets per image);
+// raw maps [B,k,h,w] (feature resolution for layer methods, input resolution for input
+// methods); final maps [B,k,H,W] in [0,1], computed as pytorch-grad-cam does:
+// final = minmax(resize(minmax(relu(raw)))), minmax(m) = (m - min) / (max + 1e-7) after the
+// shift, resize = bilinear with half-pixel centres.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "sightline/model.hpp"
+
+namespace sightline {
+
+// What a method promises, independent of the model. Whether it holds for a model is decided
+// by the head analysis (guarantee_status).
+enum class Guarantee {
+    kCamArchitecture,  // exact class map on a GAP -> Linear head (CAM; Grad-CAM equals it there)
+    kLinearHead,       // exact per-location contribution on any head linear in A (HiResCAM)
+    kNone,             // heuristic: no faithfulness guarantee
+    kFailsSanity,      // known to fail model-randomisation checks (behaves like an edge detector)
+};
+
+enum class MapSpace { kFeature, kInput };
+
+struct ExplainOptions {
+    int score_batch = 16;            // Score-CAM masked forwards per batch (as the peer)
+    int ablation_batch = 32;         // Ablation-CAM head evaluations per batch (as the peer)
+    int ig_steps = 32;               // integrated gradients: midpoint Riemann steps
+    int smooth_samples = 25;         // SmoothGrad: noisy samples
+    double smooth_sigma = 0.15;      // SmoothGrad: noise std as a fraction of (max - min) of x
+    std::string smooth_base = "saliency";  // saliency | inputxgradient | guidedbackprop
+    int occlusion_window = 16;       // occlusion: square window side in pixels
+    int occlusion_stride = 8;        // occlusion: window stride in pixels
+    int input_batch = 16;            // forwards per batch for IG / SmoothGrad / occlusion
+    uint64_t seed = 0;               // SmoothGrad noise
+    // Input value of a "black" pixel per channel (for integrated gradients' baseline), i.e.
+    // (0 - mean) / std of the preprocessing; empty = 0 in every channel.
+    std::vector<float> black;
+};
+
+struct MethodContext;  // defined in src/explain/context.hpp
+using MethodFunction = torch::Tensor (*)(MethodContext&);  // returns raw maps [B*k, h, w]
+
+struct MethodInfo {
+    const char* key;          // CLI key, pytorch-grad-cam's where it has the method
+    const char* title;
+    const char* paper;
+    bool needs_gradient;
+    bool class_specific;      // false for EigenCAM: one map whatever the target
+    Guarantee guarantee;
+    MapSpace space;
+    MethodFunction function;
+};
+
+// The registry: every method, in the order `sightline list` shows them.
+const std::vector<MethodInfo>& explanation_methods();
+// Throws UsageError listing the keys for an unknown key.
+const MethodInfo& find_method(const std::string& key);
+
+// Which targets to explain.
+struct TargetSpec {
+    enum Kind { kTopK, kIndex, kAll } kind = kTopK;
+    int64_t k = 1;       // kTopK
+    int64_t index = 0;   // kIndex
+};
+// Parses top1 | topK | <index> | <class name> | all; names are looked up in `class_names`.
+TargetSpec parse_target(const std::string& text, const std::vector<std::string>& class_names);
+
+// Whether a method's guarantee holds for a model with this head.
+struct GuaranteeStatus {
+    bool holds = false;
+    std::string statement;  // one sentence for people and summary.json
+};
+GuaranteeStatus guarantee_status(const MethodInfo& method, const HeadAnalysis& head);
+
+struct MethodMaps {
+    std::string key;
+    torch::Tensor raw;    // [B,k,h,w] as the method computed it
+    torch::Tensor maps;   // [B,k,H,W] in [0,1]
+    double seconds = 0;
+};
+
+struct Explanation {
+    torch::Tensor logits;       // [B,C]
+    torch::Tensor targets;      // [B,k] int64
+    // Per (image, target): sum of raw HiResCAM - (logit - head bias). Zero up to rounding on
+    // linear heads; NaN when no gradient method ran.
+    torch::Tensor completeness_residual;  // [B,k] float64
+    std::vector<MethodMaps> methods;
+};
+
+// Runs methods on one batch, sharing the forward pass and the head backward between them.
+class Explainer {
+public:
+    Explainer(const Classifier& model, ExplainOptions options = {});
+    // `source` names the input in error messages (a file name).
+    Explanation explain(const torch::Tensor& x, const TargetSpec& targets,
+                        const std::vector<std::string>& method_keys, const std::string& source = "input");
+    // The head analysis, computed on the first batch explained (or on `x` if given first).
+    const HeadAnalysis& head_analysis(const torch::Tensor& x);
+
+private:
+    const Classifier& model_;
+    ExplainOptions options_;
+    std::optional<HeadAnalysis> head_;
+};
+
+// final = minmax(resize(minmax(relu(raw)))) per map; raw [N,h,w] -> [N,H,W].
+torch::Tensor normalise_maps(const torch::Tensor& raw, int64_t height, int64_t width);
+// Per-map (m - min) / (max + 1e-7) after the shift, as pytorch-grad-cam's scale_cam_image.
+torch::Tensor minmax_maps(const torch::Tensor& maps);
+
+std::string to_string(Guarantee guarantee);
+
+}  // namespace sightline

@@ -1,0 +1,55 @@
+// What a method sees: the model, the input, the targets, and the layer pass shared by all
+// methods of one explain() call (computed on first use).
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include <torch/csrc/jit/api/function_impl.h>
+
+#include "sightline/explain.hpp"
+
+namespace sightline {
+
+struct MethodContext {
+    const Classifier& model;
+    const ExplainOptions& options;
+    const HeadAnalysis& head;
+    torch::Tensor input;      // x [B,3,H,W]
+    torch::Tensor targets;    // [B,k]
+    std::string source;       // input name for messages
+    FeatureOutput features;   // A [B,K,h,w] and the head's extra inputs
+    torch::Tensor logits;     // [B,C]
+
+    int64_t k() const { return targets.size(1); }
+    // Rows are (image, target) pairs, image-major: row r is image r / k.
+    torch::Tensor target_rows() const { return targets.reshape({-1}); }
+    torch::Tensor activation_rows();   // A repeated per target [B*k,K,h,w]
+    torch::Tensor gradient_rows();     // d logit[target] / dA, [B*k,K,h,w]
+    torch::Tensor input_rows() const;  // x repeated per target [B*k,3,H,W]
+    bool has_gradients() const { return gradients_.has_value(); }
+
+    // Forward with every ReLU replaced by the guided-backprop rule (built on first use).
+    std::shared_ptr<torch::jit::GraphFunction> guided_forward;
+
+    // Caches behind the accessors above.
+    std::optional<torch::Tensor> activation_rows_;
+    std::optional<torch::Tensor> gradients_;
+};
+
+}  // namespace sightline
+
+namespace sightline::detail {
+
+// Throws Error when `t` holds NaN or Inf, naming the source and what it is.
+void check_finite(const torch::Tensor& t, const std::string& source, const std::string& what);
+
+// d sum_r y[r, targets[r]] / d x for inputs x [N,3,H,W], evaluated in batches. `guided`
+// uses the guided-backprop ReLU rule. Returns [N,3,H,W].
+torch::Tensor input_gradients(MethodContext& ctx, const torch::Tensor& x, const torch::Tensor& targets,
+                              bool guided = false);
+
+// The model's logits with guided-backprop ReLUs (guided_backprop.cpp).
+torch::Tensor guided_logits(MethodContext& c, const torch::Tensor& x);
+
+}  // namespace sightline::detail

@@ -1,0 +1,109 @@
+// The "base CAM": one forward, one head backward, then every requested method's rule.
+#include <chrono>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "explain/context.hpp"
+
+namespace sightline {
+
+namespace detail {
+torch::Tensor choose_targets(const TargetSpec& spec, const torch::Tensor& logits);
+}
+
+Explainer::Explainer(const Classifier& model, ExplainOptions options)
+    : model_(model), options_(std::move(options)) {}
+
+const HeadAnalysis& Explainer::head_analysis(const torch::Tensor& x) {
+    if (!head_) head_ = analyse_head(model_, x);
+    return *head_;
+}
+
+Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_spec,
+                               const std::vector<std::string>& method_keys, const std::string& source) {
+    if (x.dim() != 4 || x.size(1) != 3)
+        throw Error(fmt::format("{}: input tensor has shape {}; expected [batch, 3, height, width]",
+                                source, fmt::join(x.sizes(), "x")));
+    detail::check_finite(x, source, "input values");
+    std::vector<const MethodInfo*> methods;
+    for (const auto& key : method_keys) methods.push_back(&find_method(key));
+
+    const HeadAnalysis& head = head_analysis(x.slice(0, 0, 1));
+    MethodContext ctx{model_, options_, head, x, {}, source, model_.features(x), {}};
+    detail::check_finite(ctx.features.activations, source,
+                         fmt::format("activations at layer '{}'", model_.layer()));
+    {
+        torch::NoGradGuard no_grad;
+        ctx.logits = model_.head(ctx.features.activations, ctx.features.extras);
+    }
+    detail::check_finite(ctx.logits, source, "logits");
+    ctx.targets = detail::choose_targets(target_spec, ctx.logits);
+
+    Explanation out;
+    out.logits = ctx.logits;
+    out.targets = ctx.targets;
+    const int64_t batch = x.size(0), k = ctx.k(), height = x.size(2), width = x.size(3);
+    for (const MethodInfo* method : methods) {
+        auto start = std::chrono::steady_clock::now();
+        torch::Tensor raw = method->function(ctx);
+        MethodMaps maps;
+        maps.key = method->key;
+        maps.maps = normalise_maps(raw, height, width).reshape({batch, k, height, width});
+        maps.raw = raw.reshape({batch, k, raw.size(-2), raw.size(-1)});
+        maps.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        out.methods.push_back(std::move(maps));
+    }
+
+    out.completeness_residual = torch::full({batch, k}, std::nan(""), torch::kFloat64);
+    if (ctx.has_gradients()) {
+        // sum_ij HiResCAM = logit - bias on a linear head, bias = head(0) (HiResCAM paper).
+        torch::NoGradGuard no_grad;
+        torch::Tensor a = ctx.activation_rows();
+        torch::Tensor bias = model_.head(torch::zeros_like(a), repeat_extras(ctx.features.extras, k));
+        torch::Tensor rows = ctx.target_rows().unsqueeze(1);
+        torch::Tensor logit = ctx.logits.repeat_interleave(k, 0).gather(1, rows).squeeze(1);
+        torch::Tensor contribution = (ctx.gradient_rows() * a).sum({1, 2, 3});
+        out.completeness_residual =
+            (contribution.to(torch::kFloat64) - (logit - bias.gather(1, rows).squeeze(1)).to(torch::kFloat64))
+                .reshape({batch, k});
+    }
+    return out;
+}
+
+std::string to_string(Guarantee guarantee) {
+    switch (guarantee) {
+        case Guarantee::kCamArchitecture: return "exact on GAP -> Linear heads";
+        case Guarantee::kLinearHead: return "exact on heads linear in the activations";
+        case Guarantee::kNone: return "none (heuristic)";
+        case Guarantee::kFailsSanity: return "none; fails model-randomisation sanity checks";
+    }
+    return "";
+}
+
+GuaranteeStatus guarantee_status(const MethodInfo& method, const HeadAnalysis& head) {
+    const std::string key = method.key;
+    switch (method.guarantee) {
+        case Guarantee::kLinearHead:
+            if (head.kind != HeadKind::kNonLinear)
+                return {true, "holds: the head is linear in the activations, so each location's value "
+                              "is its exact contribution to the logit"};
+            return {false, "does not hold: the head is non-linear in the activations"};
+        case Guarantee::kCamArchitecture:
+            if (head.kind == HeadKind::kGapLinear)
+                return {true, key == "cam" ? "holds: GAP -> Linear head, CAM is the exact class map"
+                                           : "holds: on a GAP -> Linear head Grad-CAM equals CAM and HiResCAM"};
+            return {false, key == "gradcam"
+                               ? "does not hold: without GAP -> Linear, Grad-CAM's averaged gradient can "
+                                 "highlight locations the model does not use"
+                               : "does not hold: the head is not GAP -> Linear"};
+        case Guarantee::kNone:
+            return {false, "none: a heuristic without a faithfulness guarantee"};
+        case Guarantee::kFailsSanity:
+            return {false, "none: fails model-randomisation sanity checks (Adebayo et al. 2018); "
+                           "behaves like an edge detector"};
+    }
+    return {};
+}
+
+}  // namespace sightline

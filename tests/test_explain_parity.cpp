@@ -1,0 +1,91 @@
+// Parity with pytorch-grad-cam 1.5.5: ../shared/fixtures/gradcam holds its maps for three
+// TorchScript models, two targets and nine methods (manifest.json).
+#include <fstream>
+#include <map>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "sightline/explain.hpp"
+#include "sightline/tensor_io.hpp"
+#include "test_support.hpp"
+
+using namespace sightline;
+
+namespace {
+
+fs::path dir() { return test::shared_fixtures() / "gradcam"; }
+
+const std::map<std::string, std::string> kPeerToKey = {
+    {"GradCAM", "gradcam"},     {"HiResCAM", "hirescam"},   {"GradCAMElementWise", "gradcamelementwise"},
+    {"GradCAMPlusPlus", "gradcam++"}, {"XGradCAM", "xgradcam"}, {"LayerCAM", "layercam"},
+    {"EigenCAM", "eigencam"},   {"ScoreCAM", "scorecam"},   {"AblationCAM", "ablationcam"}};
+
+torch::Tensor load(const std::string& file) { return npy_to_tensor(read_npy(dir() / file)); }
+
+double max_abs(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+struct Case {
+    nlohmann::json entry;
+    std::string name() const {
+        return entry["model"].get<std::string>() + "_" + entry["method"].get<std::string>() + "_" +
+               entry["target"].get<std::string>();
+    }
+};
+
+std::vector<Case> cases() {
+    std::ifstream in(dir() / "manifest.json");
+    nlohmann::json manifest = nlohmann::json::parse(in);
+    std::vector<Case> out;
+    for (const auto& e : manifest["entries"]) out.push_back({e});
+    return out;
+}
+
+class GradCamParity : public ::testing::TestWithParam<Case> {};
+
+}  // namespace
+
+TEST_P(GradCamParity, FinalAndRawMapsMatchTheReference) {
+    torch::set_num_threads(2);
+    const auto& e = GetParam().entry;
+    Classifier model = Classifier::load(dir() / e["model_file"].get<std::string>());
+    torch::Tensor x = load(e["input_file"].get<std::string>());
+    model.set_layer(e["target_layer"].get<std::string>(), x.slice(0, 0, 1));
+    Explainer explainer(model);
+    std::string target = e["target"] == "top1" ? "top1" : "3";
+    const std::string key = kPeerToKey.at(e["method"].get<std::string>());
+    Explanation ex = explainer.explain(x, parse_target(target, {}), {key});
+
+    std::vector<int64_t> classes = e["classes"].get<std::vector<int64_t>>();
+    for (int b = 0; b < 2; ++b) EXPECT_EQ(ex.targets[b][0].item<int64_t>(), classes[b]);
+
+    torch::Tensor maps = ex.methods[0].maps.select(1, 0);
+    torch::Tensor raw = ex.methods[0].raw.select(1, 0);
+    torch::Tensor ref = load(e["file"].get<std::string>());
+    torch::Tensor ref_raw = load(e["raw_file"].get<std::string>());
+    ASSERT_EQ(maps.sizes(), ref.sizes());
+    ASSERT_EQ(raw.sizes(), ref_raw.sizes());
+    double raw_scale = std::max(1.0, ref_raw.abs().max().item<double>());
+    if (key == "eigencam") {
+        // The SVD sign is arbitrary: match either sign, per image.
+        std::string flip = e["model"].get<std::string>() + "__EigenCAM__signflip.npy";
+        torch::Tensor ref_flip = load(flip);
+        for (int b = 0; b < 2; ++b) {
+            double d = std::min(max_abs(maps[b], ref[b]), max_abs(maps[b], ref_flip[b]));
+            EXPECT_LE(d, 1e-4) << "image " << b;
+            double r = std::min(max_abs(raw[b], ref_raw[b]), max_abs(raw[b], -ref_raw[b]));
+            EXPECT_LE(r / raw_scale, 1e-4) << "raw, image " << b;
+        }
+        return;
+    }
+    EXPECT_LE(max_abs(maps, ref), 1e-4);
+    EXPECT_LE(max_abs(raw, ref_raw) / raw_scale, 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, GradCamParity, ::testing::ValuesIn(cases()),
+                         [](const auto& info) {
+                             std::string n = info.param.name();
+                             for (char& ch : n) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                             return n;
+                         });
