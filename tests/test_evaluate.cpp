@@ -446,21 +446,45 @@ TEST(EvaluateOutputs, JsonCsvAndHeatmap) {
     EXPECT_GT(heat.cols, 6 * 40);  // labels take room beside the grid
 }
 
+namespace {
+
+// The first column of the heat-map grid at row y (3 px below a cell's top edge, where no
+// label text reaches), and the number of grid cells in that row.
+std::pair<int, int> grid_row(const cv::Mat& a, int y, int cell) {
+    int x0 = 0;
+    while (x0 < a.cols && a.at<cv::Vec3b>(y, x0) == cv::Vec3b(255, 255, 255)) ++x0;
+    int x1 = x0;
+    while (x1 < a.cols && a.at<cv::Vec3b>(y, x1) != cv::Vec3b(255, 255, 255)) ++x1;
+    return {x0, (x1 - x0) / cell};
+}
+
+}  // namespace
+
 TEST(EvaluateOutputs, HeatmapCellsFollowRowShares) {
-    // Class 0 all correct (bright diagonal), class 1 all predicted as 0.
+    // Class 0 all correct, class 1 all predicted as 0, class 2 absent from the GT.
     const uint8_t gt[] = {0, 0, 1, 1};
     const uint8_t pred[] = {0, 0, 0, 0};
-    ConfusionMatrix cm(2);
+    ConfusionMatrix cm(3);
     cm.accumulate(pred, gt, 4);
-    cv::Mat a = render_confusion_heatmap(cm, {"background", "thing"});
-    // Sample the centres of the four cells: (0,0) and (1,0) are 100 %, (0,1) and (1,1) 0 %.
-    // The grid is the bottom-right k*cell square (8 px padding).
-    const int cell = 40, x0 = a.cols - 8 - 2 * cell, y0 = a.rows - 8 - 2 * cell;
+    cv::Mat a = render_confusion_heatmap(cm, {"background", "thing", "other"});
+    const int cell = 40, y0 = a.rows - 8 - 3 * cell;  // the grid ends 8 px above the bottom
+    auto [x0, cells] = grid_row(a, y0 + 3, cell);
+    EXPECT_EQ(cells, 3);  // no "(ignore)" column: nothing was predicted as ignore
     auto at = [&](int i, int j) { return a.at<cv::Vec3b>(y0 + i * cell + 3, x0 + j * cell + 3); };
-    EXPECT_EQ(at(0, 0), at(1, 0));
-    EXPECT_EQ(at(0, 1), at(1, 1));
+    EXPECT_EQ(at(0, 0), at(1, 0));  // 100 %
+    EXPECT_EQ(at(0, 1), at(1, 1));  // 0 %
     EXPECT_NE(at(0, 0), at(0, 1));
     EXPECT_GT(at(0, 0)[1], at(0, 1)[1]);  // viridis: 100 % is yellow-green, 0 % dark purple
+    EXPECT_EQ(at(2, 0), cv::Vec3b(200, 200, 200));  // grey row: absent from the GT
+
+    // A prediction of the ignore value adds a last column, so rows still add up to 100 %.
+    const uint8_t pred2[] = {0, 255, 0, 0};
+    ConfusionMatrix cm2(3);
+    cm2.accumulate(pred2, gt, 4);
+    cv::Mat b = render_confusion_heatmap(cm2, {"background", "thing", "other"});
+    const int y1 = b.rows - 8 - 3 * cell;
+    EXPECT_EQ(grid_row(b, y1 + 3, cell).second, 4);
+    EXPECT_THROW(render_confusion_heatmap(cm2, {"too", "few"}), Error);
 }
 
 TEST(EvaluateOutputs, TableListsEveryClassAndTheMeans) {

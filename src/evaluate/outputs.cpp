@@ -70,63 +70,78 @@ std::string format_metrics_table(const Metrics& m) {
 
 cv::Mat render_confusion_heatmap(const ConfusionMatrix& cm, const std::vector<std::string>& names) {
     const int k = cm.num_classes();
-    const int cell = std::clamp(720 / k, 6, 40);
+    if (static_cast<int>(names.size()) != k)
+        throw Error(fmt::format("{} class names for a {}-class confusion matrix", names.size(), k));
+    // Predictions of the ignore value get their own last column when there are any, so that
+    // every row adds up to 100 %.
+    bool ignore_column = false;
+    for (int i = 0; i < k; ++i) ignore_column |= cm.count(i, k) > 0;
+    const int cols = k + (ignore_column ? 1 : 0);
+    std::vector<std::string> col_names(names);
+    if (ignore_column) col_names.push_back("(ignore)");
+
+    const int cell = std::clamp(720 / cols, 6, 40);
     const int font = cv::FONT_HERSHEY_SIMPLEX;
     const double scale = std::clamp(cell / 34.0, 0.3, 0.5);
     const bool label_axes = cell >= 10;  // below that, names would overlap
     int label_w = 0, base = 0;
     if (label_axes)
-        for (const std::string& s : names)
+        for (const std::string& s : col_names)
             label_w = std::max(label_w, cv::getTextSize(s, font, scale, 1, &base).width);
-    const int margin = label_w + 12, title_h = 26;
-    const int side = k * cell;
-    cv::Mat canvas(title_h + margin + side + 8, margin + side + 8, CV_8UC3, cv::Scalar(255, 255, 255));
-    cv::putText(canvas, "rows: ground truth, columns: prediction, % of the row", {6, 18}, font,
-                0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    const std::string title[2] = {"rows: ground truth, columns: prediction",
+                                  "% of each row; grey: class absent from the ground truth"};
+    int title_w = 0;
+    for (const std::string& t : title) title_w = std::max(title_w, cv::getTextSize(t, font, 0.45, 1, &base).width);
+    const int margin = label_w + 12, title_h = 44;
     const cv::Point origin(margin, title_h + margin);
+    const int width = std::max(margin + cols * cell + 8, title_w + 12);
+    cv::Mat canvas(origin.y + k * cell + 8, width, CV_8UC3, cv::Scalar(255, 255, 255));
+    for (int t = 0; t < 2; ++t)
+        cv::putText(canvas, title[t], {6, 18 + 18 * t}, font, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
 
-    // Row-normalised values through the viridis colour map.
-    cv::Mat values(k, k, CV_8UC1), rowsum(k, 1, CV_64F);
+    // Row shares through the viridis colour map.
+    cv::Mat values(k, cols, CV_8UC1);
+    std::vector<int64_t> rowsum(k, 0);
     for (int i = 0; i < k; ++i) {
-        int64_t t = 0;
-        for (int j = 0; j <= k; ++j) t += cm.count(i, j);
-        rowsum.at<double>(i) = static_cast<double>(t);
-        for (int j = 0; j < k; ++j)
-            values.at<uint8_t>(i, j) = t ? cv::saturate_cast<uint8_t>(255.0 * cm.count(i, j) / t) : 0;
+        for (int j = 0; j <= k; ++j) rowsum[i] += cm.count(i, j);
+        for (int j = 0; j < cols; ++j)
+            values.at<uint8_t>(i, j) =
+                rowsum[i] ? cv::saturate_cast<uint8_t>(255.0 * cm.count(i, j) / rowsum[i]) : 0;
     }
     cv::Mat colours;
     cv::applyColorMap(values, colours, cv::COLORMAP_VIRIDIS);  // BGR
     cv::cvtColor(colours, colours, cv::COLOR_BGR2RGB);
     for (int i = 0; i < k; ++i)
-        for (int j = 0; j < k; ++j) {
+        for (int j = 0; j < cols; ++j) {
             cv::Rect r(origin.x + j * cell, origin.y + i * cell, cell, cell);
-            bool empty_row = rowsum.at<double>(i) == 0;
-            cv::Vec3b c = empty_row ? cv::Vec3b(200, 200, 200) : colours.at<cv::Vec3b>(i, j);
+            cv::Vec3b c = rowsum[i] ? colours.at<cv::Vec3b>(i, j) : cv::Vec3b(200, 200, 200);
             cv::rectangle(canvas, r, cv::Scalar(c[0], c[1], c[2]), cv::FILLED);
-            if (cell >= 24 && !empty_row) {
-                double pct = 100.0 * cm.count(i, j) / rowsum.at<double>(i);
-                if (pct < 0.5) continue;
-                std::string s = fmt::format("{:.0f}", pct);
-                cv::Size ts = cv::getTextSize(s, font, scale * 0.85, 1, &base);
-                cv::Scalar ink = values.at<uint8_t>(i, j) > 150 ? cv::Scalar(0, 0, 0) : cv::Scalar(255, 255, 255);
-                cv::putText(canvas, s, {r.x + (cell - ts.width) / 2, r.y + (cell + ts.height) / 2},
-                            font, scale * 0.85, ink, 1, cv::LINE_AA);
-            }
+            if (cell < 24 || !rowsum[i]) continue;
+            double pct = 100.0 * cm.count(i, j) / rowsum[i];
+            if (pct < 0.5) continue;
+            std::string s = fmt::format("{:.0f}", pct);
+            cv::Size ts = cv::getTextSize(s, font, scale * 0.85, 1, &base);
+            cv::Scalar ink = values.at<uint8_t>(i, j) > 150 ? cv::Scalar(0, 0, 0) : cv::Scalar(255, 255, 255);
+            cv::putText(canvas, s, {r.x + (cell - ts.width) / 2, r.y + (cell + ts.height) / 2}, font,
+                        scale * 0.85, ink, 1, cv::LINE_AA);
         }
     if (!label_axes) return canvas;
     // Row labels right-aligned left of the grid; column labels drawn horizontally on a strip
     // that is then rotated, so they read bottom-to-top above their column.
-    cv::Mat strip(cell * k, margin, CV_8UC3, cv::Scalar(255, 255, 255));
     for (int i = 0; i < k; ++i) {
         cv::Size ts = cv::getTextSize(names[i], font, scale, 1, &base);
-        int y = i * cell + (cell + ts.height) / 2;
-        cv::putText(canvas, names[i], {margin - 6 - ts.width, origin.y + y}, font, scale,
+        cv::putText(canvas, names[i], {margin - 6 - ts.width, origin.y + i * cell + (cell + ts.height) / 2},
+                    font, scale, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    }
+    cv::Mat strip(cell * cols, margin, CV_8UC3, cv::Scalar(255, 255, 255));
+    for (int j = 0; j < cols; ++j) {
+        cv::Size ts = cv::getTextSize(col_names[j], font, scale, 1, &base);
+        cv::putText(strip, col_names[j], {6, j * cell + (cell + ts.height) / 2}, font, scale,
                     cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-        cv::putText(strip, names[i], {6, y}, font, scale, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
     }
     cv::Mat rotated;
-    cv::rotate(strip, rotated, cv::ROTATE_90_COUNTERCLOCKWISE);  // margin x (cell * k)
-    rotated.copyTo(canvas(cv::Rect(origin.x, title_h, side, margin)));
+    cv::rotate(strip, rotated, cv::ROTATE_90_COUNTERCLOCKWISE);  // margin x (cell * cols)
+    rotated.copyTo(canvas(cv::Rect(origin.x, title_h, cols * cell, margin)));
     return canvas;
 }
 
