@@ -8,6 +8,7 @@
 #include "crf/kernels.hpp"
 #include "crf/permutohedral.hpp"
 #include "crf/thread_pool.hpp"
+#include "crf/vec4.hpp"
 #include "sightline/crf.hpp"
 
 using namespace sightline;
@@ -276,4 +277,28 @@ TEST(DenseCrfTwin, LabelsMatchBruteForceMeanFieldOnTinyImages) {
         EXPECT_EQ(same, n);
         EXPECT_GT(changed, n / 10);  // the CRF did work: the twin is not comparing unaries
     }
+}
+
+// The 8-lane (AVX2) kernels do per label exactly what the 4-lane ones do.
+TEST(DenseCrfTwin, VectorWidthsGiveBitwiseIdenticalQ) {
+    const int width = 40, height = 30, n = width * height, k_count = 21;
+    const cv::Mat image = tiny_image(width, height, 4);
+    std::vector<float> probs = random_rows(n, k_count, 8);
+    for (int i = 0; i < n; ++i) {
+        float s = 0;
+        for (int k = 0; k < k_count; ++k) s += probs[i * k_count + k];
+        for (int k = 0; k < k_count; ++k) probs[i * k_count + k] /= s;
+    }
+    std::vector<float> unary = unary_from_probabilities(probs);
+    const int detected = detail::vector_lanes();
+    std::vector<std::vector<float>> q;
+    for (int lanes : {4, detected}) {
+        detail::vector_lanes() = lanes;
+        DenseCrf crf;
+        crf.set_image(image);
+        q.push_back(crf.infer(unary, k_count, 5));
+    }
+    detail::vector_lanes() = detected;
+    if (detected == 4) GTEST_SKIP() << "no AVX2 on this CPU: only the 4-lane kernels run";
+    EXPECT_EQ(q[0], q[1]);
 }

@@ -10,32 +10,95 @@
 #include "crf/vec4.hpp"
 #include "sightline/crf.hpp"
 
+
 namespace sightline {
 namespace {
 
-using detail::broadcast;
-using detail::load4;
-using detail::store4;
+using detail::Simd;
+using detail::splat;
 using detail::Vec4;
+using detail::Vec8;
 
-// Inside, a pixel's labels are one row, padded to a multiple of 4 for the vector kernels.
-// Padding energies are -1e30 so that their Q is exactly 0 and never reaches the lattices.
-inline int padded(int k_count) { return (k_count + 3) / 4 * 4; }
+// Inside, a pixel's labels are one row, padded to a multiple of the vector width (8 lanes
+// with AVX2 when there are more than 4 labels, else 4). Padding energies are -1e30 so that
+// their Q is exactly 0 and never reaches the lattices.
+inline int lanes_for(int k_count) { return detail::vector_lanes() == 8 && k_count > 4 ? 8 : 4; }
+inline int padded(int k_count, int lanes) { return (k_count + lanes - 1) / lanes * lanes; }
 constexpr float kPadLogit = -1e30f;
 
-// Q_i = exp(l_i - max l_i) / sum, as the peer's expAndNormalize (B blocks of 4 labels).
-template <int B>
-inline void softmax(Vec4* l, int nb) {
-    Vec4 top = broadcast(kPadLogit);  // every value is >= this
+// Q_i = exp(l_i - max l_i) / sum, as the peer's expAndNormalize. The sum runs over 4-lane
+// quarters in memory order for either width, so both widths give the same bits.
+template <class V>
+SIGHTLINE_INLINE void softmax(V* l, int nb) {
+    V top = splat<V>(kPadLogit);  // every value is >= this
     for (int b = 0; b < nb; ++b) top = l[b] > top ? l[b] : top;
-    const Vec4 m = broadcast(std::max(std::max(top[0], top[1]), std::max(top[2], top[3])));
-    Vec4 sum = broadcast(0.f);
+    float t = top[0];
+    for (int k = 1; k < Simd<V>::lanes; ++k) t = std::max(t, top[k]);
+    const V m = splat<V>(t);
+    Vec4 sum = splat<Vec4>(0.f);
     for (int b = 0; b < nb; ++b) {
         l[b] = detail::exp_nonpositive(l[b] - m);
-        sum += l[b];
+        detail::add_quarters(sum, l[b]);
     }
-    const Vec4 total = broadcast((sum[0] + sum[1]) + (sum[2] + sum[3]));
+    const V total = splat<V>((sum[0] + sum[1]) + (sum[2] + sum[3]));
     for (int b = 0; b < nb; ++b) l[b] /= total;
+}
+
+// What the per-pixel update reads and writes.
+struct PixelUpdate {
+    const detail::PairwiseKernel& gaussian;
+    const detail::PairwiseKernel& bilateral;
+    const float* neg_unary;
+    float* q_next;
+    int stride;
+};
+
+// Steps 3-5 of Algorithm 1 for pixels [begin, end): slice both kernels' messages, weight them
+// by the Potts compat (the sum over other labels of the paper differs from this by a term
+// shared by all labels, which the normalisation removes), add the unary and normalise:
+//   Q_i = softmax(-U_i + w_g n_i Lg(n .* Q)_i + w_b n_i Lb(n .* Q)_i)
+// The two additions are made in the peer's order (-U - compat(Kg) - compat(Kb)).
+template <class V, int B>
+SIGHTLINE_INLINE void update_pixels(const PixelUpdate& a, int64_t begin, int64_t end) {
+    constexpr int L = Simd<V>::lanes;
+    const int nb = B ? B : a.stride / L;
+    const V wg = splat<V>(a.gaussian.weight), wb = splat<V>(a.bilateral.weight);
+    V sg[B ? B : detail::kMaxBlocks], sb[B ? B : detail::kMaxBlocks], l[B ? B : detail::kMaxBlocks];
+    for (int64_t i = begin; i < end; ++i) {
+        a.gaussian.lattice.slice_into<V, B>(static_cast<int>(i), sg);
+        a.bilateral.lattice.slice_into<V, B>(static_cast<int>(i), sb);
+        const V ng = splat<V>(a.gaussian.norm[i]), nbl = splat<V>(a.bilateral.norm[i]);
+        const float* u = a.neg_unary + i * a.stride;
+        for (int b = 0; b < nb; ++b) {
+            l[b] = detail::load<V>(u + L * b) + wg * (sg[b] * ng);
+            l[b] = l[b] + wb * (sb[b] * nbl);
+        }
+        softmax(l, nb);
+        for (int b = 0; b < nb; ++b) detail::store<V>(a.q_next + i * a.stride + L * b, l[b]);
+    }
+}
+
+template <int B>
+SIGHTLINE_TARGET_AVX2 void update_pixels_avx2(const PixelUpdate& a, int64_t begin, int64_t end) {
+    update_pixels<Vec8, B>(a, begin, end);
+}
+
+// Q0 = softmax(-U) for pixels [begin, end), rows of `stride`.
+template <class V, int B>
+SIGHTLINE_INLINE void initial_q(const float* neg_unary, float* q, int stride, int64_t begin, int64_t end) {
+    constexpr int L = Simd<V>::lanes;
+    const int nb = B ? B : stride / L;
+    V l[B ? B : detail::kMaxBlocks] = {};
+    for (int64_t i = begin; i < end; ++i) {
+        for (int b = 0; b < nb; ++b) l[b] = detail::load<V>(neg_unary + i * stride + L * b);
+        softmax(l, nb);
+        for (int b = 0; b < nb; ++b) detail::store<V>(q + i * stride + L * b, l[b]);
+    }
+}
+
+template <int B>
+SIGHTLINE_TARGET_AVX2 void initial_q_avx2(const float* neg_unary, float* q, int stride, int64_t begin, int64_t end) {
+    initial_q<Vec8, B>(neg_unary, q, stride, begin, end);
 }
 
 // fn(rows of a)[begin, end) and fn(rows of b) over the concatenation of both ranges, as one
@@ -61,8 +124,6 @@ struct DenseCrf::Impl {
     explicit Impl(const DenseCrfOptions& o) : options(o), pool(o.threads) {}
 
     void iterate(int k_count);
-    template <int B>
-    void update_pixels(int stride, int64_t begin, int64_t end);
 };
 
 DenseCrf::DenseCrf(const DenseCrfOptions& options) {
@@ -90,36 +151,12 @@ void DenseCrf::set_image(const cv::Mat& image) {
     s.bilateral.build(s.features.data(), n, 5, o.bilateral_compat, s.pool);
 }
 
-// Steps 3-5 of Algorithm 1 for pixels [begin, end): slice both kernels' messages, weight them
-// by the Potts compat (the sum over other labels of the paper differs from this by a term
-// shared by all labels, which the normalisation removes), add the unary and normalise:
-//   Q_i = softmax(-U_i + w_g n_i Lg(n .* Q)_i + w_b n_i Lb(n .* Q)_i)
-// The two additions are made in the peer's order (-U - compat(Kg) - compat(Kb)).
-template <int B>
-void DenseCrf::Impl::update_pixels(int stride, int64_t begin, int64_t end) {
-    const int nb = B ? B : stride / 4;
-    const Vec4 wg = broadcast(gaussian.weight), wb = broadcast(bilateral.weight);
-    for (int64_t i = begin; i < end; ++i) {
-        Vec4 sg[B ? B : detail::kMaxBlocks], sb[B ? B : detail::kMaxBlocks], l[B ? B : detail::kMaxBlocks];
-        gaussian.lattice.slice_into<B>(static_cast<int>(i), sg);
-        bilateral.lattice.slice_into<B>(static_cast<int>(i), sb);
-        const Vec4 ng = broadcast(gaussian.norm[i]), nbl = broadcast(bilateral.norm[i]);
-        const float* u = neg_unary.data() + i * stride;
-        for (int b = 0; b < nb; ++b) {
-            l[b] = load4(u + 4 * b) + wg * (sg[b] * ng);
-            l[b] = l[b] + wb * (sb[b] * nbl);
-        }
-        softmax<B>(l, nb);
-        for (int b = 0; b < nb; ++b) store4(q_next.data() + i * stride + 4 * b, l[b]);
-    }
-}
-
 void DenseCrf::Impl::iterate(int k_count) {
     auto& lg = gaussian.lattice;
     auto& lb = bilateral.lattice;
-    const int stride = padded(k_count);
-    lg.prepare_values(stride, k_count);
-    lb.prepare_values(stride, k_count);
+    const int lanes = lanes_for(k_count), stride = padded(k_count, lanes);
+    lg.prepare_values(stride, k_count, lanes);
+    lb.prepare_values(stride, k_count, lanes);
     // Step 2, message passing: splat n .* Q into both lattices, blur, then slice (below).
     pool.run_each([&](int t) {
         auto [g_lo, g_hi] = lg.owned_points(t, pool.size());
@@ -137,9 +174,12 @@ void DenseCrf::Impl::iterate(int k_count) {
         if (mg) lg.swap_values();
         if (mb) lb.swap_values();
     }
-    detail::with_blocks(stride / 4, [&](auto blocks) {
+    const PixelUpdate update{gaussian, bilateral, neg_unary.data(), q_next.data(), stride};
+    detail::with_blocks(stride / lanes, [&](auto blocks) {
+        constexpr int B = decltype(blocks)::value;
         pool.parallel_for(int64_t(height) * width, 1024, [&](int64_t begin, int64_t end) {
-            update_pixels<decltype(blocks)::value>(stride, begin, end);
+            if (lanes == 8) update_pixels_avx2<B>(update, begin, end);
+            else update_pixels<Vec4, B>(update, begin, end);
         });
     });
     q.swap(q_next);
@@ -152,35 +192,38 @@ void DenseCrf::infer(const float* unary, int num_labels, float* q_out, int itera
         throw Error(fmt::format("dense CRF: number of labels must be 1..256, got {}", num_labels));
     if (iterations < 0) iterations = s.options.iterations;
     const int64_t n = int64_t(s.height) * s.width;
-    const int k_count = num_labels, stride = padded(k_count);
+    const int k_count = num_labels, lanes = lanes_for(k_count), stride = padded(k_count, lanes);
     s.neg_unary.resize(n * stride);
     s.q.resize(n * stride);
     s.q_next.resize(n * stride);
-    // Q0 = softmax(-U). Energies are clamped to +-1e30 (an infinite energy is a zero
-    // probability); NaN is refused.
+    // Planar to pixel-major in tiles of 64 pixels, so that each plane is read in runs.
+    // Energies are clamped to +-1e30 (an infinite energy is a zero probability); NaN is
+    // refused.
     std::atomic<bool> has_nan{false};
-    detail::with_blocks(stride / 4, [&](auto blocks) {
-        constexpr int B = decltype(blocks)::value;
-        s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
-            Vec4 l[B ? B : detail::kMaxBlocks] = {};
-            for (int64_t i = begin; i < end; ++i) {
-                float* u = s.neg_unary.data() + i * stride;
-                for (int k = 0; k < stride; ++k) {
+    s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
+        for (int64_t tile = begin; tile < end; tile += 64) {
+            const int64_t tile_end = std::min(end, tile + 64);
+            for (int k = 0; k < stride; ++k)
+                for (int64_t i = tile; i < tile_end; ++i) {
                     const float e = k < k_count ? -unary[k * n + i] : kPadLogit;
                     if (std::isnan(e)) has_nan = true;
-                    u[k] = std::clamp(e, kPadLogit, -kPadLogit);
+                    s.neg_unary[i * stride + k] = std::clamp(e, kPadLogit, -kPadLogit);
                 }
-                for (int b = 0; b < stride / 4; ++b) l[b] = load4(u + 4 * b);
-                softmax<B>(l, stride / 4);
-                for (int b = 0; b < stride / 4; ++b) store4(s.q.data() + i * stride + 4 * b, l[b]);
-            }
-        });
+        }
     });
     if (has_nan) throw Error("dense CRF: unary energies contain NaN");
+    detail::with_blocks(stride / lanes, [&](auto blocks) {
+        constexpr int B = decltype(blocks)::value;
+        s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
+            if (lanes == 8) initial_q_avx2<B>(s.neg_unary.data(), s.q.data(), stride, begin, end);
+            else initial_q<Vec4, B>(s.neg_unary.data(), s.q.data(), stride, begin, end);
+        });
+    });
     for (int it = 0; it < iterations; ++it) s.iterate(k_count);
     s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i)
-            for (int k = 0; k < k_count; ++k) q_out[k * n + i] = s.q[i * stride + k];
+        for (int64_t tile = begin; tile < end; tile += 64)
+            for (int k = 0; k < k_count; ++k)
+                for (int64_t i = tile; i < std::min(end, tile + 64); ++i) q_out[k * n + i] = s.q[i * stride + k];
     });
 }
 

@@ -11,6 +11,7 @@
 #include "crf/vec4.hpp"
 #include "sightline/core.hpp"
 
+
 namespace sightline::detail {
 namespace {
 
@@ -364,64 +365,85 @@ std::pair<int, int> PermutohedralLattice::neighbours(int point, int axis) const 
 }
 
 // ---- filtering ------------------------------------------------------------------------------
-// Rows are 1 channel (the normalisation) or a multiple of 4 (callers pad with zeros), and
-// the kernels work on 4-float vectors. Each channel is computed with the same operations in
-// the same order as the peer's loops.
+// Rows are 1 channel (the normalisation) or a multiple of the vector width (callers pad with
+// zeros). Each channel is computed with the same operations in the same order as the peer's
+// loops, whatever the width. V: Vec4 or Vec8; B: blocks of V per row, 0 = known at run time.
 
 namespace {
 
-template <int B>
-void blur_kernel(const int32_t* __restrict nb_index, const float* __restrict src, float* __restrict dst, int blocks,
-                 int64_t begin, int64_t end) {
-    const int nb = B ? B : blocks, c = 4 * nb;
-    const Vec4 half = broadcast(0.5f);
+template <class V, int B>
+SIGHTLINE_INLINE void blur_kernel(const int32_t* __restrict nb_index, const float* __restrict src,
+                                  float* __restrict dst, int blocks, int64_t begin, int64_t end) {
+    constexpr int L = Simd<V>::lanes;
+    const int nb = B ? B : blocks, c = L * nb;
+    const V half = splat<V>(0.5f);
     for (int64_t m = begin; m < end; ++m) {
         const float* a = src + m * c;
         const float* n1 = src + int64_t(nb_index[2 * m]) * c;
         const float* n2 = src + int64_t(nb_index[2 * m + 1]) * c;
         for (int b = 0; b < nb; ++b)
-            store4(dst + m * c + 4 * b, load4(a + 4 * b) + half * (load4(n1 + 4 * b) + load4(n2 + 4 * b)));
+            store<V>(dst + m * c + L * b, load<V>(a + L * b) + half * (load<V>(n1 + L * b) + load<V>(n2 + L * b)));
     }
 }
 
 // The splat as the peer's scatter (pixels in order, each adding to its simplex's vertices),
 // restricted to the points in [lo, hi): threads owning disjoint ranges add in the same order
 // as one thread would, and read the input sequentially (a gather per point would read it at
-// random: a bilateral point's pixels are spread over the image). B: blocks of 4 channels,
-// 0 = known at run time.
-template <int B>
-void scatter_kernel(const LatticeVertex* __restrict vertices, int d1, const float* __restrict in,
-                    const float* __restrict scale, float* __restrict values, int blocks, int64_t pixels, int32_t lo,
-                    int32_t hi) {
-    const int nb = B ? B : blocks, c = 4 * nb;
+// random: a bilateral point's pixels are spread over the image).
+template <class V, int B>
+SIGHTLINE_INLINE void scatter_kernel(const LatticeVertex* __restrict vertices, int d1, const float* __restrict in,
+                                     const float* __restrict scale, float* __restrict values, int blocks,
+                                     int64_t pixels, int32_t lo, int32_t hi) {
+    constexpr int L = Simd<V>::lanes;
+    const int nb = B ? B : blocks, c = L * nb;
     std::fill(values + int64_t(lo) * c, values + int64_t(hi) * c, 0.f);
     const uint32_t span = static_cast<uint32_t>(hi - lo);
+    V x[B ? B : kMaxBlocks];
     for (int64_t i = 0; i < pixels; ++i) {
         const LatticeVertex* v = vertices + i * d1;
-        Vec4 x[B ? B : kMaxBlocks];
         const float* row = in + i * c;
         if (scale) {
-            const Vec4 sc = broadcast(scale[i]);
-            for (int b = 0; b < nb; ++b) x[b] = load4(row + 4 * b) * sc;
+            const V sc = splat<V>(scale[i]);
+            for (int b = 0; b < nb; ++b) x[b] = load<V>(row + L * b) * sc;
         } else {
-            for (int b = 0; b < nb; ++b) x[b] = load4(row + 4 * b);
+            for (int b = 0; b < nb; ++b) x[b] = load<V>(row + L * b);
         }
         for (int r = 0; r < d1; ++r) {
             if (static_cast<uint32_t>(v[r].point - lo) >= span) continue;
             float* out = values + int64_t(v[r].point) * c;
-            const Vec4 w = broadcast(v[r].weight);
-            for (int b = 0; b < nb; ++b) store4(out + 4 * b, load4(out + 4 * b) + w * x[b]);
+            const V w = splat<V>(v[r].weight);
+            for (int b = 0; b < nb; ++b) store<V>(out + L * b, load<V>(out + L * b) + w * x[b]);
         }
     }
 }
 
+// The 8-lane kernels, compiled for AVX2 and chosen at run time.
+template <int B>
+SIGHTLINE_TARGET_AVX2 void blur_avx2(const int32_t* nb_index, const float* src, float* dst, int blocks,
+                                     int64_t begin, int64_t end) {
+    blur_kernel<Vec8, B>(nb_index, src, dst, blocks, begin, end);
+}
+template <int B>
+SIGHTLINE_TARGET_AVX2 void scatter_avx2(const LatticeVertex* vertices, int d1, const float* in, const float* scale,
+                                        float* values, int blocks, int64_t pixels, int32_t lo, int32_t hi) {
+    scatter_kernel<Vec8, B>(vertices, d1, in, scale, values, blocks, pixels, lo, hi);
+}
+template <int B>
+SIGHTLINE_TARGET_AVX2 void slice_avx2(const PermutohedralLattice& lattice, int pixel, float* out, int blocks) {
+    Vec8 acc[B ? B : kMaxBlocks / 2];
+    lattice.slice_into<Vec8, B>(pixel, acc);
+    for (int k = 0; k < blocks; ++k) store<Vec8>(out + 8 * k, acc[k]);
+}
+
 }  // namespace
 
-void PermutohedralLattice::prepare_values(int channels, int labels) {
-    if (channels < 1 || (channels > 1 && channels % 4 != 0) || channels > 4 * kMaxBlocks)
-        throw Error(fmt::format("permutohedral lattice: {} channels (expected 1 or a multiple of 4 up to {})",
-                                channels, 4 * kMaxBlocks));
+void PermutohedralLattice::prepare_values(int channels, int labels, int lanes) {
+    if (lanes != 4 && lanes != 8) throw Error(fmt::format("permutohedral lattice: vector width {}", lanes));
+    if (channels < 1 || (channels > 1 && channels % lanes != 0) || channels > 4 * kMaxBlocks)
+        throw Error(fmt::format("permutohedral lattice: {} channels (expected 1 or a multiple of {} up to {})",
+                                channels, lanes, 4 * kMaxBlocks));
     channels_ = channels;
+    lanes_ = lanes;
     scalar_order_ = labels <= 2;
     current_ = 0;
     const size_t size = (size_t(m_) + 1) * channels;
@@ -443,9 +465,11 @@ void PermutohedralLattice::splat_owned(const float* in, const float* scale, int3
         }
         return;
     }
-    const int blocks = channels_ / 4;
+    const int blocks = channels_ / lanes_;
     with_blocks(blocks, [&](auto b) {
-        scatter_kernel<decltype(b)::value>(vertices_.data(), d_ + 1, in, scale, values, blocks, n_, lo, hi);
+        constexpr int B = decltype(b)::value;
+        if (lanes_ == 8) scatter_avx2<B>(vertices_.data(), d_ + 1, in, scale, values, blocks, n_, lo, hi);
+        else scatter_kernel<Vec4, B>(vertices_.data(), d_ + 1, in, scale, values, blocks, n_, lo, hi);
     });
 }
 
@@ -457,8 +481,12 @@ void PermutohedralLattice::blur_rows(int axis, int64_t begin, int64_t end) {
         for (int64_t m = begin; m < end; ++m) dst[m] = src[m] + 0.5f * (src[nb[2 * m]] + src[nb[2 * m + 1]]);
         return;
     }
-    const int blocks = channels_ / 4;
-    with_blocks(blocks, [&](auto b) { blur_kernel<decltype(b)::value>(nb, src, dst, blocks, begin, end); });
+    const int blocks = channels_ / lanes_;
+    with_blocks(blocks, [&](auto b) {
+        constexpr int B = decltype(b)::value;
+        if (lanes_ == 8) blur_avx2<B>(nb, src, dst, blocks, begin, end);
+        else blur_kernel<Vec4, B>(nb, src, dst, blocks, begin, end);
+    });
 }
 
 void PermutohedralLattice::slice_pixel(int pixel, float* out) const {
@@ -470,17 +498,21 @@ void PermutohedralLattice::slice_pixel(int pixel, float* out) const {
         *out = acc;
         return;
     }
-    const int blocks = channels_ / 4;
+    const int blocks = channels_ / lanes_;
     with_blocks(blocks, [&](auto b) {
         constexpr int B = decltype(b)::value;
-        Vec4 acc[B ? B : kMaxBlocks];
-        slice_into<B>(pixel, acc);
-        for (int k = 0; k < blocks; ++k) store4(out + 4 * k, acc[k]);
+        if (lanes_ == 8) {
+            slice_avx2<B>(*this, pixel, out, blocks);
+        } else {
+            Vec4 acc[B ? B : kMaxBlocks];
+            slice_into<Vec4, B>(pixel, acc);
+            for (int k = 0; k < blocks; ++k) store4(out + 4 * k, acc[k]);
+        }
     });
 }
 
 void PermutohedralLattice::filter(const float* in, float* out, int channels, ThreadPool& pool, bool reverse) {
-    prepare_values(channels, channels);
+    prepare_values(channels, channels, channels % 8 == 0 ? vector_lanes() : 4);
     pool.run_each([&](int t) {
         auto [lo, hi] = owned_points(t, pool.size());
         splat_owned(in, nullptr, lo, hi);

@@ -50,9 +50,9 @@ public:
     // ---- stages, for callers that fuse their per-pixel work into splat and slice ----
     // Sizes the two value buffers ((points + 1) x channels; row `points` is a zero row that
     // stands for every missing blur neighbour) and selects the first one. channels: 1 or a
-    // multiple of 4 (rows padded with zeros); labels: the unpadded count, which selects the
-    // peer's rounding order of the slice.
-    void prepare_values(int channels, int labels);
+    // multiple of `lanes` (4 or 8: the vector width; rows padded with zeros); labels: the
+    // unpadded count, which selects the peer's rounding order of the slice.
+    void prepare_values(int channels, int labels, int lanes);
     // Rows [lo, hi) of the current buffer: the sum over the pixels splatting there of
     // weight * (in[pixel] * scale[pixel]) (scale may be null), added in pixel order as the
     // peer's serial scatter. Threads owning disjoint ranges (owned_points) give the same
@@ -66,27 +66,29 @@ public:
     void swap_values() { current_ ^= 1; }
     // out[0..channels) = alpha * sum_r weight_r * values[point_r].
     void slice_pixel(int pixel, float* out) const;
-    // The same into B blocks of 4 channels (B = 0: channels / 4 known at run time), inline
-    // for callers that fuse their per-pixel update. The peer scales each term as
-    // (w * value) * alpha for 1-2 labels and as (w * alpha) * value (its SSE path) for more.
-    template <int B>
-    void slice_into(int pixel, Vec4* acc) const {
-        const int nb = B ? B : channels_ / 4, c = channels_;
+    // The same into B vectors V (Vec4 or Vec8, the width given to prepare_values; B = 0:
+    // known at run time), inline for callers that fuse their per-pixel update. The peer
+    // scales each term as (w * value) * alpha for 1-2 labels and as (w * alpha) * value (its
+    // SSE path) for more.
+    template <class V, int B>
+    SIGHTLINE_INLINE void slice_into(int pixel, V* acc) const {
+        constexpr int L = Simd<V>::lanes;
+        const int nb = B ? B : channels_ / L, c = channels_;
         const LatticeVertex* v = vertices_.data() + int64_t(pixel) * (d_ + 1);
         const float* values = values_[current_].data();
-        for (int b = 0; b < nb; ++b) acc[b] = broadcast(0.f);
+        for (int b = 0; b < nb; ++b) acc[b] = splat<V>(0.f);
         if (scalar_order_) {
-            const Vec4 a = broadcast(alpha_);
+            const V a = splat<V>(alpha_);
             for (int r = 0; r <= d_; ++r) {
                 const float* l = values + int64_t(v[r].point) * c;
-                const Vec4 w = broadcast(v[r].weight);
-                for (int b = 0; b < nb; ++b) acc[b] += w * load4(l + 4 * b) * a;
+                const V w = splat<V>(v[r].weight);
+                for (int b = 0; b < nb; ++b) acc[b] += w * load<V>(l + L * b) * a;
             }
         } else {
             for (int r = 0; r <= d_; ++r) {
                 const float* l = values + int64_t(v[r].point) * c;
-                const Vec4 w = broadcast(v[r].weight * alpha_);
-                for (int b = 0; b < nb; ++b) acc[b] += w * load4(l + 4 * b);
+                const V w = splat<V>(v[r].weight * alpha_);
+                for (int b = 0; b < nb; ++b) acc[b] += w * load<V>(l + L * b);
             }
         }
     }
@@ -148,7 +150,7 @@ private:
     std::vector<int64_t> chunk_base_;
     std::vector<int64_t> hits_;             // M + 1: vertices of the points before, accumulated
     std::vector<float> values_[2];
-    int current_ = 0, channels_ = 0;
+    int current_ = 0, channels_ = 0, lanes_ = 4;
     bool scalar_order_ = true;
     float alpha_ = 1.f;
 };

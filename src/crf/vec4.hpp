@@ -1,48 +1,96 @@
-// 4-float vectors for the dense CRF's label loops (GCC/Clang vector extensions: SSE on
-// x86-64, NEON on ARM), and a dispatcher that compiles a loop for a fixed number of blocks.
+// Float vectors for the dense CRF's label loops (GCC/Clang vector extensions): 4 lanes (SSE
+// on x86-64, NEON on ARM) everywhere, 8 lanes in functions compiled for AVX2 and chosen at run
+// time. Every lane does the same operations in the same order in both widths, so results do
+// not depend on the width; only horizontal sums need care (sum_lanes).
 #pragma once
 
 #include <cstdint>
 #include <type_traits>
 
+// 8-lane vectors only cross function boundaries inside AVX2 code: the helpers are inlined
+// into the AVX2 kernels, so -Wpsabi's note on the ABI of 8-lane calls does not apply (it
+// is silenced for the files of the crf area that include this private header).
+#pragma GCC diagnostic ignored "-Wpsabi"
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SIGHTLINE_TARGET_AVX2 __attribute__((target("avx2")))  // no "fma": same rounding as SSE
+#else
+#define SIGHTLINE_TARGET_AVX2
+#endif
+#define SIGHTLINE_INLINE __attribute__((always_inline)) inline
+
 namespace sightline::detail {
 
 typedef float Vec4 __attribute__((vector_size(16)));
-typedef float Vec4u __attribute__((vector_size(16), aligned(4)));  // unaligned access
+typedef float Vec8 __attribute__((vector_size(32)));
 
-inline Vec4 load4(const float* p) { return *reinterpret_cast<const Vec4u*>(p); }
-inline void store4(float* p, Vec4 v) { *reinterpret_cast<Vec4u*>(p) = v; }
-inline Vec4 broadcast(float x) { return Vec4{x, x, x, x}; }
+template <class V>
+struct Simd;
+template <>
+struct Simd<Vec4> {
+    static constexpr int lanes = 4;
+    typedef float Unaligned __attribute__((vector_size(16), aligned(4)));
+    typedef int32_t Int __attribute__((vector_size(16)));
+    typedef uint32_t UInt __attribute__((vector_size(16)));
+    static SIGHTLINE_INLINE Vec4 splat(float x) { return Vec4{x, x, x, x}; }
+};
+template <>
+struct Simd<Vec8> {
+    static constexpr int lanes = 8;
+    typedef float Unaligned __attribute__((vector_size(32), aligned(4)));
+    typedef int32_t Int __attribute__((vector_size(32)));
+    typedef uint32_t UInt __attribute__((vector_size(32)));
+    static SIGHTLINE_INLINE Vec8 splat(float x) { return Vec8{x, x, x, x, x, x, x, x}; }
+};
 
-typedef int32_t Vec4i __attribute__((vector_size(16)));
-typedef uint32_t Vec4ui __attribute__((vector_size(16)));
+template <class V>
+SIGHTLINE_INLINE V load(const float* p) { return *reinterpret_cast<const typename Simd<V>::Unaligned*>(p); }
+template <class V>
+SIGHTLINE_INLINE void store(float* p, V v) { *reinterpret_cast<typename Simd<V>::Unaligned*>(p) = v; }
+template <class V>
+SIGHTLINE_INLINE V splat(float x) { return Simd<V>::splat(x); }
+
+// Short names for the 4-lane code.
+inline Vec4 load4(const float* p) { return load<Vec4>(p); }
+inline void store4(float* p, Vec4 v) { store<Vec4>(p, v); }
+inline Vec4 broadcast(float x) { return splat<Vec4>(x); }
+
+// acc += v four lanes at a time, in memory order: the same order for either width.
+SIGHTLINE_INLINE void add_quarters(Vec4& acc, Vec4 v) { acc += v; }
+SIGHTLINE_INLINE void add_quarters(Vec4& acc, Vec8 v) {
+    acc += Vec4{v[0], v[1], v[2], v[3]};
+    acc += Vec4{v[4], v[5], v[6], v[7]};
+}
 
 // exp(x) for x <= 0 with Cephes' expf polynomial (max error 2 ulp), branch-free; results
 // below 2^-126 (x < -87.3, also x = -1e30 used for padding) are 0. A libm call per value
 // would cost as much as the lattice filtering for 21 labels.
-inline Vec4 exp_nonpositive(Vec4 x) {
+template <class V>
+SIGHTLINE_INLINE V exp_nonpositive(V x) {
+    typedef typename Simd<V>::Int I;
+    typedef typename Simd<V>::UInt U;
+    auto c = [](float v) { return splat<V>(v); };
     // Adding 1.5 * 2^23 rounds x / ln 2 to an integer n held in the low mantissa bits.
-    const Vec4 shifted = x * broadcast(1.44269504088896341f) + broadcast(12582912.f);
-    const Vec4 n = shifted - broadcast(12582912.f);
-    Vec4 r = x - n * broadcast(0.693359375f);  // ln 2 in two parts, so r is exact
-    r = r - n * broadcast(-2.12194440e-4f);
-    Vec4 p = broadcast(1.9875691500e-4f);
-    p = p * r + broadcast(1.3981999507e-3f);
-    p = p * r + broadcast(8.3334519073e-3f);
-    p = p * r + broadcast(4.1665795894e-2f);
-    p = p * r + broadcast(1.6666665459e-1f);
-    p = p * r + broadcast(5.0000001201e-1f);
-    const Vec4 y = p * (r * r) + r + broadcast(1.f);
+    const V shifted = x * c(1.44269504088896341f) + c(12582912.f);
+    const V n = shifted - c(12582912.f);
+    V r = x - n * c(0.693359375f);  // ln 2 in two parts, so r is exact
+    r = r - n * c(-2.12194440e-4f);
+    V p = c(1.9875691500e-4f);
+    p = p * r + c(1.3981999507e-3f);
+    p = p * r + c(8.3334519073e-3f);
+    p = p * r + c(4.1665795894e-2f);
+    p = p * r + c(1.6666665459e-1f);
+    p = p * r + c(5.0000001201e-1f);
+    const V y = p * (r * r) + r + c(1.f);
     // A cast between vector types of the same size reinterprets the bits.
-    const Vec4i ni = (Vec4i)shifted - 0x4B400000;  // minus the bits of 1.5 * 2^23
-    const Vec4 scale = (Vec4)((Vec4ui)(ni + 127) << 23);  // 2^n
-    return (Vec4)((Vec4i)(y * scale) & (ni >= -126));
+    const I ni = (I)shifted - 0x4B400000;    // minus the bits of 1.5 * 2^23
+    const V scale = (V)((U)(ni + 127) << 23);  // 2^n
+    return (V)((I)(y * scale) & (ni >= -126));
 }
 
-constexpr int kMaxBlocks = 64;  // rows of up to 256 floats
+constexpr int kMaxBlocks = 64;  // rows of up to 256 floats in 4-lane blocks
 
-// Calls fn(std::integral_constant<int, B>) with B = blocks for 1..8 blocks (up to 32 labels,
-// loops fully unrolled, accumulators in registers) and B = 0 (count known at run time) above.
+// Calls fn(std::integral_constant<int, B>) with B = blocks for 1..8 blocks (loops fully
+// unrolled, accumulators in registers) and B = 0 (count known at run time) above.
 template <class Fn>
 void with_blocks(int blocks, Fn&& fn) {
     switch (blocks) {
@@ -56,6 +104,19 @@ void with_blocks(int blocks, Fn&& fn) {
         case 8: fn(std::integral_constant<int, 8>{}); break;
         default: fn(std::integral_constant<int, 0>{}); break;
     }
+}
+
+// The vector width of the next inference: 8 when the CPU has AVX2 (x86-64), else 4. Tests
+// set 4 to compare both widths.
+inline int& vector_lanes() {
+    static int lanes = [] {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2")) return 8;
+#endif
+        return 4;
+    }();
+    return lanes;
 }
 
 }  // namespace sightline::detail
