@@ -237,6 +237,31 @@ TEST(Confusion, BadLabelNamesTheFileAndLeavesTheMatrixUnchanged) {
     cv::Mat p(2, 5, CV_8UC1, const_cast<uint8_t*>(pred));
     EXPECT_EQ(error_of([&] { cm.accumulate(p, g, names); }),
               "gt/a.png: label 40 at x=4 y=1 is not a class (0..20) nor the ignore value 255");
+    // Long buffers (the 16-pixel vector blocks): the value K itself, a run of bad labels,
+    // and a bad label among varied ones are all caught.
+    for (int bad : {21, 22, 200, 254}) {
+        for (bool run : {false, true}) {
+            std::vector<uint8_t> g(40), q(40);
+            for (int i = 0; i < 40; ++i) g[i] = q[i] = run ? 5 : static_cast<uint8_t>(i % 21);
+            if (run) std::fill(g.begin() + 16, g.begin() + 32, static_cast<uint8_t>(bad));
+            else g[20] = static_cast<uint8_t>(bad);
+            EXPECT_EQ(error_of([&] { cm.accumulate(q.data(), g.data(), 40, names); }),
+                      fmt::format("gt/a.png: label {} at pixel {} is not a class (0..20) nor the "
+                                  "ignore value 255", bad, run ? 16 : 20));
+            EXPECT_EQ(error_of([&] { cm.accumulate(g.data(), q.data(), 40, names); }),
+                      fmt::format("pred/a.png: label {} at pixel {} is not a class (0..20) nor the "
+                                  "ignore value 255", bad, run ? 16 : 20));
+        }
+    }
+    EXPECT_EQ(cm.counts(), before);
+    // With ignore = K + 1 the value K is still bad and K + 1 is ignored.
+    ConfusionMatrix near(21, 22);
+    std::vector<uint8_t> vg(32, 22), vq(32, 3);
+    near.accumulate(vq.data(), vg.data(), 32);
+    EXPECT_EQ(near.ignored_pixels(), 32);
+    vg[17] = 21;
+    EXPECT_NE(error_of([&] { near.accumulate(vq.data(), vg.data(), 32); }).find("label 21 at pixel 17"),
+              std::string::npos);
     // Without an ignore value, 255 is just another bad label.
     ConfusionMatrix strict(3, -1);
     const uint8_t with_void[] = {0, 255};
