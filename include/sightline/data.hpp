@@ -202,8 +202,9 @@ const std::vector<std::string>& synth_context_names();
 
 // Fashion-MNIST composites (`sightline data fashion`): 1-3 items of Debian's
 // dataset-fashion-mnist (28x28 grey, scaled up, tinted) per image on random textured
-// backgrounds. Masks: pixels where the scaled item's intensity exceeds a threshold (later
-// items drawn over earlier ones); labels = classes with visible pixels. Train items come from
+// backgrounds. Masks: the item's silhouette (28x28 pixels brighter than 8 of 255, scaled up
+// bilinearly and cut at one half; later items drawn over earlier ones); labels = classes with
+// visible pixels. Train items come from
 // the train IDX files, val and test items from the two halves of the t10k files.
 struct FashionOptions {
     int n = 2000;             // training images; val and test get n/5 each

@@ -65,9 +65,9 @@ IdxArray read_idx(const fs::path& path) {
 
 namespace {
 
-// Intensity (of the item stretched to a maximum of 255) above which a scaled item pixel
-// belongs to its silhouette.
-constexpr float kSilhouetteThreshold = 30.f;
+// A 28x28 item pixel brighter than this (of 255) belongs to the item. Fashion-MNIST
+// backgrounds are 0; a low threshold keeps the dim parts of dark garments.
+constexpr int kSilhouetteThreshold = 8;
 
 struct ItemSet {
     IdxArray images;  // [N, 28, 28]
@@ -116,14 +116,15 @@ Composite compose(const ItemSet& set, int first, int count, int size, Rng rng) {
         const int cls = set.labels.data[static_cast<std::size_t>(index)] + 1;
         cv::Mat item(28, 28, CV_8U, const_cast<uint8_t*>(set.images.data.data()) + 784 * static_cast<std::size_t>(index));
         const int side = static_cast<int>(std::lround((k == 1 ? rng.uniform(0.5, 0.75) : rng.uniform(0.35, 0.52)) * size));
-        // Stretched so the brightest pixel is 255: faint items get the same silhouette
-        // threshold as bright ones.
+        // The silhouette is thresholded at 28x28 and scaled bilinearly (cut at one half), so
+        // its outline is smooth; the intensity is stretched to a maximum of 255 for shading.
+        cv::Mat inside = item > kSilhouetteThreshold, silhouette, scaled;
+        cv::resize(inside, silhouette, cv::Size(side, side), 0, 0, cv::INTER_LINEAR);
+        silhouette = silhouette > 127;
         double brightest = 0;
         cv::minMaxLoc(item, nullptr, &brightest);
-        cv::Mat scaled;
         cv::resize(item, scaled, cv::Size(side, side), 0, 0, cv::INTER_LINEAR);
         if (brightest > 0) scaled.convertTo(scaled, CV_8U, 255.0 / brightest);
-        cv::Mat silhouette = scaled > kSilhouetteThreshold;
         cv::Rect tight = cv::boundingRect(silhouette);
         if (tight.area() == 0) continue;
         // Random positions until the item overlaps earlier ones by at most 15 % of the
@@ -147,7 +148,7 @@ Composite compose(const ItemSet& set, int first, int count, int size, Rng rng) {
                 if (!silhouette.at<uint8_t>(y, x)) continue;
                 int iy = y + best.y, ix = x + best.x;
                 if (iy < 0 || ix < 0 || iy >= size || ix >= size) continue;
-                cv::Vec3f v = tint * (0.2f + 0.8f * scaled.at<uint8_t>(y, x) / 255.f);
+                cv::Vec3f v = tint * (0.25f + 0.75f * scaled.at<uint8_t>(y, x) / 255.f);
                 c.image.at<cv::Vec3b>(iy, ix) = cv::Vec3b(cv::saturate_cast<uint8_t>(v[0]), cv::saturate_cast<uint8_t>(v[1]),
                                                           cv::saturate_cast<uint8_t>(v[2]));
                 c.classes.at<uint8_t>(iy, ix) = static_cast<uint8_t>(cls);
