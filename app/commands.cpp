@@ -8,6 +8,7 @@ void add_all_commands(CLI::App& app) {
     add_inspect_command(app);
     add_bench_command(app);
     add_demo_command(app);
+    add_data_command(app);
     add_eval_command(app);
 }
 

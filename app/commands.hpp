@@ -13,6 +13,7 @@ void add_explain_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
+void add_data_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 
 }  // namespace sightline::cli
