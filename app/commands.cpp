@@ -10,6 +10,7 @@ void add_all_commands(CLI::App& app) {
     add_demo_command(app);
     add_data_command(app);
     add_eval_command(app);
+    add_crf_command(app);
 }
 
 }  // namespace sightline::cli
