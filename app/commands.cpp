@@ -11,6 +11,7 @@ void add_all_commands(CLI::App& app) {
     add_data_command(app);
     add_eval_command(app);
     add_crf_command(app);
+    add_train_command(app);
 }
 
 }  // namespace sightline::cli

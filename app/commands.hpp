@@ -16,5 +16,6 @@ void add_demo_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_crf_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace sightline::cli

@@ -1,0 +1,151 @@
+// `sightline train classify` (and later `train segment`): train a model, write RUN/model.pt
+// (TorchScript), RUN/model.json, RUN/metrics.jsonl and RUN/checkpoint/ for --resume.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "sightline/train.hpp"
+
+namespace sightline::cli {
+
+namespace {
+
+// SIGINT / SIGTERM ask the loop to finish its step and save a checkpoint; a second signal of
+// the same kind kills as usual (the handler is reset after the first).
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void request_stop(int signal) {
+    g_stop_signal = signal;
+    std::signal(signal, SIG_DFL);
+}
+
+class StopOnSignals {
+public:
+    StopOnSignals() {
+        g_stop_signal = 0;
+        old_int_ = std::signal(SIGINT, request_stop);
+        old_term_ = std::signal(SIGTERM, request_stop);
+    }
+    ~StopOnSignals() {
+        std::signal(SIGINT, old_int_);
+        std::signal(SIGTERM, old_term_);
+    }
+    int signal() const { return g_stop_signal; }
+
+private:
+    void (*old_int_)(int);
+    void (*old_term_)(int);
+};
+
+// A one-line progress bar on a terminal (stderr), nothing when piped.
+std::function<void(int64_t, int64_t, int64_t, double)> step_bar() {
+    if (!::isatty(2)) return {};
+    return [](int64_t epoch, int64_t step, int64_t steps, double loss) {
+        const int width = 30, filled = static_cast<int>(width * step / std::max<int64_t>(steps, 1));
+        std::fprintf(stderr, "\repoch %lld [%s%s] %lld/%lld loss %.4f", static_cast<long long>(epoch),
+                     std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+                     static_cast<long long>(step), static_cast<long long>(steps), loss);
+        if (step == steps) std::fprintf(stderr, "\r%*s\r", 80, "");
+        std::fflush(stderr);
+    };
+}
+
+void print_setup(const TrainOptions& o, const TrainSetup& s) {
+    std::string val;
+    for (const auto& [split, n] : s.val_images) val += fmt::format(" {}={}", split, n);
+    fmt::print("{} ({} parameters, {}x{} input) on {} images, {}; {} steps per epoch; validation:{}\n", o.arch,
+               s.parameters, s.input_size, s.input_size, s.train_images, objective_name(s.objective),
+               s.steps_per_epoch, val.empty() ? " none" : val);
+    if (s.start_epoch > 0 || s.start_step > 0)
+        fmt::print("resuming after epoch {} step {}\n", s.start_epoch, s.start_step);
+    std::fflush(stdout);
+}
+
+void print_epoch(const EpochMetrics& m) {
+    std::string val;
+    for (const auto& [name, value] : m.val) val += fmt::format("  {} {:.3f}", name, value);
+    fmt::print("epoch {}/{}  loss {:.4f}  train {:.3f}{}  lr {:.4g}  data wait {:.0f}%  {:.1f} s\n", m.epoch, m.epochs,
+               m.loss, m.train_score, val, m.lr, 100.0 * m.data_wait_share, m.seconds);
+    std::fflush(stdout);
+}
+
+void add_classify(CLI::App& train) {
+    auto o = std::make_shared<TrainOptions>();
+    auto data = std::make_shared<std::string>(), out = std::make_shared<std::string>();
+    auto no_flip = std::make_shared<bool>(false), no_jitter = std::make_shared<bool>(false);
+    auto* c = train.add_subcommand(
+        "classify", "Train an image classifier on a dataset written by `sightline data` (or VOC / image folder "
+                    "+ labels.csv). Architectures:\n" + architecture_help());
+    c->add_option("--data", *data, "Dataset root")->required();
+    c->add_option("--out", *out, "Run folder: model.pt, model.json, metrics.jsonl, checkpoint/")->required();
+    c->add_option("--arch", o->arch, "Architecture (" + architecture_names() + ")")->capture_default_str();
+    c->add_option("--epochs", o->epochs, "Training epochs")->capture_default_str();
+    c->add_option("--batch", o->batch, "Batch size")->capture_default_str();
+    c->add_option("--lr", o->lr, "Peak learning rate (0: 0.05 for sgd, 0.001 for adamw)")->capture_default_str();
+    c->add_option("--optimizer", o->optimizer, "sgd (momentum) or adamw")->capture_default_str();
+    c->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
+    c->add_option("--weight-decay", o->weight_decay, "Weight decay (< 0: 5e-4 for sgd, 0.05 for adamw)")
+        ->capture_default_str();
+    c->add_option("--schedule", o->schedule, "Learning-rate schedule: cosine or poly")->capture_default_str();
+    c->add_option("--warmup-epochs", o->warmup_epochs, "Linear warmup length in epochs")->capture_default_str();
+    c->add_option("--label-smoothing", o->label_smoothing, "Label smoothing epsilon")->capture_default_str();
+    c->add_option("--mixup", o->mixup, "Mixup Beta(a, a) parameter a (0 = off)")->capture_default_str();
+    c->add_flag("--multilabel", o->multilabel, "Multi-label objective even if every image has one label");
+    c->add_option("--input-size", o->input_size, "Square input side (0 = the images' size)")->capture_default_str();
+    c->add_option("--width", o->width, "Channels of the first stage (doubling per stage)")->capture_default_str();
+    c->add_option("--depth", o->depth, "Blocks per stage, 4 numbers")->delimiter(',')->capture_default_str();
+    c->add_option("--output-stride", o->output_stride, "Input side / feature side: 8 or 16")->capture_default_str();
+    c->add_option("--hidden", o->hidden, "Hidden units of the MLP head")->capture_default_str();
+    c->add_flag("--crop", o->crop, "Random resized crop augmentation");
+    c->add_flag("--no-flip", *no_flip, "No random horizontal flip");
+    c->add_flag("--no-jitter", *no_jitter, "No colour jitter");
+    c->add_option("--train-split", o->train_split, "Training split")->capture_default_str();
+    c->add_option("--val", o->val_splits,
+                  "Validation splits (default: val_matched,val_swapped,val_context if present, else val)")
+        ->delimiter(',');
+    c->add_option("--seed", o->seed, "Seed: initialisation, data order, augmentation")->capture_default_str();
+    c->add_option("--threads", o->threads, "LibTorch threads (results are reproducible per thread count)")
+        ->capture_default_str();
+    c->add_option("--workers", o->workers, "Data loading threads (do not change results)")->capture_default_str();
+    c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint, exactly");
+    c->add_flag("--shuffle-labels", o->shuffle_labels, "Permute the training labels (data randomisation test)");
+    c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")
+        ->group("");  // hidden
+    c->callback([o, data, out, no_flip, no_jitter] {
+        o->data = *data;
+        o->out = *out;
+        o->flip = !*no_flip;
+        o->jitter = !*no_jitter;
+        StopOnSignals signals;
+        TrainCallbacks callbacks{step_bar(), print_epoch, [&signals] { return signals.signal() != 0; }};
+        TrainResult r = train_classifier(*o, callbacks, [&](const TrainSetup& s) { print_setup(*o, s); });
+        if (r.interrupted) {
+            int sig = signals.signal();
+            std::string why = sig == SIGINT ? "interrupted (SIGINT)" : sig == SIGTERM ? "terminated (SIGTERM)"
+                                                                                      : "stopped (--stop-after-epoch)";
+            std::string where = r.step_in_epoch > 0
+                                    ? fmt::format("in epoch {} after step {}", r.epochs_done + 1, r.step_in_epoch)
+                                    : fmt::format("after epoch {}", r.epochs_done);
+            throw Error(fmt::format("{}: {} {}; checkpoint saved, continue with --resume", r.checkpoint.string(), why,
+                                    where),
+                        sig ? 128 + sig : 1);
+        }
+        fmt::print("wrote {}, {}, {}\n", r.model.string(), (o->out / "model.json").string(),
+                   (o->out / "metrics.jsonl").string());
+    });
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+    auto* train = app.add_subcommand("train", "Train models (TorchScript checkpoints, resumable)");
+    train->require_subcommand(1);
+    add_classify(*train);
+    // `train segment` lands with the segmentation area: one more add_<task>(*train) here.
+}
+
+}  // namespace sightline::cli
