@@ -1,9 +1,77 @@
+// sightline inspect: which faithfulness guarantees hold for this model, checked numerically.
+#include <iostream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "commands.hpp"
+#include "explain_job.hpp"
+#include "options.hpp"
 
 namespace sightline::cli {
 
+namespace {
+
+struct InspectFlags {
+    fs::path model, input, json_out;
+    std::string layer, size = "224x224";
+};
+
+void run(const InspectFlags& f) {
+    Classifier model = Classifier::load(f.model);
+    torch::Tensor x;
+    std::string input_desc;
+    if (!f.input.empty()) {
+        x = read_input(f.input, Preprocess{}).tensor;  // images keep their size
+        input_desc = f.input.string();
+    } else {
+        auto [h, w] = parse_size(f.size, "--size");
+        torch::manual_seed(0);
+        x = torch::randn({1, 3, h, w});
+        input_desc = fmt::format("standard normal noise {}x{} (seed 0; give --input for a real image)", h, w);
+    }
+    model.set_layer(f.layer, x);
+    HeadAnalysis head = analyse_head(model, x);
+    torch::Tensor a = model.features(x).activations;
+    std::cout << fmt::format("model:       {}\n", f.model.string());
+    std::cout << fmt::format("split:       {}\n", model.split_description());
+    std::cout << fmt::format("activation:  [{}] at layer '{}'\n", fmt::join(a.sizes(), ", "), model.layer());
+    std::cout << fmt::format("input:       {}\n", input_desc);
+    std::cout << fmt::format("head:        {}\n", head.description);
+    std::cout << fmt::format("checks:      gradient constant in A: {}; spatially uniform: {}; "
+                             "completeness |sum(HiResCAM) - (logit - bias)| / max(1,|logit|) = {:.2e}\n",
+                             head.gradient_constant_in_a ? "yes" : "no",
+                             head.gradient_spatially_uniform ? "yes" : "no", head.completeness_residual);
+    std::cout << "guarantees:\n";
+    if (head.guarantees.empty()) std::cout << "  none: the head is non-linear, no method is provably faithful here\n";
+    for (const auto& g : head.guarantees) std::cout << "  - " << g << "\n";
+    std::cout << "methods:\n";
+    nlohmann::json methods = nlohmann::json::object();
+    for (const auto& m : explanation_methods()) {
+        GuaranteeStatus s = guarantee_status(m, head);
+        std::cout << fmt::format("  {:<20} {:<5} {}\n", m.key, s.holds ? "yes" : "no", s.statement);
+        methods[m.key] = {{"holds", s.holds}, {"statement", s.statement}};
+    }
+    if (!f.json_out.empty()) {
+        nlohmann::json out = {{"model", f.model.string()}, {"layer", model.layer()},
+                              {"split", model.split_description()},
+                              {"activation_shape", a.sizes().vec()},
+                              {"head", head_analysis_json(head)}, {"methods", methods}};
+        write_file_atomic(f.json_out, out.dump(1));
+    }
+}
+
+}  // namespace
+
 void add_inspect_command(CLI::App& app) {
-    app.add_subcommand("inspect", "(not yet implemented)");
+    auto flags = std::make_shared<InspectFlags>();
+    CLI::App* cmd = app.add_subcommand("inspect", "Analyse a classifier's head: which explanation guarantees hold");
+    cmd->add_option("--model", flags->model, "TorchScript classifier (.pt)")->required();
+    cmd->add_option("--layer", flags->layer, "dotted submodule path (default: features/head methods or auto)");
+    cmd->add_option("--input", flags->input, "image or .npy tensor to check on (default: noise at --size)");
+    cmd->add_option("--size", flags->size, "input size HxW when no --input is given")->capture_default_str();
+    cmd->add_option("--json", flags->json_out, "also write the analysis as JSON");
+    cmd->callback([flags] { run(*flags); });
 }
 
 }  // namespace sightline::cli

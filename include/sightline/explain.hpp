@@ -99,9 +99,10 @@ struct Explanation {
 class Explainer {
 public:
     Explainer(const Classifier& model, ExplainOptions options = {});
-    // `source` names the input in error messages (a file name).
+    // `sources` names each image of the batch in error messages (file names); empty = "input i".
     Explanation explain(const torch::Tensor& x, const TargetSpec& targets,
-                        const std::vector<std::string>& method_keys, const std::string& source = "input");
+                        const std::vector<std::string>& method_keys,
+                        const std::vector<std::string>& sources = {});
     // The head analysis, computed on the first batch explained (or on `x` if given first).
     const HeadAnalysis& head_analysis(const torch::Tensor& x);
 
@@ -110,6 +111,11 @@ private:
     ExplainOptions options_;
     std::optional<HeadAnalysis> head_;
 };
+
+// The head-only gradient the gradient methods use: A = features(x) and G = d logit[target]/dA
+// for each (image, target) row, [B*k,K,h,w]; targets [B,k].
+std::pair<torch::Tensor, torch::Tensor> layer_gradients(const Classifier& model, const torch::Tensor& x,
+                                                        const torch::Tensor& targets);
 
 // final = minmax(resize(minmax(relu(raw)))) per map; raw [N,h,w] -> [N,H,W].
 torch::Tensor normalise_maps(const torch::Tensor& raw, int64_t height, int64_t width);

@@ -51,8 +51,8 @@ public:
     std::string split_description() const;
     const fs::path& path() const { return path_; }
 
-    // features(x) under no-grad.
-    FeatureOutput features(const torch::Tensor& x) const;
+    // features(x), under no-grad unless `record_grad` (tests use it to chain gradients).
+    FeatureOutput features(const torch::Tensor& x, bool record_grad = false) const;
     // head(A, extras) with autograd recording (A may require grad). Checks [B,C] output.
     torch::Tensor head(const torch::Tensor& activations, const std::vector<c10::IValue>& extras) const;
     // The whole model, x -> logits (autograd as the caller's grad mode says).

@@ -20,7 +20,7 @@ torch::Tensor MethodContext::gradient_rows() {
     torch::Tensor score = logits_rows.gather(1, target_rows().unsqueeze(1)).sum();
     torch::Tensor g = torch::autograd::grad({score}, {a}, {}, false, false, true)[0];
     if (!g.defined()) g = torch::zeros_like(a);  // the target does not depend on A at all
-    detail::check_finite(g, source, fmt::format("gradients at layer '{}'", model.layer()));
+    detail::check_finite(g, sources, fmt::format("gradients at layer '{}'", model.layer()), k());
     gradients_ = g;
     return g;
 }
@@ -31,9 +31,14 @@ torch::Tensor MethodContext::input_rows() const {
 
 namespace detail {
 
-void check_finite(const torch::Tensor& t, const std::string& source, const std::string& what) {
-    if (!torch::isfinite(t).all().item<bool>())
-        throw Error(fmt::format("{}: {} contain NaN or Inf", source, what));
+void check_finite(const torch::Tensor& t, const std::vector<std::string>& sources,
+                  const std::string& what, int64_t rows_per_image) {
+    torch::Tensor bad = ~torch::isfinite(t).reshape({t.size(0), -1}).all(1);
+    if (!bad.any().item<bool>()) return;
+    int64_t image = bad.nonzero()[0][0].item<int64_t>() / rows_per_image;
+    std::string name = image < static_cast<int64_t>(sources.size()) ? sources[image]
+                                                                    : fmt::format("input {}", image);
+    throw Error(fmt::format("{}: {} contain NaN or Inf", name, what));
 }
 
 }  // namespace detail

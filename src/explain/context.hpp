@@ -17,7 +17,7 @@ struct MethodContext {
     const HeadAnalysis& head;
     torch::Tensor input;      // x [B,3,H,W]
     torch::Tensor targets;    // [B,k]
-    std::string source;       // input name for messages
+    std::vector<std::string> sources;  // one name per image, for messages
     FeatureOutput features;   // A [B,K,h,w] and the head's extra inputs
     torch::Tensor logits;     // [B,C]
 
@@ -41,8 +41,10 @@ struct MethodContext {
 
 namespace sightline::detail {
 
-// Throws Error when `t` holds NaN or Inf, naming the source and what it is.
-void check_finite(const torch::Tensor& t, const std::string& source, const std::string& what);
+// Throws Error when `t` (batch-major, `rows_per_image` rows per image) holds NaN or Inf,
+// naming the first image that has them and what they are.
+void check_finite(const torch::Tensor& t, const std::vector<std::string>& sources,
+                  const std::string& what, int64_t rows_per_image = 1);
 
 // d sum_r y[r, targets[r]] / d x for inputs x [N,3,H,W], evaluated in batches. `guided`
 // uses the guided-backprop ReLU rule. Returns [N,3,H,W].

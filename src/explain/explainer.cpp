@@ -21,23 +21,24 @@ const HeadAnalysis& Explainer::head_analysis(const torch::Tensor& x) {
 }
 
 Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_spec,
-                               const std::vector<std::string>& method_keys, const std::string& source) {
+                               const std::vector<std::string>& method_keys,
+                               const std::vector<std::string>& sources) {
     if (x.dim() != 4 || x.size(1) != 3)
         throw Error(fmt::format("{}: input tensor has shape {}; expected [batch, 3, height, width]",
-                                source, fmt::join(x.sizes(), "x")));
-    detail::check_finite(x, source, "input values");
+                                sources.empty() ? "input" : sources.front(), fmt::join(x.sizes(), "x")));
+    detail::check_finite(x, sources, "input values");
     std::vector<const MethodInfo*> methods;
     for (const auto& key : method_keys) methods.push_back(&find_method(key));
 
     const HeadAnalysis& head = head_analysis(x.slice(0, 0, 1));
-    MethodContext ctx{model_, options_, head, x, {}, source, model_.features(x), {}};
-    detail::check_finite(ctx.features.activations, source,
+    MethodContext ctx{model_, options_, head, x, {}, sources, model_.features(x), {}};
+    detail::check_finite(ctx.features.activations, sources,
                          fmt::format("activations at layer '{}'", model_.layer()));
     {
         torch::NoGradGuard no_grad;
         ctx.logits = model_.head(ctx.features.activations, ctx.features.extras);
     }
-    detail::check_finite(ctx.logits, source, "logits");
+    detail::check_finite(ctx.logits, sources, "logits");
     ctx.targets = detail::choose_targets(target_spec, ctx.logits);
 
     Explanation out;
@@ -69,6 +70,14 @@ Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_
                 .reshape({batch, k});
     }
     return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> layer_gradients(const Classifier& model, const torch::Tensor& x,
+                                                        const torch::Tensor& targets) {
+    HeadAnalysis unused;
+    ExplainOptions options;
+    MethodContext ctx{model, options, unused, x, targets, {}, model.features(x), {}};
+    return {ctx.activation_rows(), ctx.gradient_rows()};
 }
 
 std::string to_string(Guarantee guarantee) {

@@ -41,7 +41,7 @@ torch::Tensor input_gradients(MethodContext& c, const torch::Tensor& x, const to
         parts.push_back(g.defined() ? g : torch::zeros_like(leaf));
     }
     torch::Tensor g = torch::cat(parts);
-    check_finite(g, c.source, "input gradients");
+    check_finite(g, c.sources, "input gradients", g.size(0) / c.input.size(0));
     return g;
 }
 

@@ -97,8 +97,8 @@ std::string Classifier::split_description() const {
     return "";
 }
 
-FeatureOutput Classifier::features(const torch::Tensor& x) const {
-    torch::NoGradGuard no_grad;
+FeatureOutput Classifier::features(const torch::Tensor& x, bool record_grad) const {
+    torch::AutoGradMode grad_mode(record_grad);
     FeatureOutput out;
     if (!split_) {
         out.activations = as_tensor(module_->get_method("features")({x}), path_, "features()");

@@ -1,0 +1,200 @@
+// Orchestration of `sightline explain`: read inputs in batches, explain, write maps, overlays
+// and a per-input record (the resume marker), then summary.json.
+#include "explain_job.hpp"
+
+#include <iostream>
+#include <map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <opencv2/imgproc.hpp>
+
+#include "options.hpp"
+#include "progress.hpp"
+#include "sightline/report.hpp"
+
+namespace sightline::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string file_safe(std::string name) {
+    for (char& c : name)
+        if (c == '/' || c == '\\' || c == ' ' || c == ':' || c == '*' || c == '?') c = '_';
+    return name;
+}
+
+json job_signature(const ExplainJob& job) {
+    std::error_code ec;
+    auto model_size = fs::file_size(job.model, ec);
+    return {{"model", fs::absolute(job.model).string()},
+            {"model_bytes", ec ? 0 : model_size},
+            {"layer", job.layer},
+            {"methods", job.methods},
+            {"target", job.target},
+            {"size", {job.preprocess.height, job.preprocess.width}},
+            {"mean", job.preprocess.mean},
+            {"std", job.preprocess.std},
+            {"raw", job.raw},
+            {"overlay", job.overlay},
+            {"colormap", job.colormap}};
+}
+
+}  // namespace
+
+json head_analysis_json(const HeadAnalysis& head) {
+    return {{"kind", to_string(head.kind)},
+            {"description", head.description},
+            {"ops", head.ops},
+            {"completeness_residual", head.completeness_residual},
+            {"gradient_constant_in_activations", head.gradient_constant_in_a},
+            {"gradient_spatially_uniform", head.gradient_spatially_uniform},
+            {"guarantees", head.guarantees}};
+}
+
+namespace {
+
+cv::Mat map_to_mat(const torch::Tensor& map) {
+    torch::Tensor m = map.contiguous();
+    return cv::Mat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_32FC1, m.data_ptr<float>()).clone();
+}
+
+}  // namespace
+
+json run_explain_job(const ExplainJob& job) {
+    // Check everything that can be checked before any work.
+    for (const auto& key : job.methods) find_method(key);
+    if (job.methods.empty()) throw UsageError("--method: give at least one method");
+    const int colormap = colormap_from_name(job.colormap);
+    std::vector<std::string> labels;
+    if (!job.labels.empty()) labels = read_lines(job.labels);
+    const TargetSpec spec = parse_target(job.target, labels);
+    std::vector<fs::path> inputs = list_inputs(job.input, true);
+    std::map<std::string, fs::path> stems;
+    for (const auto& p : inputs) {
+        auto [it, fresh] = stems.emplace(p.stem().string(), p);
+        if (!fresh)
+            throw UsageError(fmt::format("{}: same file stem as {}; outputs would collide", p.string(),
+                                         it->second.string()));
+    }
+    ensure_writable_dir(job.out);
+    const fs::path records = job.out / ".sightline" / "explain";
+    ensure_writable_dir(records);
+
+    Classifier model = Classifier::load(job.model);
+    InputItem first = read_input(inputs.front(), job.preprocess);
+    model.set_layer(job.layer, first.tensor);
+    Explainer explainer(model, job.options);
+    const HeadAnalysis& head = explainer.head_analysis(first.tensor);
+    if (!labels.empty()) {
+        int64_t classes;
+        {
+            torch::NoGradGuard no_grad;
+            classes = model.forward(first.tensor).size(1);
+        }
+        if (static_cast<int64_t>(labels.size()) != classes)
+            throw Error(fmt::format("{}: has {} class names but the model has {} classes",
+                                    job.labels.string(), labels.size(), classes));
+    }
+    if (!job.quiet) {
+        if (model.split_kind() == SplitKind::kAutoLayer)
+            std::cerr << fmt::format("sightline: using layer '{}' (the last submodule with a 4-D output); "
+                                     "choose another with --layer\n", model.layer());
+        for (const auto& key : job.methods) {
+            GuaranteeStatus status = guarantee_status(find_method(key), head);
+            if (!status.holds) std::cerr << fmt::format("sightline: warning: {}: {}\n", key, status.statement);
+        }
+    }
+
+    const json signature = job_signature(job);
+    auto record_path = [&](const fs::path& input) { return records / (input.stem().string() + ".json"); };
+    std::vector<fs::path> pending;
+    for (const auto& p : inputs) {
+        fs::path r = record_path(p);
+        if (fs::exists(r)) {
+            json rec = json::parse(read_file(r), nullptr, false);
+            if (!rec.is_discarded() && rec.value("signature", json()) == signature) continue;
+        }
+        pending.push_back(p);
+    }
+
+    ProgressBar progress(job.quiet ? 0 : pending.size(), "explain");
+    for (std::size_t start = 0; start < pending.size();) {
+        // A batch: consecutive inputs of the same shape, at most job.batch of them.
+        std::vector<InputItem> items;
+        while (start < pending.size() && static_cast<int>(items.size()) < std::max(1, job.batch)) {
+            InputItem item = pending[start] == first.path ? first : read_input(pending[start], job.preprocess);
+            if (!items.empty() && item.tensor.sizes() != items.front().tensor.sizes()) break;
+            if (!item.note.empty() && !job.quiet)
+                std::cerr << fmt::format("sightline: {}: {}\n", item.path.string(), item.note);
+            items.push_back(std::move(item));
+            ++start;
+        }
+        std::vector<torch::Tensor> tensors;
+        std::vector<std::string> sources;
+        for (const auto& item : items) {
+            tensors.push_back(item.tensor);
+            sources.push_back(item.path.string());
+        }
+        Explanation ex = explainer.explain(torch::cat(tensors), spec, job.methods, sources);
+        torch::Tensor probs = torch::softmax(ex.logits, 1);
+        for (std::size_t b = 0; b < items.size(); ++b) {
+            const std::string stem = items[b].path.stem().string();
+            json entries = json::array();
+            for (const MethodMaps& mm : ex.methods) {
+                GuaranteeStatus status = guarantee_status(find_method(mm.key), head);
+                for (int64_t j = 0; j < ex.targets.size(1); ++j) {
+                    int64_t cls = ex.targets[b][j].item<int64_t>();
+                    std::string cls_name = labels.empty() ? std::to_string(cls) : labels[cls];
+                    std::string base = fmt::format("{}.{}.{}", stem, file_safe(mm.key), file_safe(cls_name));
+                    torch::Tensor map = mm.maps[b][j];
+                    write_npy(job.out / (base + ".npy"), tensor_to_npy(map));
+                    json entry = {{"input", items[b].path.string()},
+                                  {"stem", stem},
+                                  {"method", mm.key},
+                                  {"class", cls},
+                                  {"class_name", cls_name},
+                                  {"logit", ex.logits[b][cls].item<double>()},
+                                  {"probability", probs[b][cls].item<double>()},
+                                  {"guarantee", {{"holds", status.holds}, {"statement", status.statement}}},
+                                  {"completeness_residual", nullptr},
+                                  {"seconds_per_image", mm.seconds / items.size()},
+                                  {"map", base + ".npy"}};
+                    double residual = ex.completeness_residual[b][j].item<double>();
+                    if (!std::isnan(residual)) entry["completeness_residual"] = residual;
+                    if (job.raw) {
+                        write_npy(job.out / (base + ".raw.npy"), tensor_to_npy(mm.raw[b][j]));
+                        entry["raw"] = base + ".raw.npy";
+                    }
+                    if (job.overlay) {
+                        cv::Mat picture = overlay_heatmap(items[b].display, map_to_mat(map), colormap);
+                        write_image_rgb(job.out / (base + ".png"), picture);
+                        entry["overlay"] = base + ".png";
+                    }
+                    entries.push_back(entry);
+                }
+            }
+            // The record is written last: it marks this input as finished for a rerun.
+            write_file_atomic(record_path(items[b].path),
+                              json{{"signature", signature}, {"entries", entries}}.dump(1));
+            progress.advance();
+        }
+    }
+    progress.finish();
+
+    json summary = {{"model", job.model.string()},
+                    {"layer", model.layer()},
+                    {"split", model.split_description()},
+                    {"head", head_analysis_json(head)},
+                    {"target", job.target},
+                    {"items", json::array()}};
+    for (const auto& p : inputs) {
+        json rec = json::parse(read_file(record_path(p)));
+        for (auto& e : rec["entries"]) summary["items"].push_back(e);
+    }
+    write_file_atomic(job.out / "summary.json", summary.dump(1));
+    return summary;
+}
+
+}  // namespace sightline::cli

@@ -1,0 +1,141 @@
+// Properties proven in the papers, on small models built here with known weights:
+// CAM = Grad-CAM = HiResCAM on GAP heads, completeness on linear heads, zero weight -> zero
+// HiResCAM, and the head-only gradient equals the full backward.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "sightline/explain.hpp"
+#include "sightline/tensor_io.hpp"
+#include "test_support.hpp"
+
+using namespace sightline;
+
+namespace {
+
+// conv(3->8, 3x3) + ReLU as features; `head_src` defines head(a).
+fs::path save_model(const std::string& name, const std::string& head_src, int64_t fc_in, int64_t classes,
+                    const std::function<void(torch::Tensor&)>& edit_fc = {}) {
+    torch::manual_seed(7);
+    torch::jit::Module m("TinyNet");
+    m.register_parameter("conv_w", torch::randn({8, 3, 3, 3}) * 0.4, false);
+    m.register_parameter("conv_b", torch::randn({8}) * 0.1, false);
+    torch::Tensor fc_w = torch::randn({classes, fc_in}) * 0.2;
+    if (edit_fc) edit_fc(fc_w);
+    m.register_parameter("fc_w", fc_w, false);
+    m.register_parameter("fc_b", torch::randn({classes}), false);
+    m.define(R"(
+def features(self, x):
+    return torch.relu(torch.conv2d(x, self.conv_w, self.conv_b, [1, 1], [1, 1]))
+)" + head_src + R"(
+def forward(self, x):
+    return self.head(self.features(x))
+)");
+    fs::path path = test::scratch_dir("models") / (name + ".pt");
+    m.save(path.string());
+    return path;
+}
+
+const char* kGapHead = R"(
+def head(self, a):
+    return torch.addmm(self.fc_b, torch.flatten(torch.adaptive_avg_pool2d(a, [1, 1]), 1), self.fc_w.t())
+)";
+const char* kFlatHead = R"(
+def head(self, a):
+    return torch.addmm(self.fc_b, torch.flatten(a, 1), self.fc_w.t())
+)";
+const char* kMlpHead = R"(
+def head(self, a):
+    h = torch.relu(torch.flatten(torch.adaptive_avg_pool2d(a, [1, 1]), 1) - 0.05)
+    return torch.addmm(self.fc_b, h, self.fc_w.t())
+)";
+
+torch::Tensor input(int64_t b = 2) {
+    torch::manual_seed(3);
+    return torch::randn({b, 3, 12, 10});
+}
+
+}  // namespace
+
+TEST(Properties, CamGradCamAndHiResCamAreEqualOnAGapHead) {
+    Classifier model = Classifier::load(save_model("gap", kGapHead, 8, 5));
+    torch::Tensor x = input();
+    model.set_layer("", x.slice(0, 0, 1));
+    Explainer explainer(model);
+    EXPECT_EQ(explainer.head_analysis(x).kind, HeadKind::kGapLinear);
+    Explanation ex = explainer.explain(x, parse_target("top2", {}), {"cam", "gradcam", "hirescam"});
+    EXPECT_LE((ex.methods[0].maps - ex.methods[1].maps).abs().max().item<double>(), 1e-5);
+    EXPECT_LE((ex.methods[0].maps - ex.methods[2].maps).abs().max().item<double>(), 1e-5);
+    // Raw maps differ only by the scale h*w: CAM = (h w) HiResCAM.
+    EXPECT_TRUE(torch::allclose(ex.methods[0].raw, ex.methods[2].raw * 120.0, 1e-4, 1e-5));
+    EXPECT_LE(ex.completeness_residual.abs().max().item<double>(), 1e-4);
+}
+
+TEST(Properties, HiResCamPlusBiasSumsToTheLogitOnAFlattenLinearHead) {
+    Classifier model = Classifier::load(save_model("flat", kFlatHead, 8 * 12 * 10, 4));
+    torch::Tensor x = input();
+    model.set_layer("", x.slice(0, 0, 1));
+    Explainer explainer(model);
+    EXPECT_EQ(explainer.head_analysis(x).kind, HeadKind::kLinear);
+    Explanation ex = explainer.explain(x, parse_target("all", {}), {"hirescam"});
+    torch::Tensor bias = model.module().attr("fc_b").toTensor();
+    for (int64_t b = 0; b < 2; ++b)
+        for (int64_t c = 0; c < 4; ++c) {
+            double sum = ex.methods[0].raw[b][c].sum().item<double>();
+            double expected = ex.logits[b][c].item<double>() - bias[c].item<double>();
+            EXPECT_NEAR(sum, expected, 1e-4 * std::max(1.0, std::abs(expected)));
+        }
+}
+
+TEST(Properties, ZeroWeightsGiveExactlyZeroHiResCamWhileGradCamHighlightsThere) {
+    // The class-0 weights ignore the left half of the feature map (columns 0..4).
+    auto ignore_left = [](torch::Tensor& w) {
+        auto view = w.view({w.size(0), 8, 12, 10});
+        view[0].slice(2, 0, 5).zero_();
+        view[0].slice(2, 5, 10).abs_();  // class 0 uses the right half only, positively
+    };
+    Classifier model = Classifier::load(save_model("zeroed", kFlatHead, 8 * 12 * 10, 3, ignore_left));
+    torch::Tensor x = input(1);
+    model.set_layer("", x);
+    Explainer explainer(model);
+    Explanation ex = explainer.explain(x, parse_target("0", {}), {"hirescam", "gradcam"});
+    torch::Tensor hires = ex.methods[0].raw[0][0], grad = ex.methods[1].raw[0][0];
+    EXPECT_EQ(hires.slice(1, 0, 5).abs().max().item<float>(), 0.f);
+    EXPECT_GT(hires.slice(1, 5, 10).abs().max().item<float>(), 0.f);
+    EXPECT_GT(torch::relu(grad.slice(1, 0, 5)).max().item<float>(), 0.f);  // Grad-CAM: unused pixels lit
+}
+
+TEST(Properties, NonLinearHeadHasNoGuaranteeAndCamIsRefused) {
+    Classifier model = Classifier::load(save_model("mlp", kMlpHead, 8, 3));
+    torch::Tensor x = input();
+    model.set_layer("", x.slice(0, 0, 1));
+    Explainer explainer(model);
+    const HeadAnalysis& head = explainer.head_analysis(x);
+    EXPECT_EQ(head.kind, HeadKind::kNonLinear);
+    EXPECT_FALSE(guarantee_status(find_method("hirescam"), head).holds);
+    try {
+        explainer.explain(x, parse_target("top1", {}), {"cam"});
+        FAIL() << "cam on a non-GAP head must be refused";
+    } catch (const UsageError& e) {
+        EXPECT_NE(std::string(e.what()).find("method 'cam' needs a global-average-pooling -> Linear head"),
+                  std::string::npos) << e.what();
+    }
+}
+
+TEST(Properties, HeadOnlyGradientEqualsTheFullBackward) {
+    // On ResNet-18 cut at layer4 (skip connections inside): chaining the head-only dS/dA
+    // through the backbone must give the full-backward dS/dx.
+    Classifier model = Classifier::load(test::shared_fixtures() / "gradcam" / "resnet18.pt");
+    torch::Tensor x = npy_to_tensor(read_npy(test::shared_fixtures() / "gradcam" / "input_3x224x224.npy"));
+    model.set_layer("layer4", x.slice(0, 0, 1));
+    torch::Tensor targets = torch::tensor({{3, 165}, {7, 2}});
+    auto [a_rows, g] = layer_gradients(model, x, targets);
+    EXPECT_TRUE(torch::equal(a_rows, model.features(x).activations.repeat_interleave(2, 0)));
+    torch::Tensor leaf = x.repeat_interleave(2, 0).detach().requires_grad_(true);
+    torch::Tensor a = model.features(leaf, true).activations;
+    torch::Tensor chained = torch::autograd::grad({a}, {leaf}, {g})[0];
+    torch::Tensor leaf2 = x.repeat_interleave(2, 0).detach().requires_grad_(true);
+    torch::Tensor score = model.forward(leaf2).gather(1, targets.reshape({-1, 1})).sum();
+    torch::Tensor full = torch::autograd::grad({score}, {leaf2})[0];
+    double scale = full.abs().max().item<double>();
+    EXPECT_LE((chained - full).abs().max().item<double>(), 1e-4 * scale);
+}
