@@ -1,6 +1,7 @@
 // A small persistent thread pool for the dense CRF. Mean-field inference runs about ten
 // parallel regions per iteration; starting threads for each one would cost more than the
-// work in a small region, so the workers are started once and wait between regions.
+// work in a small region, so the workers are started once and wait between regions
+// (spinning briefly first: see thread_pool.cpp).
 #pragma once
 
 #include <algorithm>
@@ -53,9 +54,9 @@ private:
     std::vector<std::thread> workers_;
     std::mutex mutex_;
     std::condition_variable start_cv_, done_cv_;
-    const std::function<void(int)>* job_ = nullptr;
-    uint64_t generation_ = 0;
-    int pending_ = 0;
+    const std::function<void(int)>* job_ = nullptr;  // published by generation_ (release)
+    std::atomic<uint64_t> generation_{0};             // bumped once per region
+    std::atomic<int> pending_{0};                     // workers still running the region
     bool stop_ = false;
     std::exception_ptr error_;
 };
