@@ -97,15 +97,6 @@ json run_explain_job(const ExplainJob& job) {
             throw Error(fmt::format("{}: has {} class names but the model has {} classes",
                                     job.labels.string(), labels.size(), classes));
     }
-    if (!job.quiet) {
-        if (model.split_kind() == SplitKind::kAutoLayer)
-            std::cerr << fmt::format("sightline: using layer '{}' (the last submodule with a 4-D output); "
-                                     "choose another with --layer\n", model.layer());
-        for (const auto& key : job.methods) {
-            GuaranteeStatus status = guarantee_status(find_method(key), head);
-            if (!status.holds) std::cerr << fmt::format("sightline: warning: {}: {}\n", key, status.statement);
-        }
-    }
 
     const json signature = job_signature(job);
     auto record_path = [&](const fs::path& input) { return records / (input.stem().string() + ".json"); };
@@ -182,6 +173,15 @@ json run_explain_job(const ExplainJob& job) {
         }
     }
     progress.finish();
+    // Said once, after the work succeeded, so that a failure stays a single line.
+    if (!job.quiet && model.split_kind() == SplitKind::kAutoLayer)
+        std::cerr << fmt::format("sightline: used layer '{}' (the last submodule with a 4-D output); "
+                                 "choose another with --layer\n", model.layer());
+    if (!job.quiet)
+        for (const auto& key : job.methods) {
+            GuaranteeStatus status = guarantee_status(find_method(key), head);
+            if (!status.holds) std::cerr << fmt::format("sightline: warning: {}: {}\n", key, status.statement);
+        }
 
     json summary = {{"model", job.model.string()},
                     {"layer", model.layer()},

@@ -95,7 +95,7 @@ TEST(ExplainCli, WarnsOnceForMethodsWithoutGuarantee) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.err.find("warning: gradcam: does not hold"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("warning: hirescam"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("using layer 'features'"), std::string::npos) << r.err;  // chosen automatically
+    EXPECT_NE(r.err.find("used layer 'features'"), std::string::npos) << r.err;  // chosen automatically
 }
 
 TEST(ExplainCli, GreyImageIsConvertedAndSaysSo) {
@@ -137,6 +137,7 @@ TEST(ExplainCli, BadInputGivesOneClearLineAndNoOutput) {
         "def forward(self, x):\n    return self.head(self.features(x))\n");
     nan_model.save((in / "nan_model.pt").string());
     fs::path img0 = in / "img0.npy";
+    write_npy(in / "flat.npy", tensor_to_npy(npy_to_tensor(read_npy(gradcam("input_3x48x64.npy"))).slice(0, 0, 1)));
     const std::string o = " --out " + out.string();
     std::vector<BadCase> cases = {
         {"missing model", "explain --model /nonexistent/m.pt --input " + img0.string() + o, "m.pt: no such model file", 1},
@@ -156,10 +157,12 @@ TEST(ExplainCli, BadInputGivesOneClearLineAndNoOutput) {
          "img0.npy: activations at layer 'features' contain NaN or Inf", 1},
         {"target out of range", "explain " + model_flags() + " --target 10 --input " + img0.string() + o,
          "--target 10: class index out of range; the model has 10 classes (0..9)", 2},
+        {"input of the wrong size", "explain --model " + gradcam("flatnet.pt").string() + " --layer features --input " + img0.string() + o,
+         "flatnet.pt: the head failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied", 1},
         {"unknown method", "explain " + model_flags() + " --method gradcan --input " + img0.string() + o,
          "unknown method 'gradcan'; choose from:", 2},
         {"cam on a flatten head", "explain --model " + gradcam("flatnet.pt").string() + " --method cam --input " +
-         img0.string() + o, "method 'cam' needs a global-average-pooling -> Linear head", 2},
+         (in / "flat.npy").string() + o, "method 'cam' needs a global-average-pooling -> Linear head", 2},
         {"output not writable", "explain " + model_flags() + " --input " + img0.string() + " --out /proc/sightline",
          "/proc/sightline: cannot create output folder", 1},
         {"labels count", "explain " + model_flags() + " --labels " + (in / "truncated.pt").string() + " --input " + img0.string() + o,

@@ -73,6 +73,9 @@ struct LoadedImage {
 // (source_channels says what was stored). Throws Error naming the file when it is missing,
 // empty or cannot be decoded.
 LoadedImage read_image_rgb(const fs::path& path);
+// Decodes PNG bytes to RGB with libpng, silently (errors become Error naming `name`).
+// source_channels: 1 grey, 2 grey+alpha, 3 colour, 4 colour+alpha, as stored.
+cv::Mat decode_png_rgb(const std::string& bytes, const std::string& name, int* source_channels);
 // Encodes by the file extension (png, jpg, ...) and writes atomically. `rgb` is RGB order.
 void write_image_rgb(const fs::path& path, const cv::Mat& rgb);
 

@@ -74,6 +74,8 @@ public:
 
 private:
     Classifier() = default;
+    // features() without the 4-D check (the automatic layer search probes 2-D outputs too).
+    FeatureOutput run_features(const torch::Tensor& x, bool record_grad) const;
     fs::path path_;
     std::unique_ptr<torch::jit::Module> module_;
     std::string layer_;

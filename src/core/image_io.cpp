@@ -11,6 +11,12 @@ LoadedImage read_image_rgb(const fs::path& path) {
     if (!fs::exists(path)) throw Error(fmt::format("{}: no such image file", path.string()));
     if (fs::file_size(path) == 0) throw Error(fmt::format("{}: image file is empty", path.string()));
     std::string bytes = read_file(path);
+    if (bytes.size() >= 8 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) {
+        LoadedImage png;
+        png.rgb = decode_png_rgb(bytes, path.string(), &png.source_channels);
+        if (png.source_channels == 2) png.source_channels = 1;  // grey + alpha: grey for the note
+        return png;
+    }
     cv::Mat raw;
     try {
         raw = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, bytes.data()),

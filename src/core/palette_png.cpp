@@ -95,6 +95,22 @@ bool read_header(png_structp png, png_infop info, Header* h) {
     return true;
 }
 
+// Phase 1 for colour reading: every layout becomes 8-bit RGB.
+bool read_rgb_header(png_structp png, png_infop info, png_uint_32* w, png_uint_32* h, int* depth, int* type) {
+    if (setjmp(png_jmpbuf(png))) return false;
+    png_read_info(png, info);
+    int interlace = 0;
+    png_get_IHDR(png, info, w, h, depth, type, &interlace, nullptr, nullptr);
+    if (*type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (*type == PNG_COLOR_TYPE_GRAY && *depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (*depth == 16) png_set_scale_16(png);
+    if (*type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    if (*type == PNG_COLOR_TYPE_GRAY || *type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    return true;
+}
+
 // Phase 2: the pixels into caller-owned rows.
 bool read_pixels(png_structp png, png_infop info, png_bytepp rows) {
     if (setjmp(png_jmpbuf(png))) return false;
@@ -125,6 +141,40 @@ const char* color_type_name(int color_type) {
 
 }  // namespace
 }  // namespace detail
+
+// Decodes any PNG to 8-bit RGB with libpng's silent handlers (OpenCV's PNG decoder prints
+// libpng's warnings and errors on stderr). `source_channels`: 1 grey, 2 grey+alpha, 3 colour,
+// 4 colour+alpha, as stored.
+cv::Mat decode_png_rgb(const std::string& bytes, const std::string& name, int* source_channels) {
+    using namespace detail;
+    PngIo io;
+    io.data = reinterpret_cast<const unsigned char*>(bytes.data());
+    io.size = bytes.size();
+    ReadGuard g;
+    g.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
+    if (g.png) g.info = png_create_info_struct(g.png);
+    if (!g.png || !g.info) throw Error(fmt::format("{}: out of memory reading PNG", name));
+    png_set_read_fn(g.png, &io, on_read);
+    png_set_benign_errors(g.png, 1);
+    png_uint_32 width = 0, height = 0;
+    int bit_depth = 0, color_type = 0;
+    if (!read_rgb_header(g.png, g.info, &width, &height, &bit_depth, &color_type))
+        throw Error(fmt::format("{}: cannot decode image (corrupt PNG: {})", name, io.message));
+    switch (color_type) {
+        case PNG_COLOR_TYPE_GRAY: *source_channels = 1; break;
+        case PNG_COLOR_TYPE_GRAY_ALPHA: *source_channels = 2; break;
+        case PNG_COLOR_TYPE_RGB_ALPHA: *source_channels = 4; break;
+        default: *source_channels = 3; break;
+    }
+    if (static_cast<uint64_t>(width) * height > (uint64_t{1} << 31) || png_get_rowbytes(g.png, g.info) != width * 3)
+        throw Error(fmt::format("{}: cannot decode image (unsupported PNG layout)", name));
+    cv::Mat rgb(static_cast<int>(height), static_cast<int>(width), CV_8UC3);
+    std::vector<png_bytep> rows(height);
+    for (png_uint_32 r = 0; r < height; ++r) rows[r] = rgb.ptr<png_byte>(static_cast<int>(r));
+    if (!read_pixels(g.png, g.info, rows.data()))
+        throw Error(fmt::format("{}: cannot decode image (corrupt PNG: {})", name, io.message));
+    return rgb;
+}
 
 cv::Mat read_index_png(const fs::path& path) {
     using namespace detail;

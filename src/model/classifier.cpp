@@ -24,6 +24,25 @@ void check_logits(const torch::Tensor& logits, int64_t batch, const fs::path& pa
                                 path.string(), fmt::join(logits.sizes(), "x"), batch));
 }
 
+// Runs TorchScript code; its errors (multi-line interpreter traces) become one Error line
+// naming the model file, with the error's own last line.
+template <typename F>
+auto guarded(const fs::path& path, const char* what, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        std::string message = e.what();
+        std::size_t end = message.find_last_not_of("\n ");
+        message = message.substr(0, end == std::string::npos ? 0 : end + 1);
+        std::size_t trace = message.find("Exception raised from");
+        if (trace != std::string::npos) message = message.substr(0, trace);
+        std::string line = message.substr(message.find_last_of('\n') == std::string::npos ? 0 : message.find_last_of('\n') + 1);
+        throw Error(fmt::format("{}: {} failed: {}", path.string(), what, line));
+    }
+}
+
 torch::Tensor as_tensor(const c10::IValue& v, const fs::path& path, const char* what) {
     if (!v.isTensor())
         throw Error(fmt::format("{}: {} returned {}, expected a tensor", path.string(), what,
@@ -73,7 +92,7 @@ void Classifier::set_layer(const std::string& layer, const torch::Tensor& exampl
         auto split = std::make_unique<detail::SplitGraph>(
             detail::split_at_layer(*module_, *it, path_.string()));
         split_ = std::move(split);
-        torch::Tensor a = features(example).activations;
+        torch::Tensor a = run_features(example, false).activations;
         if (a.dim() == 4 && a.size(2) * a.size(3) > 1) {
             layer_ = *it;
             split_kind_ = SplitKind::kAutoLayer;
@@ -97,18 +116,24 @@ std::string Classifier::split_description() const {
     return "";
 }
 
-FeatureOutput Classifier::features(const torch::Tensor& x, bool record_grad) const {
+FeatureOutput Classifier::run_features(const torch::Tensor& x, bool record_grad) const {
     torch::AutoGradMode grad_mode(record_grad);
     FeatureOutput out;
     if (!split_) {
-        out.activations = as_tensor(module_->get_method("features")({x}), path_, "features()");
+        out.activations = as_tensor(guarded(path_, "features()", [&] { return module_->get_method("features")({x}); }),
+                                    path_, "features()");
     } else {
         jit::Stack stack{module_->_ivalue(), x};
-        split_->features->run(stack);
+        guarded(path_, "the forward pass up to the layer", [&] { split_->features->run(stack); });
         auto elements = stack.back().toTuple()->elements();
         out.activations = as_tensor(elements.at(0), path_, fmt::format("layer '{}'", layer_).c_str());
         out.extras.assign(elements.begin() + 1, elements.end());
     }
+    return out;
+}
+
+FeatureOutput Classifier::features(const torch::Tensor& x, bool record_grad) const {
+    FeatureOutput out = run_features(x, record_grad);
     if (out.activations.dim() != 4)
         throw Error(fmt::format("{}: activation at layer '{}' has shape {}; expected 4-D "
                                 "[batch, channels, height, width]",
@@ -120,13 +145,14 @@ torch::Tensor Classifier::head(const torch::Tensor& activations,
                                const std::vector<c10::IValue>& extras) const {
     torch::Tensor logits;
     if (!split_) {
-        logits = as_tensor(module_->get_method("head")({activations}), path_, "head()");
+        logits = as_tensor(guarded(path_, "head()", [&] { return module_->get_method("head")({activations}); }),
+                           path_, "head()");
     } else {
         // An in-place op right after the cut must not overwrite the activations we report.
         torch::Tensor a = split_->head_mutates_activations ? activations.clone() : activations;
         jit::Stack stack{module_->_ivalue(), a};
         stack.insert(stack.end(), extras.begin(), extras.end());
-        split_->head->run(stack);
+        guarded(path_, "the head", [&] { split_->head->run(stack); });
         logits = as_tensor(stack.back(), path_, "the model");
     }
     check_logits(logits, activations.size(0), path_);
@@ -134,7 +160,8 @@ torch::Tensor Classifier::head(const torch::Tensor& activations,
 }
 
 torch::Tensor Classifier::forward(const torch::Tensor& x) const {
-    torch::Tensor logits = as_tensor(module_->forward({x}), path_, "the model");
+    torch::Tensor logits = as_tensor(guarded(path_, "the forward pass", [&] { return module_->forward({x}); }),
+                                     path_, "the model");
     check_logits(logits, x.size(0), path_);
     return logits;
 }
