@@ -139,3 +139,94 @@ TEST(Properties, HeadOnlyGradientEqualsTheFullBackward) {
     double scale = full.abs().max().item<double>();
     EXPECT_LE((chained - full).abs().max().item<double>(), 1e-4 * scale);
 }
+
+namespace {
+// A model linear in its input: logits = W . flatten(x) + b, with features = x itself.
+fs::path save_linear_model(int64_t classes) {
+    torch::manual_seed(11);
+    torch::jit::Module m("LinearNet");
+    m.register_parameter("fc_w", torch::randn({classes, 3 * 12 * 10}), false);
+    m.register_parameter("fc_b", torch::randn({classes}), false);
+    m.define(R"(
+def features(self, x):
+    return x * 1.0
+def head(self, a):
+    return torch.addmm(self.fc_b, torch.flatten(a, 1), self.fc_w.t())
+def forward(self, x):
+    return self.head(self.features(x))
+)");
+    fs::path path = test::scratch_dir("models") / "linear.pt";
+    m.save(path.string());
+    return path;
+}
+}  // namespace
+
+TEST(InputMethods, SaliencyAndIntegratedGradientsHaveKnownAnswersOnALinearModel) {
+    Classifier model = Classifier::load(save_linear_model(3));
+    torch::Tensor x = input(1);
+    model.set_layer("", x);
+    Explainer explainer(model);
+    Explanation ex = explainer.explain(x, parse_target("1", {}), {"saliency", "integratedgradients", "inputxgradient",
+                                                                  "guidedbackprop"});
+    torch::Tensor w = model.module().attr("fc_w").toTensor()[1].view({3, 12, 10});
+    // Saliency: |dy/dx| = |W|, max over channels.
+    EXPECT_TRUE(torch::allclose(ex.methods[0].raw[0][0], w.abs().amax(0), 1e-6, 1e-6));
+    // Integrated gradients from the zero baseline equal input x gradient on a linear model,
+    // and their signed sum is y(x) - y(0) (completeness).
+    torch::Tensor expected = (x[0] * w).sum(0).abs();
+    EXPECT_TRUE(torch::allclose(ex.methods[1].raw[0][0], expected, 1e-4, 1e-5));
+    EXPECT_TRUE(torch::allclose(ex.methods[2].raw[0][0], expected, 1e-4, 1e-5));
+    double signed_sum = (x[0] * w).sum().item<double>();
+    torch::Tensor bias = model.module().attr("fc_b").toTensor();
+    EXPECT_NEAR(signed_sum, ex.logits[0][1].item<double>() - bias[1].item<double>(), 1e-3);
+    // No ReLU in the model: guided backprop is the plain gradient.
+    EXPECT_TRUE(torch::allclose(ex.methods[3].raw[0][0], ex.methods[0].raw[0][0], 1e-6, 1e-6));
+}
+
+TEST(InputMethods, GuidedBackpropDropsNegativeGradientsThroughReLU) {
+    // y = W relu(x) with W mixed in sign and x > 0: the plain gradient is W; guided backprop
+    // passes only its positive part through the ReLU.
+    torch::jit::Module m("ReluNet");
+    torch::Tensor w = torch::linspace(-1, 1, 3 * 12 * 10).view({1, -1});
+    m.register_parameter("fc_w", torch::cat({w, -w}), false);
+    m.define(R"(
+def features(self, x):
+    return x * 1.0
+def head(self, a):
+    return torch.matmul(torch.flatten(torch.relu(a), 1), self.fc_w.t())
+def forward(self, x):
+    return self.head(self.features(x))
+)");
+    fs::path path = test::scratch_dir("models") / "relu.pt";
+    m.save(path.string());
+    Classifier model = Classifier::load(path);
+    torch::Tensor x = torch::ones({1, 3, 12, 10});
+    model.set_layer("", x);
+    Explainer explainer(model);
+    Explanation ex = explainer.explain(x, parse_target("0", {}), {"saliency", "guidedbackprop"});
+    torch::Tensor w0 = w.view({3, 12, 10});
+    EXPECT_TRUE(torch::allclose(ex.methods[0].raw[0][0], w0.abs().amax(0)));
+    EXPECT_TRUE(torch::allclose(ex.methods[1].raw[0][0], torch::relu(w0).amax(0)));
+    EXPECT_FALSE(torch::allclose(ex.methods[0].raw[0][0], ex.methods[1].raw[0][0]));
+}
+
+TEST(Registry, EveryMethodRunsAndGivesMapsInTheUnitRange) {
+    Classifier model = Classifier::load(save_model("sweep", kGapHead, 8, 5));
+    torch::Tensor x = input();
+    model.set_layer("", x.slice(0, 0, 1));
+    ExplainOptions options;
+    options.ig_steps = 4;
+    options.smooth_samples = 3;
+    options.occlusion_window = 4;
+    options.occlusion_stride = 4;
+    Explainer explainer(model, options);
+    for (const auto& m : explanation_methods()) {
+        Explanation ex = explainer.explain(x, parse_target("top2", {}), {m.key});
+        const torch::Tensor& maps = ex.methods[0].maps;
+        ASSERT_EQ(maps.sizes(), (std::vector<int64_t>{2, 2, 12, 10})) << m.key;
+        EXPECT_TRUE(torch::isfinite(maps).all().item<bool>()) << m.key;
+        EXPECT_GE(maps.min().item<float>(), 0.f) << m.key;
+        EXPECT_LE(maps.max().item<float>(), 1.f) << m.key;
+        EXPECT_GT(maps.max().item<float>(), 0.5f) << m.key << " gave an empty map";
+    }
+}
