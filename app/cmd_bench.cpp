@@ -23,22 +23,36 @@ struct BenchFlags {
     std::string methods = "gradcam,hirescam,gradcam++,xgradcam,layercam,gradcamelementwise,eigencam";
     std::string batches = "1,8";
     int size = 224;
-    int repeat = 5;
+    int repeat = 9;
     int threads = 2;
     fs::path fixtures;
 };
 
 template <typename F>
-double median_seconds(int repeat, F&& f) {
-    f();  // warm-up: first-call allocations and lazy initialisation
-    std::vector<double> times;
+double seconds(F&& f) {
+    auto start = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+// Times `work` and a plain forward alternately, so that a load change on the machine hits
+// both; reports the median time of each and the median of the paired ratios.
+template <typename F, typename G>
+std::tuple<double, double, double> paired(int repeat, F&& forward, G&& work) {
+    forward();
+    work();  // warm-up: first-call allocations and lazy initialisation
+    std::vector<double> tf, tw, ratio;
     for (int i = 0; i < repeat; ++i) {
-        auto start = std::chrono::steady_clock::now();
-        f();
-        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        tf.push_back(seconds(forward));
+        tw.push_back(seconds(work));
+        ratio.push_back(tw.back() / tf.back());
     }
-    std::sort(times.begin(), times.end());
-    return times[times.size() / 2];
+    return {median(tf), median(tw), median(ratio)};
 }
 
 void bench_model(const BenchFlags& f, const fs::path& path) {
@@ -53,18 +67,18 @@ void bench_model(const BenchFlags& f, const fs::path& path) {
         torch::Tensor x = torch::randn({batch, 3, f.size, f.size});
         Explainer explainer(model);
         explainer.head_analysis(x.slice(0, 0, 1));
-        double forward = median_seconds(f.repeat, [&] {
+        auto forward = [&] {
             torch::NoGradGuard no_grad;
             model.forward(x);
-        });
-        std::cout << fmt::format("\n{} batch {} ({}x{}, {} threads): forward {:.1f} ms/image\n",
-                                 path.filename().string(), batch, f.size, f.size, torch::get_num_threads(),
-                                 1e3 * forward / batch);
-        std::cout << fmt::format("  {:<22} {:>12} {:>10}\n", "method", "ms/image", "x forward");
+        };
+        std::cout << fmt::format("\n{} batch {} ({}x{}, {} threads)\n", path.filename().string(), batch, f.size,
+                                 f.size, torch::get_num_threads());
+        std::cout << fmt::format("  {:<22} {:>12} {:>14} {:>10}\n", "method", "ms/image", "forward ms/img", "x forward");
         auto row = [&](const std::string& label, const std::string& target, const std::string& method) {
             TargetSpec spec = parse_target(target, {});
-            double t = median_seconds(f.repeat, [&] { explainer.explain(x, spec, {method}); });
-            std::cout << fmt::format("  {:<22} {:>12.1f} {:>10.2f}\n", label, 1e3 * t / batch, t / forward);
+            auto [tf, tw, r] = paired(f.repeat, forward, [&] { explainer.explain(x, spec, {method}); });
+            std::cout << fmt::format("  {:<22} {:>12.1f} {:>14.1f} {:>10.3f}\n", label, 1e3 * tw / batch,
+                                     1e3 * tf / batch, r);
         };
         for (const auto& m : methods) row(m, "top1", m);
         row("gradcam top-5", "top5", "gradcam");
@@ -109,7 +123,7 @@ void add_bench_command(CLI::App& app) {
     cmd->add_option("--methods", flags->methods, "methods to time")->capture_default_str();
     cmd->add_option("--batch", flags->batches, "batch sizes")->capture_default_str();
     cmd->add_option("--size", flags->size, "input side")->capture_default_str();
-    cmd->add_option("--repeat", flags->repeat, "timed repetitions (median)")->capture_default_str();
+    cmd->add_option("--repeat", flags->repeat, "timed repetitions (medians of paired forward/method runs)")->capture_default_str();
     cmd->add_option("--threads", flags->threads, "LibTorch threads")->capture_default_str();
     cmd->add_option("--fixtures", flags->fixtures, "pytorch-grad-cam fixture folder: also time Score-CAM and "
                                                    "Ablation-CAM against the peer's recorded time");
