@@ -113,7 +113,7 @@ void run(const DemoFlags& f) {
     stage(1, "synthetic scenes with a planted shortcut (boat on water, train on tracks, ...)");
     if (!fs::exists(data / "dataset.json")) {
         SynthOptions synth;
-        synth.n = f.quick ? 240 : 900;
+        synth.n = f.quick ? 240 : 600;
         synth.size = 64;
         synth.spurious = 0.95;
         generate_synth(data, synth);
@@ -145,7 +145,7 @@ void run(const DemoFlags& f) {
             t.data = data;
             t.out = run_dir;
             t.arch = m.arch;
-            t.epochs = f.quick ? 3 : 8;
+            t.epochs = f.quick ? 3 : 6;
             t.batch = 32;
             t.threads = f.threads;
             t.resume = fs::exists(run_dir / "checkpoint");

@@ -34,6 +34,9 @@ struct Case {
     }
 };
 
+// Test names and ctest lines show the case, not the bytes of the parameter.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name(); }
+
 std::vector<Case> cases() {
     std::ifstream in(dir() / "manifest.json");
     nlohmann::json manifest = nlohmann::json::parse(in);

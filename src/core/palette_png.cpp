@@ -76,6 +76,17 @@ struct WriteGuard {
     ~WriteGuard() { png_destroy_write_struct(&png, info ? &info : nullptr); }
 };
 
+// Sets up a libpng reader over `bytes` with the silent handlers above.
+void start_reading(const std::string& bytes, const std::string& name, PngIo& io, ReadGuard& g) {
+    io.data = reinterpret_cast<const unsigned char*>(bytes.data());
+    io.size = bytes.size();
+    g.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
+    if (g.png) g.info = png_create_info_struct(g.png);
+    if (!g.png || !g.info) throw Error(fmt::format("{}: out of memory reading PNG", name));
+    png_set_read_fn(g.png, &io, on_read);
+    png_set_benign_errors(g.png, 1);
+}
+
 struct Header {
     png_uint_32 width = 0, height = 0;
     int bit_depth = 0, color_type = 0;
@@ -148,14 +159,8 @@ const char* color_type_name(int color_type) {
 cv::Mat decode_png_rgb(const std::string& bytes, const std::string& name, int* source_channels) {
     using namespace detail;
     PngIo io;
-    io.data = reinterpret_cast<const unsigned char*>(bytes.data());
-    io.size = bytes.size();
     ReadGuard g;
-    g.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
-    if (g.png) g.info = png_create_info_struct(g.png);
-    if (!g.png || !g.info) throw Error(fmt::format("{}: out of memory reading PNG", name));
-    png_set_read_fn(g.png, &io, on_read);
-    png_set_benign_errors(g.png, 1);
+    start_reading(bytes, name, io, g);
     png_uint_32 width = 0, height = 0;
     int bit_depth = 0, color_type = 0;
     if (!read_rgb_header(g.png, g.info, &width, &height, &bit_depth, &color_type))
@@ -186,16 +191,10 @@ cv::Mat read_index_png(const fs::path& path) {
         throw Error(fmt::format("{}: not a PNG file (masks must be palette or 8-bit grey PNGs)", name));
 
     PngIo io;
-    io.data = reinterpret_cast<const unsigned char*>(bytes.data());
-    io.size = bytes.size();
     ReadGuard g;
-    g.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
-    if (g.png) g.info = png_create_info_struct(g.png);
-    if (!g.png || !g.info) throw Error(fmt::format("{}: out of memory reading PNG", name));
-    png_set_read_fn(g.png, &io, on_read);
+    start_reading(bytes, name, io, g);
     // A palette index beyond the PLTE entries is still a valid label; do not check it.
     png_set_check_for_invalid_index(g.png, 0);
-    png_set_benign_errors(g.png, 1);
 
     Header h;
     if (!read_header(g.png, g.info, &h))
