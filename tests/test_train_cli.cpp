@@ -205,3 +205,16 @@ TEST_F(TrainCli, ExistingRunWithoutResumeIsLeftAlone) {
                          ": a run exists here; pass --resume to continue it or choose another --out\n");
     EXPECT_EQ(read_file(run / "checkpoint" / "checkpoint.pt"), checkpoint);
 }
+
+TEST_F(TrainCli, ProgressBarOnATerminalOnly) {
+    // util-linux `script` gives the command a pseudo-terminal and records what it shows.
+    if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` to make a terminal";
+    fs::path run = test::scratch_dir("run");
+    fs::path typescript = run.parent_path() / "bar.typescript";
+    std::string cmd = "script -qec \"" + kBin + " " + train_args(run / "out", "", 1) + " >/dev/null\" " +
+                      typescript.string() + " </dev/null >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    std::string shown = read_file(typescript);
+    EXPECT_NE(shown.find("\repoch 1 [#######......................."), std::string::npos) << shown;
+    EXPECT_NE(shown.find("] 4/4 loss "), std::string::npos) << shown;
+}
