@@ -113,6 +113,27 @@ void add_classify(CLI::App& train) {
     c->add_option("--workers", o->workers, "Data loading threads (do not change results)")->capture_default_str();
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint, exactly");
     c->add_flag("--shuffle-labels", o->shuffle_labels, "Permute the training labels (data randomisation test)");
+    // Weakly supervised segmentation objectives (README "Weakly supervised segmentation").
+    c->add_option("--objective", o->objective,
+                  "cam (plain loss), puzzle (Puzzle-CAM), mixup (Mixup-CAM), subcategory (SC-CAM); all but cam "
+                  "need a gap_linear architecture")
+        ->capture_default_str();
+    c->add_option("--puzzle-alpha", o->puzzle_alpha, "Puzzle-CAM: reconstruction loss weight after the ramp")
+        ->capture_default_str();
+    c->add_option("--puzzle-ramp", o->puzzle_ramp, "Puzzle-CAM: share of training over which the weight ramps up")
+        ->capture_default_str();
+    c->add_option("--mixup-entropy", o->mixup_entropy, "Mixup-CAM: weight of the entropy of mixed predictions")
+        ->capture_default_str();
+    c->add_option("--mixup-concentration", o->mixup_concentration,
+                  "Mixup-CAM: weight of the feature-level concentration term")
+        ->capture_default_str();
+    c->add_option("--subcategory-k", o->subcategory_k, "SC-CAM: sub-categories (k-means clusters) per class")
+        ->capture_default_str();
+    c->add_option("--subcategory-lambda", o->subcategory_lambda, "SC-CAM: weight of the sub-category loss")
+        ->capture_default_str();
+    c->add_option("--subcategory-rounds", o->subcategory_rounds,
+                  "SC-CAM: cluster-and-retrain rounds after a plain CAM round (each --epochs long)")
+        ->capture_default_str();
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")
         ->group("");  // hidden
     c->callback([o, data, out, no_flip, no_jitter] {

@@ -136,7 +136,7 @@ struct TrainOptions {
     std::string schedule = "cosine";   // "cosine" or "poly"
     double warmup_epochs = 0.0;
     double label_smoothing = 0.0;
-    double mixup = 0.0;                // Beta(a, a) parameter; 0 = off
+    double mixup = 0.0;                // Beta(a, a) parameter; 0 = off (1.0 under --objective mixup)
     bool multilabel = false;           // force the multi-label objective (else auto-detected)
     bool crop = false;                 // random resized crop augmentation
     bool flip = true;                  // random horizontal flip
@@ -149,6 +149,17 @@ struct TrainOptions {
     bool resume = false;
     bool shuffle_labels = false;       // permute the training labels (data randomisation test)
     int64_t stop_after_epoch = 0;      // debug: stop like a kill after this epoch (0 = never)
+    // Weakly supervised segmentation objectives (wsss_objectives.hpp). All but "cam" use the
+    // multi-label soft margin and need a gap_linear architecture (they work on class maps).
+    std::string objective = "cam";     // cam (plain loss), puzzle, mixup, subcategory
+    double puzzle_alpha = 4.0;         // weight of the reconstruction loss after the ramp
+    double puzzle_ramp = 0.5;          // share of training over which the weight ramps from 0
+    double mixup_entropy = 0.1;        // weight of the entropy of the mixed predictions
+    double mixup_concentration = 0.1;  // weight of the feature-level concentration term
+    int64_t subcategory_k = 10;        // sub-categories (k-means clusters) per class
+    double subcategory_lambda = 5.0;   // weight of the sub-category loss
+    int64_t subcategory_rounds = 3;    // cluster-and-retrain rounds after the plain CAM round;
+                                       // each round trains --epochs epochs from a fresh model
 };
 
 // What the callbacks and RUN/metrics.jsonl see after each epoch.

@@ -28,7 +28,8 @@ torch::serialize::InputArchive open_archive(const fs::path& path) {
 }  // namespace
 
 void save_checkpoint(const fs::path& path, const nlohmann::json& meta, const torch::jit::Module& model,
-                     torch::optim::Optimizer& optimizer, const PartialEpoch& partial) {
+                     torch::optim::Optimizer& optimizer, const PartialEpoch& partial,
+                     const std::vector<std::pair<std::string, torch::Tensor>>& extra) {
     torch::serialize::OutputArchive archive;
     nlohmann::json with_format = meta;
     with_format["format"] = kFormat;
@@ -44,6 +45,7 @@ void save_checkpoint(const fs::path& path, const nlohmann::json& meta, const tor
         archive.write("partial_logits", partial.logits);
         archive.write("partial_targets", partial.targets);
     }
+    for (const auto& [name, tensor] : extra) archive.write("extra_" + name, tensor.detach());
     archive.write("torch_generator", at::detail::getDefaultCPUGenerator().get_state());
     std::ostringstream bytes;
     archive.save_to(bytes);
@@ -60,6 +62,14 @@ nlohmann::json read_checkpoint_meta(const fs::path& path) {
         throw Error(fmt::format("{}: not a sightline classifier checkpoint (format '{}', expected '{}')", path.string(),
                                 j.is_object() ? j.value("format", "") : "", kFormat));
     return j;
+}
+
+torch::Tensor read_checkpoint_extra(const fs::path& path, const std::string& name) {
+    torch::serialize::InputArchive archive = open_archive(path);
+    torch::Tensor t;
+    if (!archive.try_read("extra_" + name, t))
+        throw Error(fmt::format("{}: has no tensor '{}' (a checkpoint of another objective?)", path.string(), name));
+    return t;
 }
 
 PartialEpoch load_checkpoint_state(const fs::path& path, torch::jit::Module& model,

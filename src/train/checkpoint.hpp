@@ -16,8 +16,13 @@ struct PartialEpoch {
     torch::Tensor targets;  // [n,K]
 };
 
+// `extra`: named tensors trained beside the model (e.g. SC-CAM's sub-category head).
 void save_checkpoint(const fs::path& path, const nlohmann::json& meta, const torch::jit::Module& model,
-                     torch::optim::Optimizer& optimizer, const PartialEpoch& partial);
+                     torch::optim::Optimizer& optimizer, const PartialEpoch& partial,
+                     const std::vector<std::pair<std::string, torch::Tensor>>& extra = {});
+
+// A tensor saved in `extra`; throws Error naming the file when it is missing.
+torch::Tensor read_checkpoint_extra(const fs::path& path, const std::string& name);
 
 // The meta data alone (to check that a resume matches before building anything).
 nlohmann::json read_checkpoint_meta(const fs::path& path);

@@ -1,6 +1,7 @@
 // The classifier training loop: checks everything, then epochs of steps, validation,
 // checkpoint, metrics line. Bookkeeping (options <-> JSON, checkpoint files) lives in helpers
 // below and in checkpoint.cpp so the loop reads like the recipe.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -12,6 +13,7 @@
 
 #include "sightline/train.hpp"
 #include "train/checkpoint.hpp"
+#include "train/objective_step.hpp"
 
 namespace sightline {
 
@@ -50,6 +52,16 @@ json run_options(const TrainOptions& o, int64_t input_size, Objective objective)
     j["train-split"] = o.train_split;
     j["seed"] = o.seed;
     j["shuffle-labels"] = o.shuffle_labels;
+    // Only the WSSS objectives add keys, so checkpoints made before they existed still resume.
+    if (o.objective != "cam") j["objective"] = o.objective;
+    if (o.objective == "puzzle") j["puzzle-alpha"] = o.puzzle_alpha, j["puzzle-ramp"] = o.puzzle_ramp;
+    if (o.objective == "mixup")
+        j["mixup-entropy"] = o.mixup_entropy, j["mixup-concentration"] = o.mixup_concentration;
+    if (o.objective == "subcategory") {
+        j["subcategory-k"] = o.subcategory_k;
+        j["subcategory-lambda"] = o.subcategory_lambda;
+        j["subcategory-rounds"] = o.subcategory_rounds;
+    }
     return j;
 }
 
@@ -60,6 +72,10 @@ void check_resume_matches(const fs::path& checkpoint, const json& saved, const j
     if (old.value("arch", "") != wanted["arch"])
         throw Error(fmt::format("{}: the checkpoint is of architecture '{}', not '{}' (--arch)", checkpoint.string(),
                                 old.value("arch", "?"), wanted["arch"].get<std::string>()));
+    if (old.value("objective", "cam") != wanted.value("objective", "cam"))
+        throw Error(fmt::format("{}: the checkpoint was made with --objective {}, this run has --objective {} (resume "
+                                "with the same options)",
+                                checkpoint.string(), old.value("objective", "cam"), wanted.value("objective", "cam")));
     for (const auto& [flag, value] : wanted.items()) {
         if (!old.contains(flag) || old[flag] != value)
             throw Error(fmt::format("{}: the checkpoint was made with --{} {}, this run has --{} {} (resume with "
@@ -87,6 +103,25 @@ void validate(const TrainOptions& o) {
     check(o.warmup_epochs >= 0, fmt::format("--warmup-epochs must be >= 0, got {}", o.warmup_epochs));
     check(o.threads >= 1, fmt::format("--threads must be >= 1, got {}", o.threads));
     check(o.input_size >= 0, fmt::format("--input-size must be >= 0, got {}", o.input_size));
+    const auto& names = wsss_objective_names();
+    check(std::find(names.begin(), names.end(), o.objective) != names.end(),
+          fmt::format("unknown objective '{}' (choices: {})", o.objective, fmt::join(names, ", ")));
+    if (o.objective != "cam") {
+        const HeadDesign head = find_architecture(o.arch).head;
+        check(head == HeadDesign::kGapLinear,
+              fmt::format("--objective {} needs class maps, i.e. a gap_linear architecture; --arch {} has a {} head",
+                          o.objective, o.arch, head_design_name(head)));
+    }
+    check(o.mixup == 0 || o.objective == "cam" || o.objective == "mixup",
+          fmt::format("--mixup works with --objective cam or mixup, not {}", o.objective));
+    check(o.puzzle_alpha >= 0, fmt::format("--puzzle-alpha must be >= 0, got {}", o.puzzle_alpha));
+    check(o.puzzle_ramp >= 0 && o.puzzle_ramp <= 1, fmt::format("--puzzle-ramp must be in [0, 1], got {}", o.puzzle_ramp));
+    check(o.mixup_entropy >= 0, fmt::format("--mixup-entropy must be >= 0, got {}", o.mixup_entropy));
+    check(o.mixup_concentration >= 0,
+          fmt::format("--mixup-concentration must be >= 0, got {}", o.mixup_concentration));
+    check(o.subcategory_k >= 1, fmt::format("--subcategory-k must be >= 1, got {}", o.subcategory_k));
+    check(o.subcategory_lambda >= 0, fmt::format("--subcategory-lambda must be >= 0, got {}", o.subcategory_lambda));
+    check(o.subcategory_rounds >= 1, fmt::format("--subcategory-rounds must be >= 1, got {}", o.subcategory_rounds));
 }
 
 // Every training sample's labels (reads each image once, on the loader's threads).
@@ -115,9 +150,11 @@ std::vector<std::vector<int>> scan_labels(const Dataset& data, int workers) {
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, torch::jit::Module& model,
-                                                        double lr, double weight_decay) {
+                                                        double lr, double weight_decay,
+                                                        const std::vector<torch::Tensor>& extra = {}) {
     std::vector<torch::Tensor> params;
     for (const auto& p : model.parameters(true)) params.push_back(p);
+    params.insert(params.end(), extra.begin(), extra.end());
     if (o.optimizer == "sgd")
         return std::make_unique<torch::optim::SGD>(
             params, torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(weight_decay));
@@ -245,8 +282,13 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     // What the data says: labels, objective, input size.
     std::vector<std::vector<int>> labels = scan_labels(train, o.workers);
     bool single = std::all_of(labels.begin(), labels.end(), [](const auto& l) { return l.size() == 1; });
-    const Objective objective = (o.multilabel || !single) ? Objective::kMultiLabel : Objective::kSingleLabel;
+    const Objective objective =
+        (o.multilabel || !single || o.objective != "cam") ? Objective::kMultiLabel : Objective::kSingleLabel;
     const int64_t input_size = o.input_size > 0 ? o.input_size : train.get(0).image.rows;
+    if (o.objective == "puzzle" && input_size % (2 * o.output_stride) != 0)
+        throw UsageError(fmt::format("--objective puzzle needs an input side that is a multiple of 2 x the output "
+                                     "stride ({}), got {}",
+                                     2 * o.output_stride, input_size));
     if (o.shuffle_labels) labels = shuffle_labels(std::move(labels), o.seed);
 
     // The run folder: refuse to overwrite, check a resume matches, before writing anything.
@@ -299,7 +341,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     loader_options.augment_options.crop = o.crop;
     loader_options.augment_options.flip = o.flip;
     loader_options.augment_options.jitter = o.jitter;
-    loader_options.mixup_alpha = o.mixup;
+    loader_options.mixup_alpha = o.objective == "mixup" && o.mixup == 0 ? 1.0 : o.mixup;
     loader_options.workers = o.workers;
     loader_options.seed = o.seed;
     BatchLoader loader(train, loader_options, labels);
@@ -318,12 +360,35 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     std::vector<std::unique_ptr<BatchLoader>> val_loaders;
     for (const auto& split : val) val_loaders.push_back(std::make_unique<BatchLoader>(*split.second, eval_options));
 
+    // The objective; SC-CAM trains rounds of --epochs epochs, each from a fresh model with new
+    // sub-category labels from the previous round's model (round 0 is plain CAM training).
+    const int64_t total_epochs = o.objective == "subcategory" ? o.epochs * (o.subcategory_rounds + 1) : o.epochs;
+    detail::ObjectiveStep objective_step(o, objective, steps * o.epochs);
+    std::vector<std::vector<int>> sub_assignments;
+    auto begin_subcategory_round = [&](std::vector<std::vector<int>> assignments) {
+        sub_assignments = std::move(assignments);
+        model = build_architecture(o.arch, arch_options);
+        attach_model_card(model, card);
+        objective_step.start_subcategory_round(detail::class_map_weight(model).size(1), num_classes, sub_assignments,
+                                               o.seed);
+        optimizer = make_optimizer(o, model, lr, weight_decay, {objective_step.subcategory_weight()});
+    };
+
     // State: fresh, or from the checkpoint.
     int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
     json history = json::array();
     PartialEpoch partial;
     double partial_loss = 0.0, partial_seconds = 0.0, partial_wait = 0.0;
     if (o.resume) {
+        // The saved weights belong to the epoch being run, or to the last one finished.
+        const int64_t saved_epoch = meta.at("step_in_epoch").get<int64_t>() > 0
+                                        ? meta.at("epochs_done").get<int64_t>()
+                                        : meta.at("epochs_done").get<int64_t>() - 1;
+        if (o.objective == "subcategory" && saved_epoch >= o.epochs) {
+            begin_subcategory_round(meta.at("subcategory_assignments").get<std::vector<std::vector<int>>>());
+            torch::NoGradGuard no_grad;
+            objective_step.subcategory_weight().copy_(detail::read_checkpoint_extra(checkpoint, "subcategory_weight"));
+        }
         partial = detail::load_checkpoint_state(checkpoint, model, *optimizer);
         epoch = meta.at("epochs_done").get<int64_t>();
         step_in_epoch = meta.at("step_in_epoch").get<int64_t>();
@@ -332,7 +397,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         partial_loss = meta.at("partial").at("loss_sum").get<double>();
         partial_seconds = meta.at("partial").at("seconds").get<double>();
         partial_wait = meta.at("partial").at("wait").get<double>();
-        if (epoch < o.epochs && meta.at("epoch_order").get<std::vector<std::size_t>>() != loader.epoch_order(epoch))
+        if (epoch < total_epochs && meta.at("epoch_order").get<std::vector<std::size_t>>() != loader.epoch_order(epoch))
             throw Error(fmt::format("{}: the saved data order differs from this data's (was the dataset changed?)",
                                     checkpoint.string()));
     }
@@ -350,17 +415,32 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         m["epochs_done"] = epochs_done;
         m["step_in_epoch"] = step;
         m["global_step"] = global_step;
-        m["epoch_order"] = epochs_done < o.epochs ? loader.epoch_order(epochs_done) : std::vector<std::size_t>{};
+        m["epoch_order"] = epochs_done < total_epochs ? loader.epoch_order(epochs_done) : std::vector<std::size_t>{};
         m["metrics"] = history;
         m["partial"] = {{"loss_sum", loss_sum}, {"seconds", seconds}, {"wait", wait}};
-        detail::save_checkpoint(checkpoint, m, model, *optimizer, step > 0 ? partial : PartialEpoch{});
+        std::vector<std::pair<std::string, torch::Tensor>> extra;
+        if (objective_step.has_subcategory_head()) {
+            m["subcategory_assignments"] = sub_assignments;
+            extra.emplace_back("subcategory_weight", objective_step.subcategory_weight());
+        }
+        detail::save_checkpoint(checkpoint, m, model, *optimizer, step > 0 ? partial : PartialEpoch{}, extra);
     };
     auto write_metrics = [&] { write_file_atomic(o.out / "metrics.jsonl", metrics_file(history)); };
 
     TrainResult result;
     result.checkpoint = checkpoint;
     model.train();
-    for (; epoch < o.epochs; ++epoch) {
+    for (; epoch < total_epochs; ++epoch) {
+        if (o.objective == "subcategory" && step_in_epoch == 0 && epoch > 0 && epoch % o.epochs == 0) {
+            // SC-CAM round: k-means per class on the GAP features of the previous round's model.
+            BatchLoader in_order(train, eval_options, labels);
+            KMeansOptions clustering;
+            clustering.k = static_cast<int>(o.subcategory_k);
+            clustering.seed = mix_seed(o.seed, static_cast<uint64_t>(epoch / o.epochs));
+            begin_subcategory_round(subcategory_assignments(
+                detail::pooled_features(model, in_order, train.size()), labels, num_classes, clustering));
+        }
+        const int64_t stage_start = (epoch / o.epochs) * o.epochs * steps;  // first step of this round
         const auto started = Clock::now();
         // A resumed epoch carries the steps done before the interruption.
         const bool resumed = step_in_epoch > 0;
@@ -368,14 +448,13 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         const double carried_seconds = resumed ? partial_seconds : 0.0, carried_wait = resumed ? partial_wait : 0.0;
         std::vector<torch::Tensor> outputs, targets;
         if (resumed && partial.logits.defined()) outputs.push_back(partial.logits), targets.push_back(partial.targets);
-        double current_lr = learning_rate(schedule, global_step);
+        double current_lr = learning_rate(schedule, global_step - stage_start);
         loader.start_epoch(epoch, step_in_epoch);
         while (auto batch = loader.next()) {
-            current_lr = learning_rate(schedule, global_step);
+            current_lr = learning_rate(schedule, global_step - stage_start);
             for (auto& group : optimizer->param_groups()) group.options().set_lr(current_lr);
             optimizer->zero_grad();
-            torch::Tensor logits = model.forward({batch->images}).toTensor();
-            torch::Tensor loss = classification_loss(objective, logits, batch->targets, o.label_smoothing);
+            auto [loss, logits] = objective_step.step(model, *batch, global_step - stage_start);
             loss.backward();
             optimizer->step();
             ++global_step, ++step_in_epoch;
@@ -398,7 +477,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         const double wait = carried_wait + loader.wait_seconds();
         EpochMetrics m;
         m.epoch = epoch + 1;
-        m.epochs = o.epochs;
+        m.epochs = total_epochs;
         m.loss = loss_sum / static_cast<double>(steps);
         m.train_score = train_score(objective, {torch::cat(outputs), torch::cat(targets)});
         for (std::size_t v = 0; v < val.size(); ++v)
@@ -413,7 +492,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         if (callbacks.on_epoch) callbacks.on_epoch(m);
         const bool stop = (callbacks.stop_requested && callbacks.stop_requested()) ||
                           (o.stop_after_epoch > 0 && epoch + 1 == o.stop_after_epoch);
-        if (stop && epoch + 1 < o.epochs) {
+        if (stop && epoch + 1 < total_epochs) {
             result.interrupted = true;
             result.epochs_done = epoch + 1;
             return result;
@@ -428,7 +507,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     write_file_atomic(o.out / "model.pt", bytes.str());
     write_file_atomic(o.out / "model.json", model_card_json(card));
     write_metrics();
-    result.epochs_done = o.epochs;
+    result.epochs_done = total_epochs;
     result.model = o.out / "model.pt";
     return result;
 }
