@@ -166,7 +166,7 @@ void add_train_command(CLI::App& app) {
     auto* train = app.add_subcommand("train", "Train models (TorchScript checkpoints, resumable)");
     train->require_subcommand(1);
     add_classify(*train);
-    // `train segment` lands with the segmentation area: one more add_<task>(*train) here.
+    add_train_segment_command(*train);
 }
 
 }  // namespace sightline::cli

@@ -12,6 +12,7 @@ void add_all_commands(CLI::App& app) {
     add_eval_command(app);
     add_crf_command(app);
     add_train_command(app);
+    add_segment_command(app);
 }
 
 }  // namespace sightline::cli

@@ -6,7 +6,7 @@
 //
 // Shapes and ranges, once:
 //   x       [B,3,H,W] float32, RGB pixels scaled to [0,1] then normalised with the model's
-//           mean/std; H and W multiples of the model's size multiple (2^depth for unet, 32
+//           mean/std; H and W multiples of the model's size multiple (2^depth for unet, 16
 //           for resnet_unet; inference pads to it and crops back).
 //   logits  [B,K,H,W] = model.forward(x), K = classes INCLUDING background (channel = class id).
 //   masks   CV_8UC1 (or [B,H,W] int64) class ids 0..K-1, 255 = ignore: not counted by the

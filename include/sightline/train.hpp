@@ -40,6 +40,11 @@ struct LoaderOptions {
     int workers = 2;                  // threads reading and transforming samples
     int prefetch = 4;                 // batches prepared ahead of the consumer
     uint64_t seed = 1;
+    // Segmentation: also fill Batch::masks from each sample's mask (which must exist).
+    bool masks = false;
+    // When set, replaces augment() / resize for every sample (it must leave an SxS image and
+    // mask); called with the sample's own stream of (seed, epoch, sample).
+    std::function<void(Sample&, Rng&)> transform;
 };
 
 struct Batch {
@@ -49,6 +54,7 @@ struct Batch {
     std::vector<std::size_t> samples;   // dataset indices of the rows
     double mixup_lambda = 1.0;          // targets = lambda * own + (1 - lambda) * partner's
     std::vector<std::size_t> partner;   // row each row was mixed with (empty without mixup)
+    torch::Tensor masks;                // [B,S,S] int64 class ids, 255 = ignore (LoaderOptions::masks)
 };
 
 // Prefetches batches with worker threads; next() returns them in epoch order.

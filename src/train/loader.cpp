@@ -72,7 +72,10 @@ Batch BatchLoader::State::build(int64_t index, int64_t for_epoch,
     augment_options.size = static_cast<int>(s);
     for (int64_t r = 0; r < b; ++r) {
         Sample sample = data.get(rows[r]);
-        if (o.augment) {
+        if (o.transform) {
+            Rng rng = root.fork(mix_seed(mix_seed(kAugmentStream, for_epoch), rows[r]));
+            o.transform(sample, rng);
+        } else if (o.augment) {
             Rng rng = root.fork(mix_seed(mix_seed(kAugmentStream, for_epoch), rows[r]));
             augment(sample, augment_options, rng);
         } else {
@@ -91,6 +94,18 @@ Batch BatchLoader::State::build(int64_t index, int64_t for_epoch,
                 const uint8_t* in = img.ptr<uint8_t>(y) + c;
                 float* dst = out + c * plane + y * s;
                 for (int x = 0; x < s; ++x) dst[x] = in[3 * x] * scale + shift;
+            }
+        }
+        if (o.masks) {
+            const cv::Mat& m = sample.mask;
+            if (m.type() != CV_8UC1 || m.rows != s || m.cols != s)
+                throw Error(fmt::format("{}: expected a {}x{} mask after transforms, got {}", sample.id, s, s,
+                                        m.empty() ? std::string("none") : fmt::format("{}x{}", m.cols, m.rows)));
+            if (r == 0) batch.masks = torch::empty({b, s, s}, torch::kLong);
+            int64_t* dst = batch.masks.data_ptr<int64_t>() + r * plane;
+            for (int y = 0; y < s; ++y) {
+                const uint8_t* in = m.ptr<uint8_t>(y);
+                for (int x = 0; x < s; ++x) dst[y * s + x] = in[x];
             }
         }
         const std::vector<int>& ids = labels.empty() ? sample.labels : labels[rows[r]];

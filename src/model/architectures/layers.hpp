@@ -54,4 +54,8 @@ namespace sightline::detail {
 // The two backbones; `head` is a HeadDesign, `name` the registry name stored in the model.
 torch::jit::Module build_resnet(const ArchOptions& options, int head, const std::string& name);
 torch::jit::Module build_vgg(const ArchOptions& options, int head, const std::string& name);
+// One ResNet stage of `blocks` basic blocks (the first with `stride` and a projection
+// shortcut where the shape changes), as the classifiers' layer1..layer4; forward(x).
+torch::jit::Module resnet_stage(ModuleFactory& f, int64_t blocks, int64_t in_channels, int64_t out_channels,
+                                int64_t stride);
 }  // namespace sightline::detail

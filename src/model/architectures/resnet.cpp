@@ -50,6 +50,10 @@ Module stage(ModuleFactory& f, int64_t blocks, int64_t in_channels, int64_t out_
 
 }  // namespace
 
+Module resnet_stage(ModuleFactory& f, int64_t blocks, int64_t in_channels, int64_t out_channels, int64_t stride) {
+    return stage(f, blocks, in_channels, out_channels, stride);
+}
+
 Module build_resnet(const ArchOptions& o, int head, const std::string& name) {
     ModuleFactory f(o.seed);
     Module model = f.make("ResNet");
