@@ -1,0 +1,27 @@
+// Stage outputs are written into a hidden sibling folder and moved into place at the end, so a
+// failed or killed stage leaves no partial output and a stage folder that exists is complete.
+#pragma once
+
+#include "sightline/core.hpp"
+
+namespace sightline::detail {
+
+class StagingDir {
+public:
+    // Creates <parent>/.<name>.partial (emptied first) and checks that it can be written.
+    explicit StagingDir(const fs::path& final_dir);
+    ~StagingDir();  // removes the staging folder unless committed
+    StagingDir(const StagingDir&) = delete;
+    StagingDir& operator=(const StagingDir&) = delete;
+
+    const fs::path& path() const { return staging_; }
+    // Moves everything into the final folder (renamed as a whole when it does not exist yet,
+    // otherwise entry by entry, replacing files of the same name).
+    void commit();
+
+private:
+    fs::path final_, staging_;
+    bool committed_ = false;
+};
+
+}  // namespace sightline::detail
