@@ -10,9 +10,12 @@ void add_all_commands(CLI::App& app) {
     add_demo_command(app);
     add_data_command(app);
     add_eval_command(app);
+    add_audit_command(app);
     add_crf_command(app);
     add_train_command(app);
     add_segment_command(app);
+    add_sanity_command(app);
+    add_score_command(app);
 }
 
 }  // namespace sightline::cli

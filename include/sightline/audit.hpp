@@ -1,0 +1,181 @@
+// The model audit (`sightline audit`): does a classifier use the object, or its context?
+//
+// A faithful explanation (CAM on a GAP -> Linear head, HiResCAM on any head linear in the
+// activations) shows which locations the *model* used for a class. Comparing it with the
+// object mask therefore measures the model, not the explanation method: a faithful map of a
+// model that recognises boats by their water lies on the water, and it should. The audit never
+// ranks explanation methods (AuditOptions::rank_methods is refused with the reason).
+//
+// Per image and labelled class c (the map explains class c, whatever the model predicted):
+//   regions over the labelled pixels (mask != 255; ignore pixels count nowhere):
+//     object    = mask == c
+//     context   = context mask != 0 outside the object (synthetic scenes: the pixels showing
+//                 some class's context, e.g. water); absent without a context mask
+//     elsewhere = the rest (neutral filler, other objects; everything outside the object when
+//                 there is no context mask)
+//   area fraction  a_R = |R| / |labelled pixels|
+//   mass fraction  m_R = sum_R max(map, 0) / sum max(map, 0)      (NaN when the map has no
+//                                                                   positive value)
+//   concentration  C_R = m_R / a_R   (1 = no preference; > 1 the region draws more than its
+//                                     area's share; NaN when a_R = 0)
+//   IoU at threshold t: {map >= t * max(map)} against the object, at the fixed thresholds and
+//     on a grid t = i / grid_steps (i = 1 .. grid_steps - 1) for the best threshold
+//   pointing game (Zhang et al. 2016, arXiv:1608.00507): hit when an object pixel lies within
+//     pointing_tolerance pixels of the map's maximum (first maximum in row-major order)
+//
+// Verdict per class (and overall), on the natural images: the "matched" version of the
+// synthetic scenes, or every image of a dataset without versions; only images where the
+// object is visible. Mass and area fractions are averaged over these images, then
+//   C_object  = mean m_object / mean a_object
+//   C_ref     = mean m_context / mean a_context      with a context mask,
+//             = mean m_outside / mean a_outside      without (outside = 1 - object)
+//   ratio r   = C_object / C_ref
+//   r >= 2    "uses the object"     (per unit area the object draws at least twice the context)
+//   r <= 1/2  "uses context"
+//   otherwise "mixed";  "undetermined" when no image or r is NaN.
+// Comparing concentrations, not raw mass shares, accounts for area: a small object the model
+// relies on still holds a small share of the mass, but a large share per pixel.
+//
+// The behaviour next to it (synthetic scenes): per class and version, the share of images
+// whose top-1 prediction is the class (single-label data) or whose class probability
+// sigmoid(logit) > 0.5 (multi-label data), and the mean mass fractions on the object and the
+// context. On the context-only version the objects are removed, so its accuracy is how often
+// the context alone gives the class.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "sightline/core.hpp"
+
+namespace sightline {
+
+// ---- statistics (src/evaluate/audit_*.cpp; no LibTorch) --------------------------------------
+
+inline constexpr double kUsesObjectRatio = 2.0;  // r >= this: "uses the object"; r <= 1/this: "uses context"
+
+struct AuditThresholds {
+    std::vector<double> fixed = {0.3, 0.5};  // --thresholds: IoU reported at these (0 < t < 1)
+    int grid_steps = 20;                     // best threshold over t = i / grid_steps
+    int pointing_tolerance = 0;              // --pointing-tolerance, pixels
+};
+
+struct AuditRecord {
+    std::string id;                  // image id (file stem)
+    std::string version;             // "matched" | "swapped" | "context" (synthetic), else ""
+    int class_id = 0;                // labelled class explained (mask id >= 1; output = id - 1)
+    bool correct = false;            // behaviour (see the top of this header)
+    double probability = 0.0;        // softmax (single-label) or sigmoid (multi-label) of the class
+    bool has_context = false;        // a context mask was given
+    double total_mass = 0.0;         // sum of max(map, 0) over the labelled pixels
+    // Fractions in [0,1]; context_* NaN without a context mask; *_mass NaN when total_mass = 0.
+    double object_area = 0.0, context_area = 0.0, elsewhere_area = 0.0;
+    double object_mass = 0.0, context_mass = 0.0, elsewhere_mass = 0.0;
+    // IoU with the object at AuditThresholds::fixed and at the grid; NaN without object pixels.
+    std::vector<double> iou_fixed, iou_grid;
+    int pointing = -1;               // 1 hit, 0 miss, -1 undefined (no object or no positive mass)
+
+    double object_concentration() const { return object_mass / object_area; }
+    double context_concentration() const { return context_mass / context_area; }
+};
+
+// Statistics of one map. map: CV_32FC1 or CV_64FC1 (only max(map, 0) counts); mask: CV_8UC1
+// class ids, 255 = ignore; context: CV_8UC1 (0 = no context) or empty. All the same size,
+// else Error "<name>: ..." naming both sizes. class_id in 1..254.
+AuditRecord audit_map(const cv::Mat& map, const cv::Mat& mask, const cv::Mat& context, int class_id,
+                      const AuditThresholds& thresholds = {}, const std::string& name = "map");
+
+// The thresholds of the best-threshold grid: i / steps, i = 1 .. steps - 1.
+std::vector<double> audit_grid(const AuditThresholds& thresholds);
+
+struct VersionBehaviour {
+    std::string version;             // "matched", "swapped", "context", or "" (no versions)
+    std::size_t images = 0, correct = 0;
+    double accuracy = 0.0;           // correct / images
+    double object_mass = 0.0;        // means over the images with a defined value (NaN if none)
+    double context_mass = 0.0;
+};
+
+struct ClassAudit {
+    int class_id = 0;                // 0 for the overall row
+    std::string name;
+    std::size_t images = 0;          // images behind the verdict
+    bool has_context = false;        // C_ref is the context's (else outside the object)
+    double object_area = 0.0, context_area = 0.0;           // means (NaN when undefined)
+    double object_mass = 0.0, context_mass = 0.0, elsewhere_mass = 0.0;
+    double object_concentration = 0.0, reference_concentration = 0.0, ratio = 0.0;
+    std::vector<double> iou_fixed;   // mean IoU at AuditThresholds::fixed
+    double best_threshold = 0.0, best_iou = 0.0;  // grid threshold with the highest mean IoU
+    double pointing = 0.0;           // hit rate
+    std::string verdict;             // "uses the object" | "uses context" | "mixed" | "undetermined"
+    std::string evidence;            // one sentence with the numbers behind the verdict
+    std::vector<VersionBehaviour> behaviour;  // versions present, in order matched, swapped, context, ""
+};
+
+// Verdict from the concentrations, as stated at the top of this header.
+std::string audit_verdict(double object_concentration, double reference_concentration);
+
+struct AuditSummary {
+    std::vector<ClassAudit> classes;  // object classes with at least one record, class order
+    ClassAudit overall;               // all records pooled
+};
+
+// class_names: index = class id, [0] = background.
+AuditSummary summarise_audit(const std::vector<AuditRecord>& records,
+                             const std::vector<std::string>& class_names,
+                             const AuditThresholds& thresholds = {});
+
+// ---- auditing a model (src/audit/, links LibTorch) --------------------------------------------
+
+// One-to-one with the flags of `sightline audit`.
+struct AuditOptions {
+    fs::path model;                     // --model: TorchScript classifier
+    std::string layer;                  // --layer: empty = the model's features/head, else automatic
+    fs::path data;                      // --data: dataset root with object masks (open_dataset)
+    std::vector<std::string> splits;    // --split: empty = test_matched,test_swapped,test_context
+                                        //   when the data has them, else val
+    std::string method = "hirescam";    // --method: one registry key
+    bool rank_methods = false;          // --rank-methods: refused (IoU does not rank methods)
+    int size = 0;                       // --size: model input side; 0 = the model card's, else the image's
+    std::vector<float> mean, std;       // --mean/--std; empty = the model card's, else ImageNet
+    int batch = 16;                     // --batch: images per forward
+    AuditThresholds thresholds;
+    fs::path resume_dir;                // finished batches are kept here and reused (empty: off)
+};
+
+struct AuditResult {
+    std::string model, layer, method, data;
+    std::vector<std::string> splits;
+    std::string head;                   // head description from the analysis
+    bool trustworthy = false;           // the method's guarantee holds for this model
+    std::string guarantee;              // guarantee_status statement
+    std::vector<std::string> class_names;  // [0] = background
+    std::size_t images = 0;             // images read
+    std::size_t unlabelled = 0;         // images without a label (nothing to explain)
+    std::vector<AuditRecord> records;   // split order, then class order
+    AuditSummary summary;
+    AuditThresholds thresholds;
+};
+
+// Loads the model, explains every labelled class of every image of the splits with the method,
+// and summarises. Checks before the work: one method key (a list or rank_methods throws
+// UsageError saying why), the layer, the model's class count against the data's, mask and
+// context-mask sizes against their images (naming both files). progress(done, total) counts
+// images. The result is the same whether or not batches came from resume_dir.
+AuditResult audit_model(const AuditOptions& options,
+                        const std::function<void(std::size_t, std::size_t)>& progress = {});
+
+// ---- report (src/evaluate/audit_outputs.cpp) ---------------------------------------------------
+
+// The stdout table: one row per class and the overall row, the behaviour per version, and a
+// NOT TRUSTWORTHY line first when the guarantee does not hold.
+std::string format_audit_table(const AuditResult& result);
+// <dir>/audit.json (everything, records included), <dir>/audit.csv (one row per class and
+// "all"), <dir>/audit_records.csv (one row per image and class); each written atomically.
+void write_audit_outputs(const fs::path& dir, const AuditResult& result);
+
+}  // namespace sightline

@@ -1,0 +1,350 @@
+// audit_model: explain every labelled class of a dataset with one method and measure where the
+// map's mass lies (the statistics are src/evaluate/audit_stats.cpp; this file runs the model).
+#include <cmath>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "sightline/audit.hpp"
+#include "sightline/data.hpp"
+#include "sightline/explain.hpp"
+#include "sightline/palette.hpp"
+#include "sightline/tensor_io.hpp"
+
+namespace sightline {
+
+namespace {
+
+using nlohmann::json;
+
+const char* kWhyNoRanking =
+    "--rank-methods: the audit does not rank explanation methods by IoU. IoU of a map with the object "
+    "mask measures what the model uses: a faithful method on a model that relies on the context "
+    "scores low, and should. Compare methods by their guarantees for this model (sightline inspect) "
+    "and by sanity checks, and audit the model with one faithful method (cam or hirescam).";
+
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (true) {
+        std::size_t end = s.find(',', start);
+        out.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return out;
+}
+
+std::vector<std::string> default_splits(const fs::path& data) {
+    const fs::path sets = data / "ImageSets" / "Segmentation";
+    std::vector<std::string> versions = {"test_matched", "test_swapped", "test_context"};
+    bool all = true;
+    for (const auto& v : versions) all = all && fs::exists(sets / (v + ".txt"));
+    if (all) return versions;
+    return {"val"};
+}
+
+// id -> version ("matched", "swapped", "context") from the synthetic scenes' scenes.csv.
+std::map<std::string, std::string> read_versions(const fs::path& data) {
+    std::map<std::string, std::string> versions;
+    const fs::path csv = data / "scenes.csv";
+    if (!fs::exists(csv)) return versions;
+    const std::string text = read_file(csv);
+    std::size_t start = text.find('\n');  // skip the header
+    while (start != std::string::npos && start + 1 < text.size()) {
+        std::size_t end = text.find('\n', start + 1);
+        std::vector<std::string> f = split_commas(text.substr(start + 1, end == std::string::npos ? std::string::npos
+                                                                                                 : end - start - 1));
+        if (f.size() >= 4 && f[3] != "train") versions[f[0]] = f[3];
+        start = end;
+    }
+    return versions;
+}
+
+fs::path image_file(const fs::path& data, const std::string& id) {
+    for (const char* ext : {".png", ".jpg", ".jpeg", ".PNG", ".JPG"}) {
+        fs::path p = data / "JPEGImages" / (id + ext);
+        if (fs::exists(p)) return p;
+    }
+    return data / "JPEGImages" / id;
+}
+
+Preprocess preprocess_for(const Classifier& model, const AuditOptions& o) {
+    Preprocess pre;
+    const torch::jit::Module& m = model.module();
+    auto floats = [&](const std::vector<float>& given, const char* attr, std::array<float, 3>& out,
+                      const char* flag) {
+        if (!given.empty()) {
+            if (given.size() != 3) throw UsageError(fmt::format("{}: give three values (R,G,B)", flag));
+            std::copy(given.begin(), given.end(), out.begin());
+        } else if (m.hasattr(attr)) {
+            std::vector<double> v = m.attr(attr).toDoubleVector();
+            if (v.size() == 3)
+                for (int c = 0; c < 3; ++c) out[c] = static_cast<float>(v[c]);
+        }
+    };
+    floats(o.mean, "sightline_mean", pre.mean, "--mean");
+    floats(o.std, "sightline_std", pre.std, "--std");
+    for (float s : pre.std)
+        if (!(s > 0)) throw UsageError("--std: values must be positive");
+    int size = o.size;
+    if (size < 0) throw UsageError(fmt::format("--size {}: must be >= 0", size));
+    if (size == 0 && m.hasattr("sightline_input_size")) size = static_cast<int>(m.attr("sightline_input_size").toInt());
+    pre.height = pre.width = size;
+    return pre;
+}
+
+json signature(const AuditOptions& o, const Preprocess& pre, const std::vector<std::string>& splits) {
+    std::error_code ec;
+    auto bytes = fs::file_size(o.model, ec);
+    return {{"model", fs::absolute(o.model).string()},
+            {"model_bytes", ec ? 0 : bytes},
+            {"layer", o.layer},
+            {"data", fs::absolute(o.data).string()},
+            {"splits", splits},
+            {"method", o.method},
+            {"size", pre.height},
+            {"mean", pre.mean},
+            {"std", pre.std},
+            {"batch", o.batch},
+            {"fixed", o.thresholds.fixed},
+            {"grid_steps", o.thresholds.grid_steps},
+            {"pointing_tolerance", o.thresholds.pointing_tolerance}};
+}
+
+// Cache format of the records of one finished batch (doubles round-trip; NaN as null).
+json to_json(const AuditRecord& r) {
+    auto num = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
+    json fixed = json::array(), grid = json::array();
+    for (double v : r.iou_fixed) fixed.push_back(num(v));
+    for (double v : r.iou_grid) grid.push_back(num(v));
+    return {{"id", r.id}, {"version", r.version}, {"class_id", r.class_id}, {"correct", r.correct},
+            {"probability", num(r.probability)}, {"has_context", r.has_context}, {"total_mass", num(r.total_mass)},
+            {"areas", {num(r.object_area), num(r.context_area), num(r.elsewhere_area)}},
+            {"masses", {num(r.object_mass), num(r.context_mass), num(r.elsewhere_mass)}},
+            {"iou_fixed", fixed}, {"iou_grid", grid}, {"pointing", r.pointing}};
+}
+
+AuditRecord from_json(const json& j) {
+    auto num = [](const json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+    AuditRecord r;
+    r.id = j.at("id");
+    r.version = j.at("version");
+    r.class_id = j.at("class_id");
+    r.correct = j.at("correct");
+    r.probability = num(j.at("probability"));
+    r.has_context = j.at("has_context");
+    r.total_mass = num(j.at("total_mass"));
+    r.object_area = num(j.at("areas")[0]);
+    r.context_area = num(j.at("areas")[1]);
+    r.elsewhere_area = num(j.at("areas")[2]);
+    r.object_mass = num(j.at("masses")[0]);
+    r.context_mass = num(j.at("masses")[1]);
+    r.elsewhere_mass = num(j.at("masses")[2]);
+    for (const auto& v : j.at("iou_fixed")) r.iou_fixed.push_back(num(v));
+    for (const auto& v : j.at("iou_grid")) r.iou_grid.push_back(num(v));
+    r.pointing = j.at("pointing");
+    return r;
+}
+
+struct Item {
+    Sample sample;
+    cv::Mat context;
+    std::string version;
+    torch::Tensor x;  // [1,3,H,W]
+};
+
+// Explains the labelled classes of items (all of one input size); appends their records.
+void audit_items(Explainer& explainer, const Classifier& model, const std::string& method, const fs::path& data,
+                 const AuditThresholds& th, std::vector<Item>& items, std::vector<AuditRecord>& out) {
+    std::vector<torch::Tensor> xs;
+    for (const Item& it : items) xs.push_back(it.x);
+    const torch::Tensor x = torch::cat(xs);
+    torch::Tensor logits;
+    {
+        torch::NoGradGuard no_grad;
+        logits = model.forward(x).to(torch::kDouble);
+    }
+    const torch::Tensor softmax = torch::softmax(logits, 1), sigmoid = torch::sigmoid(logits);
+    const torch::Tensor top1 = logits.argmax(1);
+    std::map<int, std::vector<std::size_t>> by_class;
+    for (std::size_t i = 0; i < items.size(); ++i)
+        for (int c : items[i].sample.labels) by_class[c].push_back(i);
+    std::map<std::pair<std::size_t, int>, AuditRecord> records;
+    for (const auto& [c, rows] : by_class) {
+        std::vector<int64_t> index(rows.begin(), rows.end());
+        std::vector<std::string> sources;
+        for (std::size_t i : rows) sources.push_back(image_file(data, items[i].sample.id).string());
+        TargetSpec spec;
+        spec.kind = TargetSpec::kIndex;
+        spec.index = c - 1;
+        Explanation ex = explainer.explain(x.index_select(0, torch::tensor(index)), spec, {method}, sources);
+        const torch::Tensor raw = ex.methods.at(0).raw.to(torch::kFloat).contiguous();
+        for (std::size_t k = 0; k < rows.size(); ++k) {
+            const Item& it = items[rows[k]];
+            torch::Tensor m = raw[static_cast<int64_t>(k)][0].clamp_min(0).contiguous();
+            cv::Mat small(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_32FC1, m.data_ptr<float>());
+            cv::Mat map;
+            // Bilinear with half-pixel centres, as the methods' own resize to the input.
+            cv::resize(small, map, it.sample.mask.size(), 0, 0, cv::INTER_LINEAR);
+            AuditRecord r = audit_map(map, it.sample.mask, it.context, c, th, sources[k]);
+            r.id = it.sample.id;
+            r.version = it.version;
+            const int64_t i = static_cast<int64_t>(rows[k]);
+            if (it.sample.labels.size() > 1) {  // multi-label image: the class's own sigmoid
+                r.probability = sigmoid[i][c - 1].item<double>();
+                r.correct = r.probability > 0.5;
+            } else {
+                r.probability = softmax[i][c - 1].item<double>();
+                r.correct = top1[i].item<int64_t>() == c - 1;
+            }
+            records.emplace(std::make_pair(rows[k], c), std::move(r));
+        }
+    }
+    for (auto& [key, r] : records) out.push_back(std::move(r));  // image order, then class order
+}
+
+}  // namespace
+
+AuditResult audit_model(const AuditOptions& o, const std::function<void(std::size_t, std::size_t)>& progress) {
+    // 1. Everything that can be checked before loading anything.
+    if (o.rank_methods) throw UsageError(kWhyNoRanking);
+    if (o.method.find(',') != std::string::npos)
+        throw UsageError(fmt::format("--method {}: the audit takes one method. {}", o.method,
+                                     std::string(kWhyNoRanking).substr(std::string("--rank-methods: ").size())));
+    const MethodInfo& method = find_method(o.method);
+    for (double t : o.thresholds.fixed)
+        if (!(t > 0.0 && t < 1.0)) throw UsageError(fmt::format("--thresholds: {} is not in (0, 1)", t));
+    if (o.thresholds.grid_steps < 2) throw UsageError("grid steps: need at least 2");
+    if (o.thresholds.pointing_tolerance < 0) throw UsageError("--pointing-tolerance: must be >= 0");
+    if (o.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", o.batch));
+    if (!fs::is_directory(o.data)) throw Error(fmt::format("{}: no such dataset folder", o.data.string()));
+
+    AuditResult result;
+    result.model = o.model.string();
+    result.method = o.method;
+    result.data = o.data.string();
+    result.thresholds = o.thresholds;
+    result.splits = o.splits.empty() ? default_splits(o.data) : o.splits;
+    std::vector<std::unique_ptr<Dataset>> sets;
+    for (const std::string& split : result.splits) sets.push_back(open_dataset(o.data, split));
+    result.class_names = sets.front()->class_names();
+    const std::map<std::string, std::string> versions = read_versions(o.data);
+    const fs::path context_dir = o.data / "SegmentationContext";
+    const bool has_context = fs::is_directory(context_dir);
+
+    auto read_item = [&](const Dataset& set, std::size_t i, const Preprocess& pre, const std::string& split) {
+        Item it;
+        it.sample = set.get(i);
+        const fs::path image = image_file(o.data, it.sample.id);
+        if (it.sample.mask.empty())
+            throw Error(fmt::format("{}: split {} has no object masks (SegmentationClass/<id>.png); the audit "
+                                    "compares maps with them", o.data.string(), split));
+        if (has_context) {
+            const fs::path ctx = context_dir / (it.sample.id + ".png");
+            if (!fs::exists(ctx))
+                throw Error(fmt::format("{}: no context mask for {} (the folder has them for other images)",
+                                        ctx.string(), image.string()));
+            it.context = read_index_png(ctx);
+            if (it.context.size() != it.sample.image.size())
+                throw Error(fmt::format("{}: context mask is {}x{} but the image {} is {}x{}", ctx.string(),
+                                        it.context.cols, it.context.rows, image.string(), it.sample.image.cols,
+                                        it.sample.image.rows));
+        }
+        auto v = versions.find(it.sample.id);
+        it.version = v == versions.end() ? "" : v->second;
+        it.x = image_to_tensor(it.sample.image, pre);
+        return it;
+    };
+
+    // 2. The model, split at the layer, on the first image.
+    Classifier model = Classifier::load(o.model);
+    const Preprocess pre = preprocess_for(model, o);
+    Item first = read_item(*sets.front(), 0, pre, result.splits.front());
+    model.set_layer(o.layer, first.x);
+    result.layer = model.layer();
+    ExplainOptions explain_options;
+    for (int c = 0; c < 3; ++c) explain_options.black.push_back(-pre.mean[c] / pre.std[c]);
+    Explainer explainer(model, explain_options);
+    const HeadAnalysis& head = explainer.head_analysis(first.x);
+    result.head = head.description;
+    const GuaranteeStatus status = guarantee_status(method, head);
+    result.trustworthy = status.holds;
+    result.guarantee = status.statement;
+    {
+        torch::NoGradGuard no_grad;
+        const int64_t outputs = model.forward(first.x).size(1);
+        const int64_t classes = static_cast<int64_t>(result.class_names.size()) - 1;
+        if (outputs != classes)
+            throw Error(fmt::format("{}: the model has {} outputs but {} lists {} object classes (output i = class "
+                                    "id i + 1)", o.model.string(), outputs, (o.data / "classes.txt").string(), classes));
+    }
+
+    // 3. Batches, each cached when resume_dir is set; a cache of another configuration is dropped.
+    const json sig = signature(o, pre, result.splits);
+    if (!o.resume_dir.empty()) {
+        const fs::path sig_file = o.resume_dir / "signature.json";
+        bool same = false;
+        if (fs::exists(sig_file)) {
+            json old = json::parse(read_file(sig_file), nullptr, false);
+            same = !old.is_discarded() && old == sig;
+        }
+        if (!same) {
+            fs::remove_all(o.resume_dir);
+            ensure_writable_dir(o.resume_dir);
+            write_file_atomic(sig_file, sig.dump(1));
+        }
+    }
+    std::size_t total = 0, done = 0;
+    for (const auto& s : sets) total += s->size();
+    for (std::size_t s = 0; s < sets.size(); ++s) {
+        const Dataset& set = *sets[s];
+        for (std::size_t start = 0, b = 0; start < set.size(); start += static_cast<std::size_t>(o.batch), ++b) {
+            const std::size_t end = std::min(set.size(), start + static_cast<std::size_t>(o.batch));
+            const fs::path cache = o.resume_dir / fmt::format("{}.{}.json", result.splits[s], b);
+            if (!o.resume_dir.empty() && fs::exists(cache)) {
+                json j = json::parse(read_file(cache), nullptr, false);
+                if (!j.is_discarded()) {
+                    for (const auto& r : j.at("records")) result.records.push_back(from_json(r));
+                    result.unlabelled += j.at("unlabelled").get<std::size_t>();
+                    done += end - start;
+                    if (progress) progress(done, total);
+                    continue;
+                }
+            }
+            std::vector<AuditRecord> records;
+            std::size_t unlabelled = 0;
+            std::vector<Item> group;  // consecutive images of one input size
+            auto flush = [&] {
+                if (!group.empty()) audit_items(explainer, model, o.method, o.data, o.thresholds, group, records);
+                group.clear();
+            };
+            for (std::size_t i = start; i < end; ++i) {
+                Item it = (s == 0 && i == 0) ? first : read_item(set, i, pre, result.splits[s]);
+                if (it.sample.labels.empty()) {
+                    ++unlabelled;
+                    continue;
+                }
+                if (!group.empty() && group.front().x.sizes() != it.x.sizes()) flush();
+                group.push_back(std::move(it));
+            }
+            flush();
+            if (!o.resume_dir.empty()) {
+                json j = {{"records", json::array()}, {"unlabelled", unlabelled}};
+                for (const AuditRecord& r : records) j["records"].push_back(to_json(r));
+                write_file_atomic(cache, j.dump());
+            }
+            for (AuditRecord& r : records) result.records.push_back(std::move(r));
+            result.unlabelled += unlabelled;
+            done += end - start;
+            if (progress) progress(done, total);
+        }
+    }
+    result.images = total;
+    result.summary = summarise_audit(result.records, result.class_names, o.thresholds);
+    return result;
+}
+
+}  // namespace sightline
