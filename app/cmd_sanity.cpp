@@ -1,0 +1,125 @@
+// sightline sanity: model- and data-randomisation checks (Adebayo et al. 2018) for any method.
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "options.hpp"
+#include "progress.hpp"
+#include "sightline/report.hpp"
+#include "sightline/sanity.hpp"
+
+namespace sightline::cli {
+
+namespace {
+
+struct SanityFlags {
+    SanityOptions options;
+    fs::path out;
+    std::string methods = "saliency,gradcam,hirescam,guidedbackprop,guidedgradcam";
+    std::string size, mean, std;
+    bool independent = false, no_edges = false;
+    int threads = 0;
+};
+
+}  // namespace
+
+void set_model_normalisation(const fs::path& model, const std::string& mean, const std::string& std,
+                             Preprocess& pre, ExplainOptions& explain) {
+    if (mean.empty() || std.empty()) {
+        Classifier classifier = Classifier::load(model);
+        const torch::jit::Module& m = classifier.module();
+        auto take = [&](const char* name, std::array<float, 3>& dst) {
+            if (!m.hasattr(name)) return;
+            auto v = m.attr(name).toDoubleList();
+            if (v.size() == 3)
+                for (int c = 0; c < 3; ++c) dst[c] = static_cast<float>(v[c]);
+        };
+        if (mean.empty()) take("sightline_mean", pre.mean);
+        if (std.empty()) take("sightline_std", pre.std);
+    }
+    if (!mean.empty()) pre.mean = parse_triple(mean, "--mean");
+    if (!std.empty()) pre.std = parse_triple(std, "--std");
+    explain.black.clear();
+    for (int c = 0; c < 3; ++c) {
+        if (pre.std[c] <= 0) throw UsageError("--std: values must be positive");
+        explain.black.push_back(-pre.mean[c] / pre.std[c]);
+    }
+}
+
+namespace {
+
+void run(SanityFlags& f) {
+    SanityOptions& o = f.options;
+    o.methods = split_list(f.methods);
+    o.independent = f.independent;
+    o.edge_baseline = !f.no_edges;
+    if (!f.size.empty()) std::tie(o.preprocess.height, o.preprocess.width) = parse_size(f.size, "--size");
+    if (f.threads > 0) torch::set_num_threads(f.threads);
+    set_model_normalisation(o.model, f.mean, f.std, o.preprocess, o.explain);
+    ensure_writable_dir(f.out);
+
+    std::unique_ptr<ProgressBar> bar;
+    SanityReport report = run_sanity(o, [&](std::size_t done, std::size_t total) {
+        if (!bar) bar = std::make_unique<ProgressBar>(total, "sanity");
+        bar->advance();
+        if (done == total) bar->finish();
+    });
+    write_sanity_outputs(report, f.out);
+    std::cout << sanity_table(report);
+    std::cout << fmt::format("wrote {}/{{sanity.json,sanity.png}} ({} images, {:.1f} s)\n", f.out.string(),
+                             report.images.size(), report.seconds);
+}
+
+}  // namespace
+
+void write_sanity_outputs(const SanityReport& report, const fs::path& dir) {
+    ensure_writable_dir(dir);
+    write_file_atomic(dir / "sanity.json", sanity_json(report).dump(1));
+    // Rows: methods; columns: the original model, then each randomisation step. Each tile is the
+    // first image's map over the image (pytorch-grad-cam's overlay).
+    const int jet = colormap_from_name("jet");
+    std::vector<std::vector<cv::Mat>> cells;
+    for (const auto& row : report.first_maps) {
+        cells.emplace_back();
+        for (const auto& map : row) cells.back().push_back(overlay_heatmap(report.display, map, jet));
+    }
+    std::vector<std::string> columns{"original"};
+    for (const auto& s : report.steps) columns.push_back(s.name);
+    write_image_rgb(dir / "sanity.png", picture_grid(cells, report.methods, columns));
+}
+
+void add_sanity_command(CLI::App& app) {
+    auto f = std::make_shared<SanityFlags>();
+    SanityOptions& o = f->options;
+    CLI::App* cmd = app.add_subcommand(
+        "sanity", "Model/data randomisation sanity checks of explanation methods (Adebayo et al. 2018)");
+    cmd->add_option("--model", o.model, "TorchScript classifier (.pt)")->required();
+    cmd->add_option("--input", o.input, "folder of images (or .npy [3,H,W] tensors); at least 2")->required();
+    cmd->add_option("--out", f->out, "output folder: sanity.json, sanity.png")->required();
+    cmd->add_option("--method", f->methods, "comma-separated method keys (see `sightline list`)")->capture_default_str();
+    cmd->add_option("--layer", o.layer, "dotted submodule path for the CAM methods (default: automatic)");
+    cmd->add_option("--random-model", o.random_model,
+                    "same architecture trained on shuffled labels (`train classify --shuffle-labels`): "
+                    "the data-randomisation test");
+    cmd->add_flag("--independent", f->independent,
+                  "randomise one block at a time (default: cascading from the logits down)");
+    cmd->add_option("--depth", o.depth, "module depth of a randomisation block (1 = the model's children)")
+        ->capture_default_str();
+    cmd->add_option("--seed", o.seed, "re-initialisation seed")->capture_default_str();
+    cmd->add_option("--max-images", o.max_images, "use the first N inputs (0 = all)")->capture_default_str();
+    cmd->add_option("--batch", o.batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--verdict-metric", o.verdict_metric, "spearman | spearman_abs | ssim | hog")
+        ->capture_default_str();
+    cmd->add_option("--threshold", o.threshold,
+                    "a method passes when its similarity falls below this after randomisation")
+        ->capture_default_str();
+    cmd->add_flag("--no-edges", f->no_edges, "leave out the Sobel edge-detector reference row");
+    cmd->add_option("--size", f->size, "resize images to HxW (default: keep their size)");
+    cmd->add_option("--mean", f->mean, "normalisation mean per channel (default: the model's, else ImageNet)");
+    cmd->add_option("--std", f->std, "normalisation std per channel (default: the model's, else ImageNet)");
+    cmd->add_option("--threads", f->threads, "LibTorch intra-op threads (default: all cores)");
+    cmd->callback([f] { run(*f); });
+}
+
+}  // namespace sightline::cli
