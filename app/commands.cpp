@@ -14,6 +14,8 @@ void add_all_commands(CLI::App& app) {
     add_crf_command(app);
     add_train_command(app);
     add_segment_command(app);
+    add_sanity_command(app);
+    add_score_command(app);
 }
 
 }  // namespace sightline::cli

@@ -4,6 +4,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
+
+namespace sightline {
+struct SanityReport;
+struct Preprocess;
+struct ExplainOptions;
+}  // namespace sightline
+
 namespace sightline::cli {
 
 void add_all_commands(CLI::App& app);
@@ -21,5 +29,13 @@ void add_train_command(CLI::App& app);
 void add_segment_command(CLI::App& app);
 // `train segment` (cmd_train_segment.cpp), added by add_train_command.
 void add_train_segment_command(CLI::App& train);
+void add_sanity_command(CLI::App& app);
+void add_score_command(CLI::App& app);
+// sanity.json and the sanity.png grid (rows methods, columns steps) into `dir` (cmd_sanity.cpp).
+void write_sanity_outputs(const SanityReport& report, const std::filesystem::path& dir);
+// --mean/--std when given, else the model's sightline_mean/std attributes, else ImageNet's;
+// also sets explain.black (cmd_sanity.cpp).
+void set_model_normalisation(const std::filesystem::path& model, const std::string& mean, const std::string& std,
+                             Preprocess& pre, ExplainOptions& explain);
 
 }  // namespace sightline::cli

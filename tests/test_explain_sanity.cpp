@@ -1,0 +1,265 @@
+// Sanity checks: similarity measures on hand cases (with a brute-force SSIM twin), seeded
+// re-initialisation by layer type, bad input, and the paper's finding on a tiny trained model:
+// Guided Backprop survives cascading randomisation, Grad-CAM and HiResCAM do not.
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "sightline/architectures.hpp"
+#include "sightline/sanity.hpp"
+#include "test_support.hpp"
+
+using namespace sightline;
+
+namespace {
+
+cv::Mat row(std::vector<float> v) { return cv::Mat(v, true).reshape(1, 1); }
+
+cv::Mat random_map(int h, int w, uint64_t seed) {
+    cv::Mat m(h, w, CV_32FC1);
+    cv::RNG rng(seed);
+    rng.fill(m, cv::RNG::UNIFORM, 0.0, 1.0);
+    return m;
+}
+
+// Wang et al. 2004 written out: explicit 11x11 Gaussian window with reflect-101 borders.
+double ssim_slow(const cv::Mat& a, const cv::Mat& b) {
+    double g[11], sum = 0;
+    for (int i = 0; i < 11; ++i) sum += g[i] = std::exp(-(i - 5) * (i - 5) / (2 * 1.5 * 1.5));
+    for (double& v : g) v /= sum;
+    auto at = [](const cv::Mat& m, int y, int x) {
+        y = cv::borderInterpolate(y, m.rows, cv::BORDER_REFLECT_101);
+        x = cv::borderInterpolate(x, m.cols, cv::BORDER_REFLECT_101);
+        return static_cast<double>(m.at<float>(y, x));
+    };
+    const double c1 = 1e-4, c2 = 9e-4;
+    double total = 0;
+    for (int y = 0; y < a.rows; ++y)
+        for (int x = 0; x < a.cols; ++x) {
+            double mx = 0, my = 0, xx = 0, yy = 0, xy = 0;
+            for (int dy = -5; dy <= 5; ++dy)
+                for (int dx = -5; dx <= 5; ++dx) {
+                    double w = g[dy + 5] * g[dx + 5], p = at(a, y + dy, x + dx), q = at(b, y + dy, x + dx);
+                    mx += w * p;
+                    my += w * q;
+                    xx += w * p * p;
+                    yy += w * q * q;
+                    xy += w * p * q;
+                }
+            total += ((2 * mx * my + c1) * (2 * (xy - mx * my) + c2)) /
+                     ((mx * mx + my * my + c1) * (xx - mx * mx + yy - my * my + c2));
+        }
+    return total / static_cast<double>(a.total());
+}
+
+}  // namespace
+
+TEST(Similarity, SpearmanUsesAverageRanksForTies) {
+    // ranks of b: 1, 2, 3.5, 5, 3.5 -> r = 8 / sqrt(10 * 9.5)
+    EXPECT_NEAR(spearman(row({1, 2, 3, 4, 5}), row({5, 6, 7, 8, 7})), 8.0 / std::sqrt(95.0), 1e-12);
+    EXPECT_NEAR(spearman(row({1, 2, 3, 4}), row({10, 20, 30, 1000})), 1.0, 1e-12);  // monotone = 1
+    EXPECT_NEAR(spearman(row({1, 2, 3, 4}), row({4, 3, 2, 1})), -1.0, 1e-12);
+    EXPECT_EQ(spearman(row({1, 2, 3, 4}), row({7, 7, 7, 7})), 0.0);  // a constant map has no ranking
+}
+
+TEST(Similarity, PearsonKnownAnswerAndSizeMismatch) {
+    EXPECT_NEAR(pearson({1, 2, 3}, {2, 4, 7}), 5.0 / std::sqrt(2.0 * 38.0 / 3.0), 1e-12);
+    try {
+        spearman(row({1, 2, 3}), row({1, 2}));
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "spearman: maps differ in size (1x3 and 1x2)");
+    }
+}
+
+TEST(Similarity, SsimOfConstantMapsAndIdentity) {
+    cv::Mat a(16, 16, CV_32FC1, cv::Scalar(0.2)), b(16, 16, CV_32FC1, cv::Scalar(0.6));
+    // Flat maps: only the luminance term, (2ab + C1) / (a^2 + b^2 + C1), C1 = (0.01)^2.
+    EXPECT_NEAR(ssim(a, b), (2 * 0.2 * 0.6 + 1e-4) / (0.04 + 0.36 + 1e-4), 1e-9);
+    cv::Mat r = random_map(20, 17, 1);
+    EXPECT_NEAR(ssim(r, r), 1.0, 1e-12);
+}
+
+TEST(Similarity, SsimMatchesTheWrittenOutWindowSum) {
+    cv::Mat a = random_map(20, 17, 2), b = random_map(20, 17, 3);
+    cv::Mat c = 0.5 * a + 0.5 * b;
+    EXPECT_NEAR(ssim(a, b), ssim_slow(a, b), 1e-9);
+    EXPECT_NEAR(ssim(a, c), ssim_slow(a, c), 1e-9);
+    EXPECT_GT(ssim(a, c), ssim(a, b) + 0.2);
+}
+
+TEST(Similarity, HogSeesEdgeOrientationNotContrast) {
+    cv::Mat vertical(32, 32, CV_32FC1, cv::Scalar(0)), horizontal(32, 32, CV_32FC1, cv::Scalar(0));
+    for (int i = 0; i < 32; ++i)
+        for (int j = 0; j < 32; ++j) {
+            vertical.at<float>(i, j) = (j / 4) % 2 ? 1.0f : 0.0f;
+            horizontal.at<float>(i, j) = (i / 4) % 2 ? 1.0f : 0.0f;
+        }
+    EXPECT_NEAR(hog_pearson(vertical, vertical), 1.0, 1e-12);
+    EXPECT_GT(hog_pearson(vertical, vertical * 0.5), 0.99);  // block normalisation
+    EXPECT_LT(hog_pearson(vertical, horizontal), 0.1);
+    cv::Mat small(8, 8, CV_32FC1, cv::Scalar(0));
+    try {
+        hog_pearson(small, small);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "hog: maps of 8x8 are smaller than one 16x16 HOG block");
+    }
+}
+
+TEST(Similarity, SobelMapIsTheEdge) {
+    cv::Mat img(12, 12, CV_8UC3, cv::Scalar(0, 0, 0));
+    img(cv::Rect(6, 0, 6, 12)).setTo(cv::Scalar(255, 255, 255));
+    cv::Mat e = sobel_map(img);
+    EXPECT_NEAR(e.at<float>(5, 5), 1.0, 1e-5);  // the two columns beside the step
+    EXPECT_NEAR(e.at<float>(5, 6), 1.0, 1e-5);
+    EXPECT_EQ(e.at<float>(5, 1), 0.0f);
+    EXPECT_EQ(e.at<float>(5, 10), 0.0f);
+}
+
+TEST(Randomise, BlocksFollowTheModelAndLayersGetTheirDefaultInitialiser) {
+    ArchOptions ao;
+    ao.num_classes = 3;
+    ao.input_size = 32;
+    ao.width = 8;
+    torch::jit::Module m = build_architecture("resnet_gap", ao);
+    std::vector<ParameterBlock> blocks = parameter_blocks(m, 1, "m.pt");
+    std::vector<std::string> names;
+    for (const auto& b : blocks) names.push_back(b.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"stem", "layer1", "layer2", "layer3", "layer4", "fc"}));
+    EXPECT_EQ(blocks.back().parameters, 64 * 3 + 3);
+    EXPECT_EQ(parameter_blocks(m, 2, "m.pt")[0].name, "stem.conv");
+
+    torch::NoGradGuard no_grad;
+    // Disturb the BatchNorm state so the reset is visible.
+    m.attr("stem").toModule().attr("bn").toModule().attr("running_var").toTensor().fill_(5);
+    m.attr("stem").toModule().attr("bn").toModule().attr("weight").toTensor().fill_(3);
+    reinitialise(m, blocks.front(), 7);
+    torch::jit::Module bn = m.attr("stem").toModule().attr("bn").toModule();
+    EXPECT_TRUE(torch::equal(bn.attr("running_var").toTensor(), torch::ones({8})));
+    EXPECT_TRUE(torch::equal(bn.attr("weight").toTensor(), torch::ones({8})));
+    EXPECT_TRUE(torch::equal(bn.attr("bias").toTensor(), torch::zeros({8})));
+    torch::Tensor conv = m.attr("stem").toModule().attr("conv").toModule().attr("weight").toTensor();
+    const double bound = 1.0 / std::sqrt(27.0);  // kaiming_uniform(a = sqrt(5)), fan_in 3 * 3 * 3
+    EXPECT_LE(conv.abs().max().item<double>(), bound);
+    EXPECT_GT(conv.abs().max().item<double>(), 0.9 * bound);
+    // Same seed, same values; the Linear bias uses the weight's fan_in (64).
+    torch::Tensor before = conv.clone();
+    reinitialise(m, blocks.front(), 7);
+    EXPECT_TRUE(torch::equal(before, conv));
+    reinitialise(m, blocks.front(), 8);
+    EXPECT_FALSE(torch::equal(before, conv));
+    reinitialise(m, blocks.back(), 7);
+    torch::Tensor fc_b = m.attr("fc").toModule().attr("bias").toTensor();
+    EXPECT_LE(fc_b.abs().max().item<double>(), 1.0 / 8.0);
+}
+
+TEST(Randomise, ModelWithoutParametersIsRefused) {
+    torch::jit::Module m("Empty");
+    m.define("def forward(self, x):\n    return torch.flatten(x, 1)\n");
+    try {
+        parameter_blocks(m, 1, "empty.pt");
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "empty.pt: the model has no parameters to re-initialise");
+    }
+}
+
+namespace {
+
+// Class c in {0,1,2}: a 12x12 square of colour c at a position set by i on a noisy grey field.
+cv::Mat toy_image(int i) {
+    cv::Mat img(32, 32, CV_8UC3);
+    cv::RNG rng(static_cast<uint64_t>(i) + 5);
+    rng.fill(img, cv::RNG::UNIFORM, 90, 160);
+    static const cv::Scalar colours[] = {{230, 30, 30}, {30, 230, 30}, {30, 30, 230}};
+    cv::rectangle(img, cv::Rect((i * 7) % 18, (i * 5) % 18, 12, 12), colours[i % 3], cv::FILLED);
+    return img;
+}
+
+// A resnet_gap trained for a few seconds on toy images; saved as TorchScript.
+fs::path trained_toy_model(const fs::path& dir) {
+    ArchOptions ao;
+    ao.num_classes = 3;
+    ao.input_size = 32;
+    ao.width = 8;
+    ao.seed = 3;
+    torch::jit::Module m = build_architecture("resnet_gap", ao);
+    Preprocess pre;
+    pre.mean = {0.5f, 0.5f, 0.5f};
+    pre.std = {0.25f, 0.25f, 0.25f};
+    std::vector<torch::Tensor> xs, ys;
+    for (int i = 0; i < 96; ++i) {
+        xs.push_back(image_to_tensor(toy_image(i), pre));
+        ys.push_back(torch::tensor({static_cast<int64_t>(i % 3)}));
+    }
+    torch::Tensor x = torch::cat(xs), y = torch::cat(ys);
+    std::vector<torch::Tensor> params;
+    for (const auto& p : m.parameters()) params.push_back(p);
+    torch::optim::SGD opt(params, torch::optim::SGDOptions(0.05).momentum(0.9));
+    torch::manual_seed(0);
+    m.train();
+    for (int step = 0; step < 60; ++step) {
+        torch::Tensor idx = torch::randperm(96).slice(0, 0, 32);
+        opt.zero_grad();
+        torch::Tensor loss = torch::cross_entropy_loss(m.forward({x.index_select(0, idx)}).toTensor(), y.index_select(0, idx));
+        loss.backward();
+        opt.step();
+    }
+    m.eval();
+    fs::path path = dir / "toy.pt";
+    m.save(path.string());
+    return path;
+}
+
+}  // namespace
+
+TEST(SanityRun, GuidedBackpropSurvivesCascadingRandomisationGradCamAndHiResCamDoNot) {
+    fs::path dir = test::scratch_dir("sanity_toy");
+    fs::create_directories(dir / "images");
+    for (int i = 0; i < 6; ++i) write_image_rgb(dir / "images" / ("toy" + std::to_string(i) + ".png"), toy_image(100 + i));
+    SanityOptions o;
+    o.model = trained_toy_model(dir);
+    o.input = dir / "images";
+    o.methods = {"gradcam", "hirescam", "guidedbackprop"};
+    o.preprocess.mean = {0.5f, 0.5f, 0.5f};
+    o.preprocess.std = {0.25f, 0.25f, 0.25f};
+    std::size_t calls = 0;
+    SanityReport r = run_sanity(o, [&](std::size_t, std::size_t) { ++calls; });
+    ASSERT_EQ(r.steps.size(), 6u);
+    EXPECT_EQ(calls, 7u);
+    EXPECT_EQ(r.steps.back().randomised.size(), 6u);  // cascading: all blocks at the last step
+    ASSERT_EQ(r.methods.back(), "sobel");
+    const auto last = [&](std::size_t m, int k) { return r.similarity[m][r.steps.size() - 1][k].mean; };
+    std::cout << sanity_table(r);
+    // spearman_abs at the fully randomised model
+    EXPECT_LT(last(0, 1), 0.5);
+    EXPECT_LT(last(1, 1), 0.5);
+    EXPECT_GT(last(2, 1), 0.5);
+    EXPECT_TRUE(r.verdicts[0].passes);
+    EXPECT_TRUE(r.verdicts[1].passes);
+    EXPECT_FALSE(r.verdicts[2].passes);
+    EXPECT_FALSE(r.verdicts[3].passes);  // the edge detector ignores the model
+    EXPECT_NEAR(last(3, 2), 1.0, 1e-9);
+    // The model itself is restored after the run.
+    nlohmann::json j = sanity_json(r);
+    EXPECT_EQ(j["methods"]["gradcam"]["steps"].size(), 6u);
+    EXPECT_EQ(j["mode"], "cascading");
+}
+
+TEST(SanityRun, FewerThanTwoImagesIsRefused) {
+    fs::path dir = test::scratch_dir("sanity_one");
+    write_image_rgb(dir / "one.png", toy_image(1));
+    SanityOptions o;
+    o.model = dir / "missing.pt";
+    o.input = dir;
+    try {
+        run_sanity(o);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  dir.string() + ": the sanity checks need at least 2 images for their correlation statistics (found 1)");
+    }
+}
