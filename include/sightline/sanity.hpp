@@ -84,8 +84,9 @@ struct SanityOptions {
     Preprocess preprocess;
     ExplainOptions explain;
     bool edge_baseline = true;         // add the Sobel row
-    // Verdict: a method passes when the mean of `verdict_metric` over images falls below
-    // `threshold` at the most randomised model step (the minimum over steps).
+    // Verdict: a method passes when `verdict_metric`, averaged over images and over the model
+    // randomisation steps (for cascading: the area under the similarity curve), is below
+    // `threshold`; the data-randomisation step gets its own verdict by the same threshold.
     std::string verdict_metric = "spearman_abs";
     double threshold = 0.5;
 };
@@ -106,8 +107,8 @@ struct SanityStep {
 
 struct SanityVerdict {
     bool passes = false;
-    double value = 0;                  // the verdict metric's mean at the deciding step
-    std::string step;                  // the deciding step
+    double value = 0;                  // the verdict metric's mean over images and model steps
+    std::string step;                  // "mean over N steps"
     bool data_passes = false;          // same rule against the shuffled-label model (if given)
     double data_value = 0;
 };
