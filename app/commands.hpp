@@ -26,6 +26,7 @@ void add_eval_command(CLI::App& app);
 void add_audit_command(CLI::App& app);
 void add_crf_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_wsss_command(CLI::App& app);
 void add_segment_command(CLI::App& app);
 // `train segment` (cmd_train_segment.cpp), added by add_train_command.
 void add_train_segment_command(CLI::App& train);

@@ -22,7 +22,7 @@ namespace {
 std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 
 // One tiny dataset and two untrained models for the whole suite.
-struct Setup {
+struct CliSetup {
     fs::path root, data, gap, mlp, gap4;
     std::vector<std::string> train_ids;
 };
@@ -44,9 +44,9 @@ fs::path save_model(const fs::path& dir, const std::string& arch, int64_t classe
     return p;
 }
 
-const Setup& setup() {
-    static Setup s = [] {
-        Setup s;
+const CliSetup& setup() {
+    static CliSetup s = [] {
+        CliSetup s;
         s.root = test::scratch_dir("wsss_cli_setup");
         s.data = s.root / "data";
         SynthOptions o;
@@ -84,7 +84,7 @@ bool same_mask(const fs::path& a, const fs::path& b) {
 }  // namespace
 
 TEST(WsssCli, SeedsFromAModelAndFromItsCamFilesAgree) {
-    const Setup& s = setup();
+    const CliSetup& s = setup();
     fs::path out = test::scratch_dir("seeds") / "seeds";
     test::CommandResult r = test::run_sightline(fmt::format("wsss seeds --model {} --data {} --scales 1,0.5 --out {}",
                                                             quoted(s.gap), quoted(s.data), quoted(out)));
@@ -105,7 +105,7 @@ TEST(WsssCli, SeedsFromAModelAndFromItsCamFilesAgree) {
 }
 
 TEST(WsssCli, SweepAndPseudoMasks) {
-    const Setup& s = setup();
+    const CliSetup& s = setup();
     fs::path seeds = test::scratch_dir("sp") / "seeds";
     ASSERT_EQ(test::run_sightline(fmt::format("wsss seeds --model {} --data {} --scales 1 --out {}", quoted(s.gap),
                                               quoted(s.data), quoted(seeds))).exit_code, 0);
@@ -125,7 +125,7 @@ TEST(WsssCli, SweepAndPseudoMasks) {
 }
 
 TEST(WsssCli, BadInputIsOneLineAndWritesNothing) {
-    const Setup& s = setup();
+    const CliSetup& s = setup();
     fs::path dir = test::scratch_dir("bad");
     // A classifier without class maps.
     std::string e = failed(fmt::format("wsss seeds --model {} --data {}", quoted(s.mlp), quoted(s.data)), dir / "o1");
@@ -180,7 +180,7 @@ TEST(WsssCli, BadInputIsOneLineAndWritesNothing) {
 
 // The whole pipeline on the tiny set, then again: every stage is skipped.
 TEST(WsssCli, RunIsResumableStageByStage) {
-    const Setup& s = setup();
+    const CliSetup& s = setup();
     fs::path out = test::scratch_dir("run") / "run";
     const std::string cmd = fmt::format(
         "wsss run --data {} --out {} --epochs 1 --batch 4 --segment-epochs 1 --scales 1 --no-flip "

@@ -1,0 +1,292 @@
+// sightline wsss seeds|sweep|pseudo|run: the weakly supervised segmentation pipeline, from a
+// classifier trained on image-level labels to pixel masks.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "commands.hpp"
+#include "progress.hpp"
+#include "sightline/wsss.hpp"
+
+namespace sightline::cli {
+
+namespace {
+
+// "a,b[,c]" -> numbers; a usage error names the flag and what it expected.
+std::vector<double> parse_list(const std::string& flag, const std::string& text, std::size_t count,
+                               const char* expected) {
+    std::vector<double> values;
+    std::size_t start = 0;
+    while (true) {
+        std::size_t comma = text.find(',', start);
+        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        try {
+            std::size_t used = 0;
+            values.push_back(std::stod(item, &used));
+            if (used != item.size()) throw std::invalid_argument(item);
+        } catch (const std::exception&) {
+            throw UsageError(fmt::format("{}: expected {}, got '{}'", flag, expected, text));
+        }
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    if (count && values.size() != count) throw UsageError(fmt::format("{}: expected {}, got '{}'", flag, expected, text));
+    return values;
+}
+
+// A progress bar made when the first report arrives (the total is known then).
+struct LazyBar {
+    std::string label;
+    std::unique_ptr<ProgressBar> bar;
+    std::size_t shown = 0;
+    void operator()(std::size_t done, std::size_t total) {
+        if (!bar) bar = std::make_unique<ProgressBar>(total, label);
+        bar->advance(done - shown);
+        shown = done;
+    }
+};
+StageProgress bar(const std::string& label) {
+    auto b = std::make_shared<LazyBar>();
+    b->label = label;
+    return [b](std::size_t done, std::size_t total) { (*b)(done, total); };
+}
+
+// Flags shared by the subcommands, parsed into the library's option structs in apply().
+struct Flags {
+    fs::path model, cams, data, out;
+    std::string split = "train";
+    std::string scales = "1.0,0.5,1.5,2.0";
+    bool no_flip = false, via_explain = false;
+    std::string bg = "thresh:0.15";
+    std::string confident;
+    // CRF
+    bool no_crf = false;
+    std::string unary = "labels";
+    float confidence = 0.7f;
+    double min_confidence = 0.0;
+    std::string gaussian = "3,3", bilateral = "80,13,10";
+    int iterations = 10, crf_threads = 0;
+    std::string thresholds = "0.05:0.80:0.05";
+    int threads = 2;
+
+    CamSource source() const {
+        CamSource s{model, cams, {}};
+        s.options.scales = parse_list("--scales", scales, 0, "a comma list of scale factors");
+        for (double x : s.options.scales)
+            if (!(x > 0)) throw UsageError(fmt::format("--scales: every factor must be > 0, got '{}'", scales));
+        s.options.flip = !no_flip;
+        s.options.use_explainer = via_explain;
+        return s;
+    }
+    SeedOptions seeds() const {
+        SeedOptions o;
+        o.background = BackgroundRule::parse(bg);
+        if (!confident.empty()) {
+            std::vector<double> v = parse_list("--confident", confident, 2, "FG,BG");
+            o.confident_fg = v[0];
+            o.confident_bg = v[1];
+            if (o.confident_fg == 0.0) throw UsageError(fmt::format("--confident: expected FG,BG with 0 < BG < FG < 1, got {}", confident));
+        }
+        validate(o);
+        return o;
+    }
+    PseudoOptions pseudo() const {
+        PseudoOptions p;
+        p.seeds = seeds();
+        p.crf = !no_crf;
+        p.unary = unary;
+        p.confidence = confidence;
+        p.min_confidence = min_confidence;
+        std::vector<double> g = parse_list("--gaussian", gaussian, 2, "SXY,COMPAT");
+        std::vector<double> b = parse_list("--bilateral", bilateral, 3, "SXY,SRGB,COMPAT");
+        DenseCrfOptions& c = p.crf_options;
+        c.gaussian_sxy = float(g[0]);
+        c.gaussian_compat = float(g[1]);
+        c.bilateral_sxy = float(b[0]);
+        c.bilateral_srgb = float(b[1]);
+        c.bilateral_compat = float(b[2]);
+        c.iterations = iterations;
+        c.threads = crf_threads;
+        validate(p);
+        return p;
+    }
+};
+
+void add_source_flags(CLI::App* c, Flags& f) {
+    c->add_option("--model", f.model, "Classifier with class maps (GAP -> Linear head), TorchScript .pt");
+    c->add_option("--cams", f.cams, "Instead of --model: folder of CAM files <id>.npy (float32 C x H x W)");
+    c->add_option("--data", f.data, "Dataset root (`sightline data ...`, VOC layout)")->required();
+    c->add_option("--split", f.split, "Split")->capture_default_str();
+    c->add_option("--scales", f.scales, "CAM input scales, summed")->capture_default_str();
+    c->add_flag("--no-flip", f.no_flip, "No horizontally flipped pass");
+    c->add_flag("--via-explain", f.via_explain, "Class maps from the explain engine even for built-in models");
+    c->add_option("--threads", f.threads, "LibTorch threads")->capture_default_str();
+}
+
+void add_seed_flags(CLI::App* c, Flags& f) {
+    c->add_option("--bg", f.bg, "Background: thresh:T (constant) or power:ALPHA ((1 - max CAM)^ALPHA)")
+        ->capture_default_str();
+    c->add_option("--confident", f.confident,
+                  "FG,BG thresholds: object where the FG seeds say so, background where the BG seeds do, 255 "
+                  "between (IRN 0.30,0.05); replaces --bg");
+}
+
+void add_crf_flags(CLI::App* c, Flags& f) {
+    c->add_flag("--no-crf", f.no_crf, "Seeds as they are, no dense CRF");
+    c->add_option("--unary", f.unary, "CRF unary: labels (seed labels with --confidence) or probs ([bg, CAMs])")
+        ->capture_default_str();
+    c->add_option("--confidence", f.confidence, "Probability of a pixel's seed label (labels unary)")
+        ->capture_default_str();
+    c->add_option("--min-confidence", f.min_confidence, "255 where the CRF's marginal is below this (0 = off)")
+        ->capture_default_str();
+    c->add_option("--gaussian", f.gaussian, "CRF smoothness kernel: SXY,COMPAT")->capture_default_str();
+    c->add_option("--bilateral", f.bilateral, "CRF appearance kernel: SXY,SRGB,COMPAT")->capture_default_str();
+    c->add_option("--iterations", f.iterations, "CRF mean-field iterations")->capture_default_str();
+    c->add_option("--crf-threads", f.crf_threads, "CRF threads (0 = all cores)")->capture_default_str();
+}
+
+void print_metrics_line(const char* what, const Metrics& m) {
+    fmt::print("{}: mIoU {:.4f} (foreground classes {:.4f}), pixel accuracy {:.4f}\n", what, m.miou, m.fg_miou,
+               m.pixel_accuracy);
+}
+
+void add_seeds(CLI::App& wsss) {
+    auto f = std::make_shared<Flags>();
+    auto no_save = std::make_shared<bool>(false);
+    CLI::App* c = wsss.add_subcommand("seeds", "CAM seeds of a split: <id>.png labels, cams/<id>.npy, eval/");
+    add_source_flags(c, *f);
+    add_seed_flags(c, *f);
+    c->add_flag("--no-save-cams", *no_save, "Do not write the computed CAMs");
+    c->add_option("--out", f->out, "Output folder")->required();
+    c->callback([f, no_save] {
+        torch::set_num_threads(std::max(1, f->threads));
+        SeedsRunOptions o;
+        o.source = f->source();
+        o.data = f->data;
+        o.split = f->split;
+        o.out = f->out;
+        o.seeds = f->seeds();
+        o.save_cams = !*no_save;
+        SeedsRunResult r = run_seeds(o, bar("seeds"));
+        fmt::print("seeds: {} images ({}) -> {}\n", r.images,
+                   o.seeds.confident() ? fmt::format("confident {:g},{:g}", o.seeds.confident_fg, o.seeds.confident_bg)
+                                       : o.seeds.background.to_string(),
+                   o.out.string());
+        if (r.evaluated) print_metrics_line("seeds", r.metrics);
+    });
+}
+
+void add_sweep(CLI::App& wsss) {
+    auto f = std::make_shared<Flags>();
+    CLI::App* c = wsss.add_subcommand("sweep", "Background threshold sweep of CAM seeds against a split's masks");
+    add_source_flags(c, *f);
+    c->add_option("--thresholds", f->thresholds, "LO:HI:STEP or a comma list")->capture_default_str();
+    c->add_option("--out", f->out, "Optional folder for sweep.json and sweep.csv");
+    c->callback([f] {
+        torch::set_num_threads(std::max(1, f->threads));
+        SweepRunOptions o;
+        o.source = f->source();
+        o.data = f->data;
+        o.split = f->split;
+        o.thresholds = parse_thresholds(f->thresholds);
+        o.out = f->out;
+        SweepResult r = run_sweep(o, bar("sweep"));
+        std::cout << sweep_table(r);
+        fmt::print("best threshold {:.2f}: mIoU {:.4f}\n", r.best_threshold(), r.best_miou());
+    });
+}
+
+void add_pseudo(CLI::App& wsss) {
+    auto f = std::make_shared<Flags>();
+    CLI::App* c = wsss.add_subcommand("pseudo", "Pseudo-masks: seeds -> dense CRF -> VOC palette PNGs (255 uncertain)");
+    add_source_flags(c, *f);
+    add_seed_flags(c, *f);
+    add_crf_flags(c, *f);
+    c->add_option("--out", f->out, "Output folder: <id>.png, eval/")->required();
+    c->callback([f] {
+        torch::set_num_threads(std::max(1, f->threads));
+        PseudoRunOptions o;
+        o.source = f->source();
+        o.data = f->data;
+        o.split = f->split;
+        o.out = f->out;
+        o.pseudo = f->pseudo();
+        PseudoRunResult r = run_pseudo(o, bar("pseudo"));
+        fmt::print("pseudo-masks: {} images -> {} ({}; {:.1f}% uncertain)\n", r.images, o.out.string(),
+                   o.pseudo.crf ? "dense CRF" : "no CRF", 100.0 * r.ignored_share);
+        if (r.evaluated) print_metrics_line("pseudo-masks", r.metrics);
+    });
+}
+
+void add_run(CLI::App& wsss) {
+    auto f = std::make_shared<Flags>();
+    auto o = std::make_shared<WsssRunOptions>();
+    CLI::App* c = wsss.add_subcommand(
+        "run", "Whole pipeline from a dataset: classifier, CAMs, threshold sweep, seeds, pseudo-masks (+CRF), "
+               "segmenter, val mIoU; resumable stage by stage");
+    c->add_option("--data", o->data, "Dataset root")->required();
+    c->add_option("--out", o->out, "Output folder (one subfolder per stage, summary.json)")->required();
+    c->add_option("--train-split", o->train_split, "Split with image labels (its masks only score the seeds)")
+        ->capture_default_str();
+    c->add_option("--val", o->val_split, "Split scored by the final segmenter")->capture_default_str();
+    c->add_option("--arch", o->arch, "Classifier architecture (a gap_linear one)")->capture_default_str();
+    c->add_option("--objective", o->objective, "Classifier objective: cam, puzzle, mixup, subcategory")
+        ->capture_default_str();
+    c->add_option("--epochs", o->epochs, "Classifier epochs")->capture_default_str();
+    c->add_option("--batch", o->batch, "Classifier batch")->capture_default_str();
+    c->add_option("--lr", o->lr, "Classifier peak learning rate")->capture_default_str();
+    c->add_option("--warmup-epochs", o->warmup_epochs, "Classifier warmup")->capture_default_str();
+    c->add_option("--width", o->width, "Classifier width")->capture_default_str();
+    c->add_option("--output-stride", o->output_stride, "Classifier output stride (8 or 16)")->capture_default_str();
+    c->add_option("--segment-epochs", o->segment_epochs, "Segmenter epochs")->capture_default_str();
+    c->add_option("--seed", o->seed, "Seed")->capture_default_str();
+    c->add_option("--threads", o->threads, "LibTorch threads")->capture_default_str();
+    c->add_option("--scales", f->scales, "CAM input scales")->capture_default_str();
+    c->add_flag("--no-flip", f->no_flip, "No flipped CAM pass");
+    c->add_option("--thresholds", f->thresholds, "Swept background thresholds")->capture_default_str();
+    c->add_option("--confident", f->confident, "FG,BG: confident regions (255 between) instead of the swept threshold");
+    add_crf_flags(c, *f);
+    c->callback([f, o] {
+        CamSource s = f->source();
+        o->cams = s.options;
+        o->thresholds = parse_thresholds(f->thresholds);
+        o->pseudo = f->pseudo();
+        LazyBar current;
+        std::string shown;
+        WsssRunResult r = run_wsss(*o, [&](const std::string& stage, std::size_t done, std::size_t total) {
+            if (stage != shown) {
+                current.bar.reset();
+                current = LazyBar{};
+                current.label = stage;
+                shown = stage;
+                fmt::print("stage {} ...\n", stage);
+                std::fflush(stdout);
+            }
+            if (total) current(done, total);
+        });
+        current.bar.reset();
+        for (const WsssStageReport& s : r.stages)
+            fmt::print("{:<11} {:>8}  {}\n", s.stage, s.skipped ? "skipped" : fmt::format("{:.1f} s", s.seconds),
+                       s.summary);
+        fmt::print("seeds (train, threshold {:.2f}) mIoU {:.4f}; pseudo-masks (train) {:.4f}; final ({}) {:.4f}\n",
+                   r.best_threshold, r.seeds_miou, r.pseudo_miou, o->val_split, r.final_miou);
+        fmt::print("wrote {}\n", r.summary.string());
+    });
+}
+
+}  // namespace
+
+void add_wsss_command(CLI::App& app) {
+    CLI::App* wsss = app.add_subcommand("wsss", "Weakly supervised segmentation from image-level labels");
+    wsss->require_subcommand(1);
+    add_seeds(*wsss);
+    add_sweep(*wsss);
+    add_pseudo(*wsss);
+    add_run(*wsss);
+}
+
+}  // namespace sightline::cli
