@@ -52,8 +52,6 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     check_options(o);
     // The data is opened (and its splits checked) before any stage writes.
     std::unique_ptr<Dataset> train = open_dataset(o.data, o.train_split);
-    if (!detail::split_has_masks(*train) && o.train_split.empty())
-        throw Error(fmt::format("{}: empty training split", o.data.string()));
     ensure_writable_dir(o.out);
     torch::set_num_threads(std::max(1, o.threads));
     WsssRunResult result;
