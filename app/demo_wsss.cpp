@@ -1,0 +1,49 @@
+// Demo step 6: weakly supervised segmentation of the multi-object scenes from image-level
+// labels only — CAM seeds of a multi-label classifier, the dense CRF, pseudo-masks, and a
+// U-Net trained on them — judged by mIoU against the true masks.
+#include <fmt/format.h>
+
+#include "demo.hpp"
+#include "sightline/wsss.hpp"
+
+namespace sightline::cli::demo {
+
+json weak_segmentation(const Context& c) {
+    WsssRunOptions o;
+    o.data = c.multi();
+    o.out = c.out / "wsss";
+    o.epochs = c.quick ? 4 : 10;
+    o.segment_epochs = c.quick ? 4 : 10;
+    o.cams.scales = c.quick ? std::vector<double>{1.0} : std::vector<double>{1.0, 0.5, 1.5};
+    o.threads = c.threads;
+    WsssRunResult r = run_wsss(o);
+    json stages = json::array();
+    for (const auto& s : r.stages) stages.push_back({{"stage", s.stage}, {"summary", s.summary}});
+    // Per-class IoU of the final segmenter on val (the pipeline's `eval` output).
+    json per_class = json::object();
+    const fs::path metrics = o.out / "final" / "eval" / "metrics.json";
+    if (fs::exists(metrics))
+        for (const auto& k : json::parse(read_file(metrics))["per_class"]) per_class[k["name"].get<std::string>()] = k["iou"];
+    const fs::path model = fs::exists(o.out / "segmenter" / "best.pt") ? o.out / "segmenter" / "best.pt"
+                                                                         : o.out / "segmenter" / "model.pt";
+    json rows = json::array();
+    rows.push_back({{"name", fmt::format("CAM seeds (background threshold {:.2f})", r.best_threshold)},
+                    {"supervision", "image labels"}, {"split", "train"}, {"miou", r.seeds_miou}});
+    rows.push_back({{"name", o.pseudo.crf ? "pseudo-masks: seeds + dense CRF" : "pseudo-masks"},
+                    {"supervision", "image labels"}, {"split", "train"}, {"miou", r.pseudo_miou}});
+    rows.push_back({{"name", "U-Net trained on the pseudo-masks"}, {"supervision", "image labels"},
+                    {"split", "val"}, {"miou", r.final_miou}});
+    json result = {{"rows", rows},
+                   {"best_threshold", r.best_threshold},
+                   {"seeds_miou", r.seeds_miou},
+                   {"pseudo_miou", r.pseudo_miou},
+                   {"final_miou", r.final_miou},
+                   {"per_class", per_class},
+                   {"stages", stages},
+                   {"examples", segment_examples(c, model, c.out / "segmentation" / "wsss")}};
+    result["headline"] = fmt::format("CAM seeds mIoU {:.3f} (train), + CRF {:.3f}, final segmenter {:.3f} (val)",
+                                     r.seeds_miou, r.pseudo_miou, r.final_miou);
+    return result;
+}
+
+}  // namespace sightline::cli::demo
