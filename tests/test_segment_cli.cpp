@@ -85,7 +85,7 @@ TEST(SegmentCli, MaskOfAnotherSizeIsOneLineNamingTheFileAndNothingIsWritten) {
     write_palette_png(mask, cv::Mat(30, 32, CV_8UC1, cv::Scalar(0)));
     auto r = test::run_sightline("train segment --data " + root.string() + " --out " + (root / "run").string() + kTiny);
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_EQ(r.err, mask.string() + ": mask is 32x30 but its image " + (root / "JPEGImages" / "sq_5.png").string() +
+    EXPECT_EQ(r.err, "sightline: error: " + mask.string() + ": mask is 32x30 but its image " + (root / "JPEGImages" / "sq_5.png").string() +
                          " is 32x32\n");
     EXPECT_FALSE(fs::exists(root / "run"));
 }
@@ -98,7 +98,7 @@ TEST(SegmentCli, LabelThatIsNoClassNorIgnoreIsOneLineNamingTheFile) {
     write_palette_png(mask, m);
     auto r = test::run_sightline("train segment --data " + root.string() + " --out " + (root / "run").string() + kTiny);
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_EQ(r.err, mask.string() + ": label id 7 outside the class list (0..2 from " +
+    EXPECT_EQ(r.err, "sightline: error: " + mask.string() + ": label id 7 outside the class list (0..2 from " +
                          (root / "classes.txt").string() + "; 255 = ignore)\n");
     EXPECT_FALSE(fs::exists(root / "run"));
     // The same through --masks (pseudo-masks).
@@ -108,7 +108,7 @@ TEST(SegmentCli, LabelThatIsNoClassNorIgnoreIsOneLineNamingTheFile) {
     auto p = test::run_sightline("train segment --data " + root.string() + " --masks " + pseudo.string() +
                                  " --val none --out " + (root / "run").string() + kTiny);
     EXPECT_EQ(p.exit_code, 1);
-    EXPECT_EQ(p.err, (pseudo / "sq_4.png").string() + ": label 9 is not a class (0..2) nor 255 (ignore)\n");
+    EXPECT_EQ(p.err, "sightline: error: " + (pseudo / "sq_4.png").string() + ": label 9 is not a class (0..2) nor 255 (ignore)\n");
 }
 
 TEST(SegmentCli, ModelOutputChannelsOtherThanTheClassCountIsOneLine) {
@@ -123,7 +123,7 @@ TEST(SegmentCli, ModelOutputChannelsOtherThanTheClassCountIsOneLine) {
     auto r = test::run_sightline("segment --model " + (dir / "foreign.pt").string() + " --classes 3 --input " +
                                  (dir / "a.png").string() + " --out " + (dir / "out").string());
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_EQ(r.err, (dir / "foreign.pt").string() + ": the model outputs 4 channels for " + (dir / "a.png").string() +
+    EXPECT_EQ(r.err, "sightline: error: " + (dir / "foreign.pt").string() + ": the model outputs 4 channels for " + (dir / "a.png").string() +
                          ", expected 3 (one per class: background, class_1, class_2)\n");
     EXPECT_FALSE(fs::exists(dir / "out" / "a.png"));
     // Our model's card against --classes.
@@ -137,6 +137,6 @@ TEST(SegmentCli, ModelOutputChannelsOtherThanTheClassCountIsOneLine) {
     auto c = test::run_sightline("segment --model " + (dir / "ours.pt").string() + " --classes 5 --input " +
                                  (dir / "a.png").string() + " --out " + (dir / "out").string());
     EXPECT_EQ(c.exit_code, 1);
-    EXPECT_EQ(c.err, (dir / "ours.pt").string() + ": the model has 3 classes (background, red, green), --classes 5 "
+    EXPECT_EQ(c.err, "sightline: error: " + (dir / "ours.pt").string() + ": the model has 3 classes (background, red, green), --classes 5 "
                                                   "gives 5\n");
 }
