@@ -251,16 +251,16 @@ TEST(SegmentTrain, LearnsTheSquaresAndKeepsTheBest) {
     test::SquaresDataset train(24), val(8, 32, 100);
     fs::path out = test::scratch_dir("seg_learn");
     SegmentTrainOptions o = tiny_options(out);
-    o.epochs = 8;
+    o.epochs = 20;
     o.lr = 0.02;
     std::vector<SegmentEpochMetrics> epochs;
     SegmentTrainResult r = train_segmenter(train, &val, o, {{}, [&](const SegmentEpochMetrics& m) { epochs.push_back(m); }, {}});
-    ASSERT_EQ(epochs.size(), 8u);
+    ASSERT_EQ(epochs.size(), 20u);
     std::string trace;
     for (const auto& m : epochs)
         trace += fmt::format(" [loss {:.3f} iou {:.2f} {:.2f} {:.2f}]", m.loss, m.val.per_class[0].iou,
                              m.val.per_class[1].iou, m.val.per_class[2].iou);
-    EXPECT_GT(r.best_miou, 0.8) << "val mIoU after 8 tiny epochs:" << trace;
+    EXPECT_GT(r.best_miou, 0.8) << "val mIoU after 20 tiny epochs:" << trace;
     EXPECT_GT(epochs.back().val.miou, epochs.front().val.miou);
     EXPECT_LT(epochs.back().loss, epochs.front().loss);
     EXPECT_TRUE(fs::exists(out / "model.pt"));
