@@ -8,51 +8,12 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "train_run.hpp"
 #include "sightline/train.hpp"
 
 namespace sightline::cli {
 
 namespace {
-
-// SIGINT / SIGTERM ask the loop to finish its step and save a checkpoint; a second signal of
-// the same kind kills as usual (the handler is reset after the first).
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-extern "C" void request_stop(int signal) {
-    g_stop_signal = signal;
-    std::signal(signal, SIG_DFL);
-}
-
-class StopOnSignals {
-public:
-    StopOnSignals() {
-        g_stop_signal = 0;
-        old_int_ = std::signal(SIGINT, request_stop);
-        old_term_ = std::signal(SIGTERM, request_stop);
-    }
-    ~StopOnSignals() {
-        std::signal(SIGINT, old_int_);
-        std::signal(SIGTERM, old_term_);
-    }
-    int signal() const { return g_stop_signal; }
-
-private:
-    void (*old_int_)(int);
-    void (*old_term_)(int);
-};
-
-// A one-line progress bar on a terminal (stderr), nothing when piped.
-std::function<void(int64_t, int64_t, int64_t, double)> step_bar() {
-    if (!::isatty(2)) return {};
-    return [](int64_t epoch, int64_t step, int64_t steps, double loss) {
-        const int width = 30, filled = static_cast<int>(width * step / std::max<int64_t>(steps, 1));
-        std::fprintf(stderr, "\repoch %lld [%s%s] %lld/%lld loss %.4f", static_cast<long long>(epoch),
-                     std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
-                     static_cast<long long>(step), static_cast<long long>(steps), loss);
-        if (step == steps) std::fprintf(stderr, "\r%*s\r", 80, "");
-        std::fflush(stderr);
-    };
-}
 
 void print_setup(const TrainOptions& o, const TrainSetup& s) {
     std::string val;
@@ -144,17 +105,7 @@ void add_classify(CLI::App& train) {
         StopOnSignals signals;
         TrainCallbacks callbacks{step_bar(), print_epoch, [&signals] { return signals.signal() != 0; }};
         TrainResult r = train_classifier(*o, callbacks, [&](const TrainSetup& s) { print_setup(*o, s); });
-        if (r.interrupted) {
-            int sig = signals.signal();
-            std::string why = sig == SIGINT ? "interrupted (SIGINT)" : sig == SIGTERM ? "terminated (SIGTERM)"
-                                                                                      : "stopped (--stop-after-epoch)";
-            std::string where = r.step_in_epoch > 0
-                                    ? fmt::format("in epoch {} after step {}", r.epochs_done + 1, r.step_in_epoch)
-                                    : fmt::format("after epoch {}", r.epochs_done);
-            throw Error(fmt::format("{}: {} {}; checkpoint saved, continue with --resume", r.checkpoint.string(), why,
-                                    where),
-                        sig ? 128 + sig : 1);
-        }
+        if (r.interrupted) throw interrupted_error(r.checkpoint, signals.signal(), r.epochs_done, r.step_in_epoch);
         fmt::print("wrote {}, {}, {}\n", r.model.string(), (o->out / "model.json").string(),
                    (o->out / "metrics.jsonl").string());
     });

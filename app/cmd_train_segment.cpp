@@ -10,20 +10,12 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "train_run.hpp"
 #include "sightline/segment.hpp"
 
 namespace sightline::cli {
 
 namespace {
-
-// SIGINT / SIGTERM: finish the step, save a checkpoint, exit 128 + signal; a second signal
-// kills as usual (the handler resets itself).
-volatile std::sig_atomic_t g_segment_stop = 0;
-
-extern "C" void request_segment_stop(int signal) {
-    g_segment_stop = signal;
-    std::signal(signal, SIG_DFL);
-}
 
 void print_setup(const SegmentTrainOptions& o, const SegmentTrainSetup& s) {
     fmt::print("{} ({} parameters, {} classes, {}x{} crops) on {} images, {} steps per epoch; validation: {}\n", o.arch,
@@ -39,18 +31,6 @@ void print_epoch(const SegmentEpochMetrics& m) {
     fmt::print("epoch {}/{}  loss {:.4f}{}  lr {:.4g}  data wait {:.0f}%  {:.1f} s\n", m.epoch, m.epochs, m.loss, val,
                m.lr, 100.0 * m.data_wait_share, m.seconds);
     std::fflush(stdout);
-}
-
-std::function<void(int64_t, int64_t, int64_t, double)> step_bar() {
-    if (!::isatty(2)) return {};
-    return [](int64_t epoch, int64_t step, int64_t steps, double loss) {
-        const int width = 30, filled = static_cast<int>(width * step / std::max<int64_t>(steps, 1));
-        std::fprintf(stderr, "\repoch %lld [%s%s] %lld/%lld loss %.4f", static_cast<long long>(epoch),
-                     std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
-                     static_cast<long long>(step), static_cast<long long>(steps), loss);
-        if (step == steps) std::fprintf(stderr, "\r%*s\r", 80, "");
-        std::fflush(stderr);
-    };
 }
 
 }  // namespace
@@ -104,28 +84,10 @@ void add_train_segment_command(CLI::App& train) {
         o->flip = !*no_flip;
         o->scale_min = (*scale)[0];
         o->scale_max = (*scale)[1];
-        g_segment_stop = 0;
-        auto old_int = std::signal(SIGINT, request_segment_stop), old_term = std::signal(SIGTERM, request_segment_stop);
-        SegmentTrainCallbacks callbacks{step_bar(), print_epoch, [] { return g_segment_stop != 0; }};
-        SegmentTrainResult r;
-        try {
-            r = train_segmenter(*o, callbacks, [&](const SegmentTrainSetup& s) { print_setup(*o, s); });
-        } catch (...) {
-            std::signal(SIGINT, old_int), std::signal(SIGTERM, old_term);
-            throw;
-        }
-        std::signal(SIGINT, old_int), std::signal(SIGTERM, old_term);
-        if (r.interrupted) {
-            const int sig = g_segment_stop;
-            std::string why = sig == SIGINT ? "interrupted (SIGINT)" : sig == SIGTERM ? "terminated (SIGTERM)"
-                                                                                      : "stopped (--stop-after-epoch)";
-            std::string where = r.step_in_epoch > 0
-                                    ? fmt::format("in epoch {} after step {}", r.epochs_done + 1, r.step_in_epoch)
-                                    : fmt::format("after epoch {}", r.epochs_done);
-            throw Error(fmt::format("{}: {} {}; checkpoint saved, continue with --resume", r.checkpoint.string(), why,
-                                    where),
-                        sig ? 128 + sig : 1);
-        }
+        StopOnSignals signals;
+        SegmentTrainCallbacks callbacks{step_bar(), print_epoch, [&signals] { return signals.signal() != 0; }};
+        SegmentTrainResult r = train_segmenter(*o, callbacks, [&](const SegmentTrainSetup& s) { print_setup(*o, s); });
+        if (r.interrupted) throw interrupted_error(r.checkpoint, signals.signal(), r.epochs_done, r.step_in_epoch);
         if (r.best_epoch > 0)
             fmt::print("best val mIoU {:.4f} at epoch {} ({})\n", r.best_miou, r.best_epoch, r.best_model.string());
         fmt::print("wrote {}, {}, {}\n", r.model.string(), (o->out / "model.json").string(),
