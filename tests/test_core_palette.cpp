@@ -111,7 +111,7 @@ TEST(Palette, WrittenFileCarriesVocPaletteForLibpng) {
 }
 
 TEST(Palette, WrittenFileOpensInPil) {
-    if (!have_pil()) GTEST_SKIP() << "python3-pil not installed at /usr/bin/python3";
+    ASSERT_TRUE(have_pil()) << "python3-pil is not installed at /usr/bin/python3 (bash scripts/install-deps.sh)";
     fs::path dir = test::scratch_dir("pal");
     cv::Mat m(2, 3, CV_8UC1);
     const uint8_t values[] = {0, 1, 2, 3, 255, 15};
@@ -128,7 +128,7 @@ TEST(Palette, WrittenFileOpensInPil) {
 }
 
 TEST(Palette, ReadsPilPaletteWithShortPaletteAsIndices) {
-    if (!have_pil()) GTEST_SKIP() << "python3-pil not installed at /usr/bin/python3";
+    ASSERT_TRUE(have_pil()) << "python3-pil is not installed at /usr/bin/python3 (bash scripts/install-deps.sh)";
     fs::path dir = test::scratch_dir("pal");
     // PIL writes the indices with a 4-entry palette (and a bit depth below 8): the index 3 is
     // read as 3, not as its colour.

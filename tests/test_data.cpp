@@ -307,8 +307,7 @@ bool fashion_installed() { return fs::exists(kFashion / "t10k-images-idx3-ubyte.
 }  // namespace
 
 TEST(Fashion, CompositesHaveSilhouetteMasksAndAgreeingLabels) {
-    if (!fashion_installed())
-        GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed (bash scripts/install-deps.sh)";
+    ASSERT_TRUE(fashion_installed()) << "Debian's dataset-fashion-mnist is not installed (bash scripts/install-deps.sh)";
     FashionOptions o;
     o.n = 30;
     o.size = 64;
@@ -348,8 +347,7 @@ TEST(Fashion, CompositesHaveSilhouetteMasksAndAgreeingLabels) {
 }
 
 TEST(Fashion, SameSeedSameFiles) {
-    if (!fashion_installed())
-        GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed (bash scripts/install-deps.sh)";
+    ASSERT_TRUE(fashion_installed()) << "Debian's dataset-fashion-mnist is not installed (bash scripts/install-deps.sh)";
     FashionOptions o;
     o.n = 8;
     o.size = 48;
@@ -388,8 +386,7 @@ TEST(Idx, ReadsAPlainIdxFile) {
 }
 
 TEST(Idx, ReadsTheDebianGzipFiles) {
-    if (!fashion_installed())
-        GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed (bash scripts/install-deps.sh)";
+    ASSERT_TRUE(fashion_installed()) << "Debian's dataset-fashion-mnist is not installed (bash scripts/install-deps.sh)";
     IdxArray labels = read_idx(kFashion / "t10k-labels-idx1-ubyte.gz");
     EXPECT_EQ(labels.shape, std::vector<int>{10000});
     // The t10k labels are balanced: 1000 per class.

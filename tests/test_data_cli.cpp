@@ -13,7 +13,7 @@ bool have_binary() { return fs::exists(SIGHTLINE_BINARY); }
 }  // namespace
 
 TEST(DataCli, SynthWritesTheDatasetAndASummary) {
-    if (!have_binary()) GTEST_SKIP() << "the sightline binary is not built (cmake --build ... --target sightline_cli)";
+    ASSERT_TRUE(have_binary()) << "the sightline binary is not built (cmake --build ... --target sightline_cli)";
     fs::path out = test::scratch_dir("synth");
     auto r = test::run_sightline("data synth --out " + out.string() + " --n 5 --size 32 --spurious 1 --seed 3");
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -25,7 +25,7 @@ TEST(DataCli, SynthWritesTheDatasetAndASummary) {
 }
 
 TEST(DataCli, BadOptionsAndMissingSourceFailWithOneLine) {
-    if (!have_binary()) GTEST_SKIP() << "the sightline binary is not built (cmake --build ... --target sightline_cli)";
+    ASSERT_TRUE(have_binary()) << "the sightline binary is not built (cmake --build ... --target sightline_cli)";
     fs::path out = test::scratch_dir("bad");
     auto r = test::run_sightline("data synth --out " + out.string() + " --spurious 1.5");
     EXPECT_EQ(r.exit_code, 2);

@@ -52,7 +52,7 @@ TEST(SegmentCli, TrainSegmentEvalEndToEndAndTheModelRunsInPython) {
     auto e = test::run_sightline("eval --pred " + pred.string() + " --gt " + root.string() + " --split val");
     EXPECT_EQ(e.exit_code, 0) << e.err;
 
-    if (!python_has_torch()) GTEST_SKIP() << "/usr/bin/python3 has no torch (Debian's python3-torch)";
+    ASSERT_TRUE(python_has_torch()) << "/usr/bin/python3 has no torch (Debian's python3-torch)";
     // C++ output of the saved model on a fixed input, then the same in Python.
     torch::jit::Module m = torch::jit::load((run / "model.pt").string());
     torch::Tensor x = torch::linspace(-1, 1, 2 * 3 * 16 * 16).reshape({2, 3, 16, 16});

@@ -173,8 +173,8 @@ TEST(Architectures, ModelCardRoundTripsAndNamesMissingField) {
 }
 
 TEST(Architectures, SavedModelRunsInPythonWithFeaturesAndHead) {
-    if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-        GTEST_SKIP() << "/usr/bin/python3 has no torch (Debian's python3-torch): cannot check loading in Python";
+    ASSERT_EQ(std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1"), 0)
+        << "/usr/bin/python3 has no torch (Debian's python3-torch): cannot check loading in Python";
     fs::path dir = test::scratch_dir("py");
     // One Python process checks every architecture: shapes of forward/features/head, the
     // forward sum against C++'s, the attached class names and that eval() was saved.

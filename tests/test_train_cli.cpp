@@ -208,7 +208,7 @@ TEST_F(TrainCli, ExistingRunWithoutResumeIsLeftAlone) {
 
 TEST_F(TrainCli, ProgressBarOnATerminalOnly) {
     // util-linux `script` gives the command a pseudo-terminal and records what it shows.
-    if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` to make a terminal";
+    ASSERT_EQ(std::system("command -v script >/dev/null 2>&1"), 0) << "no `script` to make a terminal";
     fs::path run = test::scratch_dir("run");
     fs::path typescript = run.parent_path() / "bar.typescript";
     std::string cmd = "script -qec \"" + kBin + " " + train_args(run / "out", "", 1) + " >/dev/null\" " +
