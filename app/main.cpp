@@ -32,7 +32,9 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help and --version are "errors" with code 0; every real misuse exits 2 (README).
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
     } catch (const sightline::Error& e) {
         std::cerr << "sightline: error: " << e.what() << "\n";
         return e.exit_code();
