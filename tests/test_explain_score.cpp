@@ -159,6 +159,27 @@ TEST(Road, MostRelevantFirstOnTheSumModel) {
     EXPECT_DOUBLE_EQ(lerf[0], flipped[0]);
 }
 
+TEST(Road, EveryPixelRemovedTakesTheMinimumNormSolution) {
+    // A constant map, or one that is zero on more than p % of the pixels, puts the percentile
+    // threshold at the minimum, so cam < threshold keeps nothing. The system is then singular;
+    // both solvers give its minimum-norm solution, 0, instead of failing.
+    torch::Tensor img = torch::tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}).reshape({1, 2, 3});
+    torch::Tensor none = torch::zeros({2, 3});
+    EXPECT_TRUE(torch::equal(road_impute(img, none, 0.0), torch::zeros({1, 2, 3})));
+    EXPECT_TRUE(torch::equal(road_impute_dense(img, none), torch::zeros({1, 2, 3})));
+    Classifier model = sum_model();
+    torch::Tensor x = image({1, 2, 3, 4, 5, 6}, 2, 3).unsqueeze(0);
+    torch::Generator g = at::detail::createCPUGenerator(0);
+    torch::Tensor flat = torch::full({1, 2, 3}, 0.5f);
+    std::vector<double> morf = road_change(model, x, flat, {0}, 50, true, 0.0, g, ScoreOutput::kLogit);
+    EXPECT_NEAR(morf[0], -3 * 21.0, 1e-4);  // every channel's sum 21 -> 0
+    // Zero on 4 of 6 pixels: at p = 50 the threshold is 0 and again nothing is kept.
+    torch::Tensor sparse = torch::tensor({0.f, 0.f, 0.f, 0.f, 0.5f, 1.f}).reshape({1, 2, 3});
+    morf = road_change(model, x, sparse, {0}, 50, true, 0.0, g, ScoreOutput::kLogit);
+    EXPECT_NEAR(morf[0], -3 * 21.0, 1e-4);
+    EXPECT_TRUE(std::isfinite(morf[0]));
+}
+
 TEST(ScoreCli, MapOfAnotherSizeIsOneLine) {
     fs::path dir = test::scratch_dir("score_cli");
     Classifier model = sum_model();

@@ -169,7 +169,8 @@ double percentile(std::vector<float> values, double p);
 // NoisyLinearImputer): each pixel with keep == 0 becomes the weighted mean of its 8 neighbours
 // (4-neighbours 1/6, diagonals 1/12, weights of neighbours outside the image dropped), all
 // removed pixels solved jointly (conjugate gradients on the symmetric positive definite
-// system), then + noise * N(0,1). img [C,H,W], keep [H,W] (1 keep, 0 impute).
+// system), then + noise * N(0,1). img [C,H,W], keep [H,W] (1 keep, 0 impute). When nothing is
+// kept the system is singular and its minimum-norm solution, 0 everywhere (+ noise), is used.
 torch::Tensor road_impute(const torch::Tensor& img, const torch::Tensor& keep, double noise,
                           torch::Generator generator = {});
 // The same system solved densely by Gaussian elimination (the slow twin for tests).

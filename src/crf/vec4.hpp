@@ -23,6 +23,11 @@ namespace sightline::detail {
 typedef float Vec4 __attribute__((vector_size(16)));
 typedef float Vec8 __attribute__((vector_size(32)));
 
+// Code inlined into the AVX2 kernels must reach vector operations through free function
+// templates only: GCC 12 lowers vectors in a member function (of a class template or a
+// lambda) for the baseline target before inlining, building each broadcast lane by lane
+// (an insert per lane), which cost more than the arithmetic of the exp and slice loops. For
+// the same reason broadcasts are shuffles rather than initialisers {x, x, ...}.
 template <class V>
 struct Simd;
 template <>
@@ -31,7 +36,6 @@ struct Simd<Vec4> {
     typedef float Unaligned __attribute__((vector_size(16), aligned(4)));
     typedef int32_t Int __attribute__((vector_size(16)));
     typedef uint32_t UInt __attribute__((vector_size(16)));
-    static SIGHTLINE_INLINE Vec4 splat(float x) { return Vec4{x, x, x, x}; }
 };
 template <>
 struct Simd<Vec8> {
@@ -39,7 +43,6 @@ struct Simd<Vec8> {
     typedef float Unaligned __attribute__((vector_size(32), aligned(4)));
     typedef int32_t Int __attribute__((vector_size(32)));
     typedef uint32_t UInt __attribute__((vector_size(32)));
-    static SIGHTLINE_INLINE Vec8 splat(float x) { return Vec8{x, x, x, x, x, x, x, x}; }
 };
 
 template <class V>
@@ -47,7 +50,11 @@ SIGHTLINE_INLINE V load(const float* p) { return *reinterpret_cast<const typenam
 template <class V>
 SIGHTLINE_INLINE void store(float* p, V v) { *reinterpret_cast<typename Simd<V>::Unaligned*>(p) = v; }
 template <class V>
-SIGHTLINE_INLINE V splat(float x) { return Simd<V>::splat(x); }
+SIGHTLINE_INLINE V splat(float x) {
+    const V v = {x};
+    if constexpr (sizeof(V) == 16) return __builtin_shufflevector(v, v, 0, 0, 0, 0);
+    else return __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0);
+}
 
 // Short names for the 4-lane code.
 inline Vec4 load4(const float* p) { return load<Vec4>(p); }
@@ -57,8 +64,8 @@ inline Vec4 broadcast(float x) { return splat<Vec4>(x); }
 // acc += v four lanes at a time, in memory order: the same order for either width.
 SIGHTLINE_INLINE void add_quarters(Vec4& acc, Vec4 v) { acc += v; }
 SIGHTLINE_INLINE void add_quarters(Vec4& acc, Vec8 v) {
-    acc += Vec4{v[0], v[1], v[2], v[3]};
-    acc += Vec4{v[4], v[5], v[6], v[7]};
+    acc += __builtin_shufflevector(v, v, 0, 1, 2, 3);
+    acc += __builtin_shufflevector(v, v, 4, 5, 6, 7);
 }
 
 // exp(x) for x <= 0 with Cephes' expf polynomial (max error 2 ulp), branch-free; results
@@ -68,19 +75,18 @@ template <class V>
 SIGHTLINE_INLINE V exp_nonpositive(V x) {
     typedef typename Simd<V>::Int I;
     typedef typename Simd<V>::UInt U;
-    auto c = [](float v) { return splat<V>(v); };
     // Adding 1.5 * 2^23 rounds x / ln 2 to an integer n held in the low mantissa bits.
-    const V shifted = x * c(1.44269504088896341f) + c(12582912.f);
-    const V n = shifted - c(12582912.f);
-    V r = x - n * c(0.693359375f);  // ln 2 in two parts, so r is exact
-    r = r - n * c(-2.12194440e-4f);
-    V p = c(1.9875691500e-4f);
-    p = p * r + c(1.3981999507e-3f);
-    p = p * r + c(8.3334519073e-3f);
-    p = p * r + c(4.1665795894e-2f);
-    p = p * r + c(1.6666665459e-1f);
-    p = p * r + c(5.0000001201e-1f);
-    const V y = p * (r * r) + r + c(1.f);
+    const V shifted = x * splat<V>(1.44269504088896341f) + splat<V>(12582912.f);
+    const V n = shifted - splat<V>(12582912.f);
+    V r = x - n * splat<V>(0.693359375f);  // ln 2 in two parts, so r is exact
+    r = r - n * splat<V>(-2.12194440e-4f);
+    V p = splat<V>(1.9875691500e-4f);
+    p = p * r + splat<V>(1.3981999507e-3f);
+    p = p * r + splat<V>(8.3334519073e-3f);
+    p = p * r + splat<V>(4.1665795894e-2f);
+    p = p * r + splat<V>(1.6666665459e-1f);
+    p = p * r + splat<V>(5.0000001201e-1f);
+    const V y = p * (r * r) + r + splat<V>(1.f);
     // A cast between vector types of the same size reinterprets the bits.
     const I ni = (I)shifted - 0x4B400000;    // minus the bits of 1.5 * 2^23
     const V scale = (V)((U)(ni + 127) << 23);  // 2^n

@@ -4,6 +4,11 @@
 // for the 4-neighbours and 1/12 for the diagonals. The matrix is a weighted graph Laplacian
 // plus a positive diagonal wherever a kept pixel is adjacent, so it is symmetric positive
 // definite as long as every removed region touches a kept pixel; conjugate gradients solve it.
+// A removed 8-connected region always touches a kept pixel unless it is the whole image (a
+// constant map, or ties at the percentile threshold, as when a ReLU'd map is zero on more than
+// p % of the image). Then the system is the bare Laplacian, singular, with a zero right-hand
+// side: every constant solves it, and we take the minimum-norm one, 0 (the dataset mean colour
+// in a normalised input). The reference's scipy spsolve returns NaN there.
 #include <algorithm>
 #include <cmath>
 
@@ -135,10 +140,8 @@ torch::Tensor road_impute(const torch::Tensor& img, const torch::Tensor& keep, d
     check_shapes(img, keep);
     const System s = build(img, keep);
     const int64_t c = img.size(0), n = static_cast<int64_t>(s.pixel.size());
-    if (n == static_cast<int64_t>(img.size(1) * img.size(2)))
-        throw Error("road imputer: every pixel is removed; nothing to impute from");
     std::vector<std::vector<double>> solution(c);
-    for (int64_t ch = 0; ch < c; ++ch) {
+    for (int64_t ch = 0; ch < c; ++ch) {  // b = 0 when every pixel is removed: solve returns 0
         std::vector<double> b(n);
         for (int64_t i = 0; i < n; ++i) b[i] = s.rhs[i * c + ch];
         solution[ch] = solve(s, b);
@@ -160,6 +163,8 @@ torch::Tensor road_impute_dense(const torch::Tensor& img, const torch::Tensor& k
     check_shapes(img, keep);
     const System s = build(img, keep);
     const int64_t c = img.size(0), n = static_cast<int64_t>(s.pixel.size());
+    if (n == img.size(1) * img.size(2))  // the singular whole-image case: minimum-norm solution
+        return fill(img, s, std::vector<std::vector<double>>(c, std::vector<double>(n, 0.0)));
     // Dense matrix and Gaussian elimination with partial pivoting.
     std::vector<std::vector<double>> a(n, std::vector<double>(n + c, 0.0));
     for (int64_t i = 0; i < n; ++i) {
