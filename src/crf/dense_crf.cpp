@@ -158,12 +158,17 @@ void DenseCrf::Impl::iterate(int k_count) {
     lg.prepare_values(stride, k_count, lanes);
     lb.prepare_values(stride, k_count, lanes);
     // Step 2, message passing: splat n .* Q into both lattices, blur, then slice (below).
+    // Each thread scatters its share of the pixels into the points its share owns, then the
+    // contributions to points owned by an earlier share are added (permutohedral.hpp).
     pool.run_each([&](int t) {
-        auto [g_lo, g_hi] = lg.owned_points(t, pool.size());
-        lg.splat_owned(q.data(), gaussian.norm.data(), g_lo, g_hi);
-        auto [b_lo, b_hi] = lb.owned_points(t, pool.size());
-        lb.splat_owned(q.data(), bilateral.norm.data(), b_lo, b_hi);
+        for (int part = t; part < lg.splat_parts(); part += pool.size())
+            lg.splat_part(q.data(), gaussian.norm.data(), part);
+        for (int part = t; part < lb.splat_parts(); part += pool.size())
+            lb.splat_part(q.data(), bilateral.norm.data(), part);
     });
+    for_two_ranges(pool, lg.splat_tail_count(), lb.splat_tail_count(), detail::PermutohedralLattice::kTailGrain,
+                   [&](int64_t b, int64_t e) { lg.splat_tails(q.data(), gaussian.norm.data(), b, e); },
+                   [&](int64_t b, int64_t e) { lb.splat_tails(q.data(), bilateral.norm.data(), b, e); });
     const int steps = std::max(lg.dim(), lb.dim()) + 1;
     for (int axis = 0; axis < steps; ++axis) {
         const int64_t mg = axis <= lg.dim() ? lg.points() : 0;

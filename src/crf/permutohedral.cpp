@@ -76,7 +76,7 @@ void PermutohedralLattice::build(const float* features, int pixels, int dim, Thr
     insert_vertices(pool);
     number_points(pool);
     link_neighbours(pool);
-    count_hits();
+    split_shares(pool);
     channels_ = 0;
 }
 
@@ -332,21 +332,54 @@ void PermutohedralLattice::link_neighbours(ThreadPool& pool) {
     });
 }
 
-// Vertices per point, accumulated: splitting the points at equal counts gives each thread
-// an equal share of the splat.
-void PermutohedralLattice::count_hits() {
-    hits_.assign(int64_t(m_) + 1, 0);
-    for (const LatticeVertex& v : vertices_) ++hits_[v.point + 1];
-    for (int64_t i = 0; i < m_; ++i) hits_[i + 1] += hits_[i];
-}
-
-std::pair<int32_t, int32_t> PermutohedralLattice::owned_points(int part, int parts) const {
-    auto split = [&](int k) {
-        if (k >= parts) return m_;
-        const int64_t target = hits_.back() * k / parts;
-        return static_cast<int32_t>(std::lower_bound(hits_.begin(), hits_.end(), target) - hits_.begin());
-    };
-    return {split(part), split(part + 1)};
+// Splat shares and tails. Points are numbered by first occurrence, so the points share t owns
+// are [share_point_[t], share_point_[t+1]) and its pixels touch no point after those. The
+// tails are a stable counting sort by point of the contributions share t makes to points
+// before share_point_[t]: thread t counts and later places its own, after those of the
+// shares before it.
+void PermutohedralLattice::split_shares(ThreadPool& pool) {
+    const int parts = pool.size(), d1 = d_ + 1;
+    share_pixel_.resize(parts + 1);
+    share_point_.resize(parts + 1);
+    for (int t = 0; t <= parts; ++t) {
+        share_pixel_[t] = static_cast<int32_t>(int64_t(n_) * t / parts);
+        const int64_t first_position = int64_t(share_pixel_[t]) * d1;
+        share_point_[t] = static_cast<int32_t>(
+            std::lower_bound(representative_.begin(), representative_.end(), first_position) -
+            representative_.begin());
+    }
+    share_counts_.resize(parts);
+    pool.run_each([&](int t) {
+        std::vector<int64_t>& count = share_counts_[t];
+        count.assign(share_point_[t], 0);
+        for (int64_t p = int64_t(share_pixel_[t]) * d1, e = int64_t(share_pixel_[t + 1]) * d1; p < e; ++p)
+            if (vertices_[p].point < share_point_[t]) ++count[vertices_[p].point];
+    });
+    tail_point_.clear();
+    tail_begin_.assign(1, 0);
+    int64_t total = 0;
+    for (int32_t m = 0; m < share_point_[parts - 1]; ++m) {  // counts become first slots
+        const int64_t start = total;
+        for (int t = 1; t < parts; ++t) {
+            if (m >= share_point_[t]) continue;
+            const int64_t c = share_counts_[t][m];
+            share_counts_[t][m] = total;
+            total += c;
+        }
+        if (total > start) {
+            tail_point_.push_back(m);
+            tail_begin_.push_back(total);
+        }
+    }
+    tail_sources_.resize(total);
+    pool.run_each([&](int t) {
+        std::vector<int64_t>& next = share_counts_[t];
+        for (int64_t i = share_pixel_[t]; i < share_pixel_[t + 1]; ++i)
+            for (int r = 0; r < d1; ++r) {
+                const LatticeVertex& v = vertices_[i * d1 + r];
+                if (v.point < share_point_[t]) tail_sources_[next[v.point]++] = {static_cast<int32_t>(i), v.weight};
+            }
+    });
 }
 
 std::vector<int> PermutohedralLattice::point_key(int point) const {
@@ -386,20 +419,19 @@ SIGHTLINE_INLINE void blur_kernel(const int32_t* __restrict nb_index, const floa
     }
 }
 
-// The splat as the peer's scatter (pixels in order, each adding to its simplex's vertices),
-// restricted to the points in [lo, hi): threads owning disjoint ranges add in the same order
-// as one thread would, and read the input sequentially (a gather per point would read it at
-// random: a bilateral point's pixels are spread over the image).
+// Phase 1 of the splat, as the peer's serial scatter (pixels in order, each adding
+// weight * (in * scale) to its simplex's vertices) over pixels [first, last), restricted to
+// the points [lo, hi) (zeroed first) that the share owns: reads the input sequentially.
 template <class V, int B>
 SIGHTLINE_INLINE void scatter_kernel(const LatticeVertex* __restrict vertices, int d1, const float* __restrict in,
                                      const float* __restrict scale, float* __restrict values, int blocks,
-                                     int64_t pixels, int32_t lo, int32_t hi) {
+                                     int64_t first, int64_t last, int32_t lo, int32_t hi) {
     constexpr int L = Simd<V>::lanes;
     const int nb = B ? B : blocks, c = L * nb;
     std::fill(values + int64_t(lo) * c, values + int64_t(hi) * c, 0.f);
     const uint32_t span = static_cast<uint32_t>(hi - lo);
     V x[B ? B : kMaxBlocks];
-    for (int64_t i = 0; i < pixels; ++i) {
+    for (int64_t i = first; i < last; ++i) {
         const LatticeVertex* v = vertices + i * d1;
         const float* row = in + i * c;
         if (scale) {
@@ -417,6 +449,33 @@ SIGHTLINE_INLINE void scatter_kernel(const LatticeVertex* __restrict vertices, i
     }
 }
 
+// Phase 2: each tail point's sum continues with the later shares' contributions, in pixel
+// order, so it ends as the serial scatter's.
+template <class V, int B>
+SIGHTLINE_INLINE void tail_kernel(const int32_t* __restrict points, const int64_t* __restrict begin_of,
+                                  const LatticeSource* __restrict sources, const float* __restrict in,
+                                  const float* __restrict scale, float* __restrict values, int blocks,
+                                  int64_t begin, int64_t end) {
+    constexpr int L = Simd<V>::lanes;
+    const int nb = B ? B : blocks, c = L * nb;
+    V acc[B ? B : kMaxBlocks];
+    for (int64_t j = begin; j < end; ++j) {
+        float* out = values + int64_t(points[j]) * c;
+        for (int b = 0; b < nb; ++b) acc[b] = load<V>(out + L * b);
+        for (int64_t s = begin_of[j]; s < begin_of[j + 1]; ++s) {
+            const float* row = in + int64_t(sources[s].pixel) * c;
+            const V w = splat<V>(sources[s].weight);
+            if (scale) {
+                const V sc = splat<V>(scale[sources[s].pixel]);
+                for (int b = 0; b < nb; ++b) acc[b] += w * (load<V>(row + L * b) * sc);
+            } else {
+                for (int b = 0; b < nb; ++b) acc[b] += w * load<V>(row + L * b);
+            }
+        }
+        for (int b = 0; b < nb; ++b) store<V>(out + L * b, acc[b]);
+    }
+}
+
 // The 8-lane kernels, compiled for AVX2 and chosen at run time.
 template <int B>
 SIGHTLINE_TARGET_AVX2 void blur_avx2(const int32_t* nb_index, const float* src, float* dst, int blocks,
@@ -425,8 +484,14 @@ SIGHTLINE_TARGET_AVX2 void blur_avx2(const int32_t* nb_index, const float* src, 
 }
 template <int B>
 SIGHTLINE_TARGET_AVX2 void scatter_avx2(const LatticeVertex* vertices, int d1, const float* in, const float* scale,
-                                        float* values, int blocks, int64_t pixels, int32_t lo, int32_t hi) {
-    scatter_kernel<Vec8, B>(vertices, d1, in, scale, values, blocks, pixels, lo, hi);
+                                        float* values, int blocks, int64_t first, int64_t last, int32_t lo, int32_t hi) {
+    scatter_kernel<Vec8, B>(vertices, d1, in, scale, values, blocks, first, last, lo, hi);
+}
+template <int B>
+SIGHTLINE_TARGET_AVX2 void tail_avx2(const int32_t* points, const int64_t* begin_of, const LatticeSource* sources,
+                                     const float* in, const float* scale, float* values, int blocks, int64_t begin,
+                                     int64_t end) {
+    tail_kernel<Vec8, B>(points, begin_of, sources, in, scale, values, blocks, begin, end);
 }
 template <int B>
 SIGHTLINE_TARGET_AVX2 void slice_avx2(const PermutohedralLattice& lattice, int pixel, float* out, int blocks) {
@@ -453,14 +518,17 @@ void PermutohedralLattice::prepare_values(int channels, int labels, int lanes) {
     }
 }
 
-void PermutohedralLattice::splat_owned(const float* in, const float* scale, int32_t lo, int32_t hi) {
+void PermutohedralLattice::splat_part(const float* in, const float* scale, int part) {
     float* values = values_[current_].data();
+    const int d1 = d_ + 1;
+    const int64_t first = share_pixel_[part], last = share_pixel_[part + 1];
+    const int32_t lo = share_point_[part], hi = share_point_[part + 1];
     if (channels_ == 1) {  // only the normalisation Lattice(1), at build time
         std::fill(values + lo, values + hi, 0.f);
-        for (int64_t p = 0; p < int64_t(n_) * (d_ + 1); ++p) {
+        for (int64_t p = first * d1; p < last * d1; ++p) {
             const LatticeVertex& v = vertices_[p];
-            if (v.point < lo || v.point >= hi) continue;
-            const int64_t i = p / (d_ + 1);
+            if (v.point < lo) continue;
+            const int64_t i = p / d1;
             values[v.point] += v.weight * (scale ? in[i] * scale[i] : in[i]);
         }
         return;
@@ -468,8 +536,33 @@ void PermutohedralLattice::splat_owned(const float* in, const float* scale, int3
     const int blocks = channels_ / lanes_;
     with_blocks(blocks, [&](auto b) {
         constexpr int B = decltype(b)::value;
-        if (lanes_ == 8) scatter_avx2<B>(vertices_.data(), d_ + 1, in, scale, values, blocks, n_, lo, hi);
-        else scatter_kernel<Vec4, B>(vertices_.data(), d_ + 1, in, scale, values, blocks, n_, lo, hi);
+        if (lanes_ == 8) scatter_avx2<B>(vertices_.data(), d1, in, scale, values, blocks, first, last, lo, hi);
+        else scatter_kernel<Vec4, B>(vertices_.data(), d1, in, scale, values, blocks, first, last, lo, hi);
+    });
+}
+
+void PermutohedralLattice::splat_tails(const float* in, const float* scale, int64_t begin, int64_t end) {
+    float* values = values_[current_].data();
+    if (channels_ == 1) {
+        for (int64_t j = begin; j < end; ++j) {
+            float acc = values[tail_point_[j]];
+            for (int64_t s = tail_begin_[j]; s < tail_begin_[j + 1]; ++s) {
+                const int32_t i = tail_sources_[s].pixel;
+                acc += tail_sources_[s].weight * (scale ? in[i] * scale[i] : in[i]);
+            }
+            values[tail_point_[j]] = acc;
+        }
+        return;
+    }
+    const int blocks = channels_ / lanes_;
+    with_blocks(blocks, [&](auto b) {
+        constexpr int B = decltype(b)::value;
+        if (lanes_ == 8)
+            tail_avx2<B>(tail_point_.data(), tail_begin_.data(), tail_sources_.data(), in, scale, values, blocks,
+                         begin, end);
+        else
+            tail_kernel<Vec4, B>(tail_point_.data(), tail_begin_.data(), tail_sources_.data(), in, scale, values,
+                                 blocks, begin, end);
     });
 }
 
@@ -514,9 +607,9 @@ void PermutohedralLattice::slice_pixel(int pixel, float* out) const {
 void PermutohedralLattice::filter(const float* in, float* out, int channels, ThreadPool& pool, bool reverse) {
     prepare_values(channels, channels, channels % 8 == 0 ? vector_lanes() : 4);
     pool.run_each([&](int t) {
-        auto [lo, hi] = owned_points(t, pool.size());
-        splat_owned(in, nullptr, lo, hi);
+        for (int part = t; part < splat_parts(); part += pool.size()) splat_part(in, nullptr, part);
     });
+    pool.parallel_for(splat_tail_count(), kTailGrain, [&](int64_t b, int64_t e) { splat_tails(in, nullptr, b, e); });
     for (int step = 0; step <= d_; ++step) {
         const int axis = reverse ? d_ - step : step;
         pool.parallel_for(m_, 1024, [&](int64_t b, int64_t e) { blur_rows(axis, b, e); });

@@ -9,9 +9,9 @@
 // sqrt(2/3)(d+1)/sqrt((k+1)(k+2)), nearest remainder-0 point rounded half to even, blur
 // [0.5, 1, 0.5] along axes 0..d, slice scaled by alpha = 1 / (1 + 2^-d).
 //
-// Determinism: each thread splats into the points it owns, adding pixels in pixel order as a
-// serial scatter does; blur and slice are per point / per pixel; points are numbered by first
-// occurrence in pixel order. So every result is bitwise independent of the thread count.
+// Determinism: the splat adds each point's contributions in pixel order, as a serial scatter
+// does (see splat_part); blur and slice are per point / per pixel; points are numbered by
+// first occurrence in pixel order. So every result is bitwise independent of the thread count.
 #pragma once
 
 #include <cstddef>
@@ -31,9 +31,16 @@ struct LatticeVertex {
     float weight;
 };
 
+// A pixel's contribution to a point (the transpose of LatticeVertex).
+struct LatticeSource {
+    int32_t pixel;
+    float weight;
+};
+
 class PermutohedralLattice {
 public:
     static constexpr int kMaxDim = 8;  // keys pack d coordinates into 128 bits
+    static constexpr int64_t kTailGrain = 64;  // tails per parallel_for block of splat_tails
 
     // features: pixels x dim floats, row-major. Buffers are kept for the next build.
     void build(const float* features, int pixels, int dim, ThreadPool& pool);
@@ -53,13 +60,19 @@ public:
     // multiple of `lanes` (4 or 8: the vector width; rows padded with zeros); labels: the
     // unpadded count, which selects the peer's rounding order of the slice.
     void prepare_values(int channels, int labels, int lanes);
-    // Rows [lo, hi) of the current buffer: the sum over the pixels splatting there of
-    // weight * (in[pixel] * scale[pixel]) (scale may be null), added in pixel order as the
-    // peer's serial scatter. Threads owning disjoint ranges (owned_points) give the same
-    // result as one thread.
-    void splat_owned(const float* in, const float* scale, int32_t lo, int32_t hi);
-    // Part `part` of `parts` of the points, split at equal vertex counts.
-    std::pair<int32_t, int32_t> owned_points(int part, int parts) const;
+    // The splat: row m of the current buffer becomes the sum over the pixels splatting to
+    // point m of weight * (in[pixel] * scale[pixel]) (scale may be null), added in pixel
+    // order as the peer's serial scatter, whatever the split of the work. The pixels are cut
+    // into splat_parts() shares at build (as many as the pool's threads); a point belongs to
+    // the share of its first pixel, so each share owns a range of points. Phase 1:
+    // splat_part(p) scatters share p's pixels into the points p owns (parts may run at the
+    // same time, each reading only its pixels). Phase 2, after every part: splat_tails adds
+    // the later shares' contributions to the points that have some, in pixel order, for
+    // tails [begin, end) of splat_tail_count() (any split).
+    int splat_parts() const { return static_cast<int>(share_pixel_.size()) - 1; }
+    void splat_part(const float* in, const float* scale, int part);
+    int64_t splat_tail_count() const { return static_cast<int64_t>(tail_point_.size()); }
+    void splat_tails(const float* in, const float* scale, int64_t begin, int64_t end);
     // Rows [begin, end) of the other buffer: one [0.5, 1, 0.5] blur step along `axis`.
     void blur_rows(int axis, int64_t begin, int64_t end);
     // After all rows of a blur step: the blurred buffer becomes the current one.
@@ -124,7 +137,7 @@ private:
     void insert_vertices(ThreadPool& pool);
     void number_points(ThreadPool& pool);
     void link_neighbours(ThreadPool& pool);
-    void count_hits();
+    void split_shares(ThreadPool& pool);
 
     // Vertex r of a pixel's simplex (its position is pixel * (d+1) + r).
     void vertex_coordinates(int64_t pixel, int r, int32_t* key) const;
@@ -148,7 +161,14 @@ private:
     std::vector<int32_t> representative_;   // per point: its first vertex position
     std::vector<int32_t> neighbours_;       // (axis * M + point) * 2 + {0: minus, 1: plus}
     std::vector<int64_t> chunk_base_;
-    std::vector<int64_t> hits_;             // M + 1: vertices of the points before, accumulated
+    // Splat shares (parts + 1 entries each): the first pixel of each share and the first point
+    // it owns. Tails: the points with contributions from shares after their owner's, and those
+    // contributions (tail_sources_[tail_begin_[j], tail_begin_[j+1]) for tail j) in pixel order.
+    std::vector<int32_t> share_pixel_, share_point_;
+    std::vector<int32_t> tail_point_;
+    std::vector<int64_t> tail_begin_;
+    std::vector<LatticeSource> tail_sources_;
+    std::vector<std::vector<int64_t>> share_counts_;
     std::vector<float> values_[2];
     int current_ = 0, channels_ = 0, lanes_ = 4;
     bool scalar_order_ = true;
