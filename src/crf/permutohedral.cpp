@@ -31,26 +31,41 @@ inline uint64_t mix(uint64_t h) {
 // ---- keys -----------------------------------------------------------------------------------
 
 // Vertex r of pixel i's simplex: the remainder-0 point plus the canonical offset of each
-// coordinate's rank (Adams et al. 2010, section 3.1).
+// coordinate's rank (Adams et al. 2010, section 3.1). D: the dimension when known at compile
+// time (the image CRF's 2 and 5: loops unrolled, constant shifts), 0 = d_.
+template <int D>
 inline void PermutohedralLattice::vertex_coordinates(int64_t pixel, int r, int32_t* key) const {
-    const int d1 = d_ + 1;
+    const int d = D ? D : d_, d1 = d + 1;
     const int32_t* rem0 = rem0_.data() + pixel * d1;
     const uint8_t* rank = rank_.data() + pixel * d1;
-    for (int k = 0; k < d_; ++k) key[k] = rem0[k] + (rank[k] <= d_ - r ? r : r - d1);
+    for (int k = 0; k < d; ++k) key[k] = rem0[k] + (rank[k] <= d - r ? r : r - d1);
 }
 
+template <int D>
 inline PermutohedralLattice::Key PermutohedralLattice::pack(const int32_t* key) const {
+    const int d = D ? D : d_, bits = D ? std::min(32, 128 / D) : key_bits_;
     Key packed = 0;
-    const uint32_t mask = key_bits_ >= 32 ? ~0u : (1u << key_bits_) - 1;
-    for (int k = 0; k < d_; ++k) packed |= Key(static_cast<uint32_t>(key[k]) & mask) << (k * key_bits_);
+    const uint32_t mask = bits >= 32 ? ~0u : (1u << bits) - 1;
+    for (int k = 0; k < d; ++k) packed |= Key(static_cast<uint32_t>(key[k]) & mask) << (k * bits);
     return packed;
 }
 
+template <int D>
 inline PermutohedralLattice::Key PermutohedralLattice::vertex_key(int64_t pixel, int r) const {
     int32_t key[kMaxDim];
-    vertex_coordinates(pixel, r, key);
-    return pack(key);
+    vertex_coordinates<D>(pixel, r, key);
+    return pack<D>(key);
 }
+
+namespace {
+// fn(std::integral_constant<int, D>) with D = d for the image CRF's dimensions, else 0.
+template <class Fn>
+void with_dim(int d, Fn&& fn) {
+    if (d == 2) fn(std::integral_constant<int, 2>{});
+    else if (d == 5) fn(std::integral_constant<int, 5>{});
+    else fn(std::integral_constant<int, 0>{});
+}
+}  // namespace
 
 inline uint32_t PermutohedralLattice::hash_key(Key key) {
     return static_cast<uint32_t>(mix(static_cast<uint64_t>(key) ^ mix(static_cast<uint64_t>(key >> 64))));
@@ -179,7 +194,7 @@ bool PermutohedralLattice::elevate_range(const float* features, const float* sca
         for (int r = 0; r <= d; ++r) {
             const int64_t position = i * d1 + r;
             vertices_[position] = {-1, b[r]};
-            hash_[position] = same ? hash_[position - d1] : hash_key(vertex_key(i, r));
+            hash_[position] = same ? hash_[position - d1] : hash_key(vertex_key<D>(i, r));
         }
     }
     return all_inside;
@@ -234,32 +249,35 @@ void PermutohedralLattice::Table::clear() {
 // no locks are needed; first_[p] becomes the first position with p's key. Neighbouring
 // pixels mostly share simplices, so the previous pixel's vertices are tried first.
 void PermutohedralLattice::insert_vertices(ThreadPool& pool) {
-    const int d1 = d_ + 1;
-    first_.resize(int64_t(n_) * d1);
+    first_.resize(int64_t(n_) * (d_ + 1));
     tables_.resize(partitions_);
-    pool.run_each([&](int t) {
-        Table& table = tables_[t];
-        table.clear();
-        for (int64_t i = 0; i < n_; ++i) {
-            const int64_t p0 = i * d1;
-            if (same_simplex_[i]) {  // the pixel before has the same vertices
-                for (int64_t p = p0; p < p0 + d1; ++p)
-                    if (partition(hash_[p]) == t) first_[p] = first_[p - d1];
-                continue;
-            }
-            for (int r = 0; r < d1; ++r) {
-                const int64_t p = p0 + r;
-                const uint32_t h = hash_[p];
-                if (partition(h) != t) continue;
-                const Key key = vertex_key(i, r);
-                int32_t found = -1;
-                // The same vertex of the pixel before (its first position is known).
-                if (i > 0 && hash_[p - d1] == h && vertex_key(i - 1, r) == key) found = first_[p - d1];
-                if (found < 0) found = table.find_or_insert(key, h, static_cast<int32_t>(p));
-                first_[p] = found;
-            }
+    with_dim(d_, [&](auto dim) { pool.run_each([&](int t) { insert_partition<decltype(dim)::value>(t); }); });
+}
+
+template <int D>
+void PermutohedralLattice::insert_partition(int t) {
+    const int d1 = (D ? D : d_) + 1;
+    Table& table = tables_[t];
+    table.clear();
+    for (int64_t i = 0; i < n_; ++i) {
+        const int64_t p0 = i * d1;
+        if (same_simplex_[i]) {  // the pixel before has the same vertices
+            for (int64_t p = p0; p < p0 + d1; ++p)
+                if (partition(hash_[p]) == t) first_[p] = first_[p - d1];
+            continue;
         }
-    });
+        for (int r = 0; r < d1; ++r) {
+            const int64_t p = p0 + r;
+            const uint32_t h = hash_[p];
+            if (partition(h) != t) continue;
+            const Key key = vertex_key<D>(i, r);
+            int32_t found = -1;
+            // The same vertex of the pixel before (its first position is known).
+            if (i > 0 && hash_[p - d1] == h && vertex_key<D>(i - 1, r) == key) found = first_[p - d1];
+            if (found < 0) found = table.find_or_insert(key, h, static_cast<int32_t>(p));
+            first_[p] = found;
+        }
+    }
 }
 
 int32_t PermutohedralLattice::find_point(Key key) const {
@@ -309,27 +327,32 @@ void PermutohedralLattice::number_points(ThreadPool& pool) {
 // coordinate except +d in coordinate j, and the opposite; for j = d every stored coordinate
 // moves by -1 / +1 (coordinate d is implied by the zero sum).
 void PermutohedralLattice::link_neighbours(ThreadPool& pool) {
-    const int d = d_, m = m_;
-    neighbours_.resize(int64_t(d + 1) * m * 2);
-    pool.parallel_for(m, 1024, [&](int64_t begin, int64_t end) {
-        int32_t key[kMaxDim], n1[kMaxDim], n2[kMaxDim];
-        for (int64_t point = begin; point < end; ++point) {
-            vertex_coordinates(representative_[point] / (d + 1), representative_[point] % (d + 1), key);
-            for (int j = 0; j <= d; ++j) {
-                for (int k = 0; k < d; ++k) {
-                    n1[k] = key[k] - 1;
-                    n2[k] = key[k] + 1;
-                }
-                if (j < d) {
-                    n1[j] = key[j] + d;
-                    n2[j] = key[j] - d;
-                }
-                int32_t* out = neighbours_.data() + (int64_t(j) * m + point) * 2;
-                out[0] = find_point(pack(n1));
-                out[1] = find_point(pack(n2));
-            }
-        }
+    neighbours_.resize(int64_t(d_ + 1) * m_ * 2);
+    with_dim(d_, [&](auto dim) {
+        pool.parallel_for(m_, 1024, [&](int64_t b, int64_t e) { link_range<decltype(dim)::value>(b, e); });
     });
+}
+
+template <int D>
+void PermutohedralLattice::link_range(int64_t begin, int64_t end) {
+    const int d = D ? D : d_, m = m_;
+    int32_t key[kMaxDim], n1[kMaxDim], n2[kMaxDim];
+    for (int64_t point = begin; point < end; ++point) {
+        vertex_coordinates<D>(representative_[point] / (d + 1), representative_[point] % (d + 1), key);
+        for (int j = 0; j <= d; ++j) {
+            for (int k = 0; k < d; ++k) {
+                n1[k] = key[k] - 1;
+                n2[k] = key[k] + 1;
+            }
+            if (j < d) {
+                n1[j] = key[j] + d;
+                n2[j] = key[j] - d;
+            }
+            int32_t* out = neighbours_.data() + (int64_t(j) * m + point) * 2;
+            out[0] = find_point(pack<D>(n1));
+            out[1] = find_point(pack<D>(n2));
+        }
+    }
 }
 
 // Splat shares and tails. Points are numbered by first occurrence, so the points share t owns

@@ -135,13 +135,20 @@ private:
     template <int D>  // 0: d_ known at run time
     bool elevate_range(const float* features, const float* scale, float limit, int64_t begin, int64_t end);
     void insert_vertices(ThreadPool& pool);
+    template <int D>  // 0: d_ known at run time
+    void insert_partition(int t);
     void number_points(ThreadPool& pool);
     void link_neighbours(ThreadPool& pool);
+    template <int D>
+    void link_range(int64_t begin, int64_t end);
     void split_shares(ThreadPool& pool);
 
     // Vertex r of a pixel's simplex (its position is pixel * (d+1) + r).
+    template <int D = 0>
     void vertex_coordinates(int64_t pixel, int r, int32_t* key) const;
+    template <int D = 0>
     Key pack(const int32_t* key) const;
+    template <int D = 0>
     Key vertex_key(int64_t pixel, int r) const;
     static uint32_t hash_key(Key key);
     int partition(uint32_t hash) const;
