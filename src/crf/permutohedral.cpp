@@ -159,25 +159,23 @@ bool PermutohedralLattice::elevate_range(const float* features, const float* sca
             rem0[k] = static_cast<int32_t>(r * up);
             sum += static_cast<int>(r);
         }
+        // Branch-free: the comparisons depend on the data and mispredict half the time.
         int rk[kMaxDim + 1] = {};
-        for (int k = 0; k < d; ++k) {
-            float dk = e[k] - static_cast<float>(rem0[k]);
+        float residual[kMaxDim + 1];
+        for (int k = 0; k <= d; ++k) residual[k] = e[k] - static_cast<float>(rem0[k]);
+        for (int k = 0; k < d; ++k)
             for (int j = k + 1; j <= d; ++j) {
-                if (dk < e[j] - static_cast<float>(rem0[j])) ++rk[k];
-                else ++rk[j];
+                const int less = residual[k] < residual[j];
+                rk[k] += less;
+                rk[j] += 1 - less;
             }
-        }
         // The rounded point may leave the plane (sum != 0): shift the ranks back into 0..d
         // and move the affected coordinates by d+1.
         for (int k = 0; k <= d; ++k) {
             rk[k] += sum;
-            if (rk[k] < 0) {
-                rk[k] += d1;
-                rem0[k] += d1;
-            } else if (rk[k] > d) {
-                rk[k] -= d1;
-                rem0[k] -= d1;
-            }
+            const int shift = (rk[k] < 0) - (rk[k] > d);  // +1, -1 or 0
+            rk[k] += shift * d1;
+            rem0[k] += shift * d1;
             rank[k] = static_cast<uint8_t>(rk[k]);
         }
         std::fill(b, b + d + 2, 0.f);
