@@ -64,7 +64,9 @@ SIGHTLINE_INLINE void update_pixels(const PixelUpdate& a, int64_t begin, int64_t
     const int nb = B ? B : a.stride / L;
     const V wg = splat<V>(a.gaussian.weight), wb = splat<V>(a.bilateral.weight);
     V sg[B ? B : detail::kMaxBlocks], sb[B ? B : detail::kMaxBlocks], l[B ? B : detail::kMaxBlocks];
+    constexpr int64_t kAhead = 4;  // pixels
     for (int64_t i = begin; i < end; ++i) {
+        if (i + kAhead < end) a.bilateral.lattice.prefetch_slice(static_cast<int>(i + kAhead));
         a.gaussian.lattice.slice_into<V, B>(static_cast<int>(i), sg);
         a.bilateral.lattice.slice_into<V, B>(static_cast<int>(i), sb);
         const V ng = splat<V>(a.gaussian.norm[i]), nbl = splat<V>(a.bilateral.norm[i]);
@@ -119,7 +121,8 @@ struct DenseCrf::Impl {
     detail::PairwiseKernel gaussian, bilateral;
     int height = 0, width = 0;
     // Reused by every call: features for the build; -U, Q and the next Q, pixel-major.
-    std::vector<float> features, neg_unary, q, q_next;
+    std::vector<float> features;
+    detail::AlignedFloats neg_unary, q, q_next;
 
     explicit Impl(const DenseCrfOptions& o) : options(o), pool(o.threads) {}
 

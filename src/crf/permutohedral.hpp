@@ -106,6 +106,18 @@ public:
         }
     }
 
+    // Hints the cache to fetch the rows slice_into(pixel) will read (a bilateral pixel's
+    // points depend on its colour, so the hardware cannot predict them).
+    SIGHTLINE_INLINE void prefetch_slice(int pixel) const {
+        const LatticeVertex* v = vertices_.data() + int64_t(pixel) * (d_ + 1);
+        const float* values = values_[current_].data();
+        for (int r = 0; r <= d_; ++r) {
+            const float* row = values + int64_t(v[r].point) * channels_;
+            __builtin_prefetch(row);
+            __builtin_prefetch(row + channels_ - 1);
+        }
+    }
+
     // ---- inspection, for tests ----
     const LatticeVertex* vertices(int pixel) const { return vertices_.data() + int64_t(pixel) * (d_ + 1); }
     // The d+1 coordinates (summing to zero) of a lattice point.
@@ -176,7 +188,7 @@ private:
     std::vector<int64_t> tail_begin_;
     std::vector<LatticeSource> tail_sources_;
     std::vector<std::vector<int64_t>> share_counts_;
-    std::vector<float> values_[2];
+    AlignedFloats values_[2];
     int current_ = 0, channels_ = 0, lanes_ = 4;
     bool scalar_order_ = true;
     float alpha_ = 1.f;

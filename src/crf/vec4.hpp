@@ -4,8 +4,11 @@
 // not depend on the width; only horizontal sums need care (sum_lanes).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <type_traits>
+#include <vector>
 
 // 8-lane vectors only cross function boundaries inside AVX2 code: the helpers are inlined
 // into the AVX2 kernels, so -Wpsabi's note on the ABI of 8-lane calls does not apply (it
@@ -92,6 +95,25 @@ SIGHTLINE_INLINE V exp_nonpositive(V x) {
     const V scale = (V)((U)(ni + 127) << 23);  // 2^n
     return (V)((I)(y * scale) & (ni >= -126));
 }
+
+// Rows of label values (K padded, 96 bytes for 21 labels) are read whole; in a buffer aligned
+// to a cache line each such row touches 2 lines (malloc's 16-byte alignment makes every
+// other row touch 3).
+template <class T>
+struct CacheAligned {
+    using value_type = T;
+    static constexpr std::align_val_t kAlign{64};
+    CacheAligned() = default;
+    template <class U>
+    CacheAligned(const CacheAligned<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+    void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+    template <class U>
+    bool operator==(const CacheAligned<U>&) const { return true; }
+    template <class U>
+    bool operator!=(const CacheAligned<U>&) const { return false; }
+};
+using AlignedFloats = std::vector<float, CacheAligned<float>>;
 
 constexpr int kMaxBlocks = 64;  // rows of up to 256 floats in 4-lane blocks
 
