@@ -36,7 +36,10 @@ void PairwiseKernel::build(const float* features, int pixels, int dim, float com
     ones_.assign(pixels, 1.f);
     norm.resize(pixels);
     lattice.filter(ones_.data(), norm.data(), 1, pool);
-    for (float& v : norm) v = static_cast<float>(1.0 / std::sqrt(v + 1e-20));  // in double, as the peer
+    pool.parallel_for(pixels, 16384, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+            norm[i] = static_cast<float>(1.0 / std::sqrt(norm[i] + 1e-20));  // in double, as the peer
+    });
 }
 
 void PairwiseKernel::apply(const float* in, float* out, int channels, ThreadPool& pool) {
