@@ -24,6 +24,9 @@ json class_json(const ClassAudit& c) {
             {"object_concentration", c.object_concentration},
             {"reference_concentration", c.reference_concentration},
             {"ratio", c.ratio},
+            {"context_user_ratio", c.context_user_ratio},
+            {"object_user_ratio", c.object_user_ratio},
+            {"position", c.position},
             {"verdict", c.verdict},
             {"evidence", c.evidence},
             {"behaviour", behaviour}};

@@ -83,6 +83,8 @@ AuditRecord record(const std::string& version, int cls, double m_obj, double a_o
     r.iou_fixed = {a_obj > 0 ? 0.5 : std::nan(""), a_obj > 0 ? 0.25 : std::nan("")};
     r.iou_grid = grid.empty() ? std::vector<double>(19, a_obj > 0 ? 0.1 : std::nan("")) : grid;
     r.pointing = a_obj > 0 ? 1 : -1;
+    r.object_user = {1.0, 0.0};  // a full-resolution map: the ideal users are the masks themselves
+    r.context_user = {0.0, 1.0};
     return r;
 }
 
@@ -234,16 +236,86 @@ TEST(AuditStats, BadInputNamesSizesAndTheMap) {
     EXPECT_THROW(audit_map(ok, s.mask, s.context, 1, th), UsageError);
 }
 
-TEST(AuditVerdict, RuleOnConcentrationRatio) {
-    EXPECT_EQ(audit_verdict(4.0, 1.0), "uses the object");
-    EXPECT_EQ(audit_verdict(2.0, 1.0), "uses the object");  // ratio 2 exactly
-    EXPECT_EQ(audit_verdict(1.9, 1.0), "mixed");
-    EXPECT_EQ(audit_verdict(1.0, 1.0), "mixed");            // a uniform map says nothing
-    EXPECT_EQ(audit_verdict(0.5, 1.0), "uses context");     // ratio 1/2 exactly
-    EXPECT_EQ(audit_verdict(0.0, 1.1), "uses context");
-    EXPECT_EQ(audit_verdict(3.0, 0.0), "uses the object");  // nothing on the context at all
-    EXPECT_EQ(audit_verdict(0.0, 0.0), "undetermined");
-    EXPECT_EQ(audit_verdict(std::nan(""), 1.0), "undetermined");
+TEST(AuditVerdict, RuleOnThePositionBetweenTheIdealUsers) {
+    EXPECT_DOUBLE_EQ(audit_position(1.0, 0.25, 4.0), 0.5);  // log 4 / log 16
+    EXPECT_DOUBLE_EQ(audit_position(4.0, 0.25, 4.0), 1.0);
+    EXPECT_DOUBLE_EQ(audit_position(0.25, 0.25, 4.0), 0.0);
+    // A coarse map: a pure context user's map already reaches ratio 0.3 and a pure object user's
+    // only 20, so 0.8 sits near the context end (p = 0.23) although the old fixed rule
+    // (r <= 1/2) called it mixed.
+    EXPECT_NEAR(audit_position(0.8, 0.3, 20.0), std::log(0.8 / 0.3) / std::log(20.0 / 0.3), 1e-15);
+    EXPECT_EQ(audit_verdict(0.8, 0.3, 20.0), "uses context");
+    EXPECT_EQ(audit_verdict(3.0, 0.3, 20.0), "mixed");  // p = 0.55
+    EXPECT_EQ(audit_verdict(4.0, 0.3, 20.0), "uses the object");  // p = 0.62
+    // Thresholds exactly: p = 0.6 and p = 0.4 with bounds 1/100 and 100 (r = 10^0.4, 10^-0.4).
+    EXPECT_EQ(audit_verdict(std::pow(10.0, 0.4) * (1 + 1e-12), 0.01, 100.0), "uses the object");
+    EXPECT_EQ(audit_verdict(std::pow(10.0, 0.4) * (1 - 1e-9), 0.01, 100.0), "mixed");
+    EXPECT_EQ(audit_verdict(std::pow(10.0, -0.4) * (1 - 1e-12), 0.01, 100.0), "uses context");
+    // Ideal ratios beyond [1/100, 100] are clamped, so a full-resolution map stays finite.
+    EXPECT_DOUBLE_EQ(audit_position(1.0, 0.0, INFINITY), 0.5);
+    EXPECT_EQ(audit_verdict(0.0, 0.3, 20.0), "uses context");   // nothing on the object
+    EXPECT_EQ(audit_verdict(INFINITY, 0.3, 20.0), "uses the object");  // nothing on the context
+    EXPECT_EQ(audit_verdict(std::nan(""), 0.3, 20.0), "undetermined");
+    EXPECT_EQ(audit_verdict(1.0, 1.0, 1.0), "undetermined");   // a 1x1 map cannot tell them apart
+    EXPECT_EQ(audit_verdict(1.0, std::nan(""), 20.0), "undetermined");
+}
+
+// Known answers on a 4x4 mask with the object in columns 0-1, pooled onto a 2x2 grid and
+// upsampled back bilinearly (half-pixel centres): columns get 1, 0.75, 0.25, 0 of a cell value 1.
+TEST(AuditIdealUsers, KnownAnswersAtTheMapsResolution) {
+    cv::Mat mask = cv::Mat::zeros(4, 4, CV_8UC1);
+    mask(cv::Rect(0, 0, 2, 4)).setTo(1);
+    AuditRecord r;
+    audit_ideal_users(r, mask, cv::Mat(), 1, cv::Size(2, 2));
+    EXPECT_NEAR(r.object_user.object, 0.875, 1e-6);     // (1 + 0.75) / 2 per row
+    EXPECT_NEAR(r.object_user.reference, 0.125, 1e-6);  // outside the object, no context mask
+    EXPECT_NEAR(r.context_user.object, 0.125, 1e-6);
+    EXPECT_NEAR(r.context_user.reference, 0.875, 1e-6);
+    // With a context mask on column 3 only: the context user's cells are 0 and 0.5, so the
+    // columns get 0, 0.125, 0.375, 0.5; column 2 is "elsewhere".
+    cv::Mat context = cv::Mat::zeros(4, 4, CV_8UC1);
+    context.col(3).setTo(2);
+    audit_ideal_users(r, mask, context, 1, cv::Size(2, 2));
+    EXPECT_NEAR(r.context_user.object, 0.125, 1e-6);
+    EXPECT_NEAR(r.context_user.reference, 0.5, 1e-6);
+    EXPECT_NEAR(r.object_user.object, 0.875, 1e-6);
+    EXPECT_NEAR(r.object_user.reference, 0.0, 1e-6);
+    // At full resolution the ideal users are the masks; on a 1x1 grid both are uniform.
+    audit_ideal_users(r, mask, context, 1, cv::Size(4, 4));
+    EXPECT_DOUBLE_EQ(r.object_user.object, 1.0);
+    EXPECT_DOUBLE_EQ(r.context_user.reference, 1.0);
+    audit_ideal_users(r, mask, cv::Mat(), 1, cv::Size(1, 1));
+    EXPECT_NEAR(r.object_user.object, 0.5, 1e-6);
+    EXPECT_NEAR(r.context_user.object, 0.5, 1e-6);
+    // Ignore pixels count nowhere: ignoring column 3 leaves columns 0-2 (weights 1, 0.75, 0.25).
+    cv::Mat ignored = mask.clone();
+    ignored.col(3).setTo(255);
+    audit_ideal_users(r, ignored, cv::Mat(), 1, cv::Size(2, 2));
+    EXPECT_NEAR(r.object_user.object, 1.75 / 2.0, 1e-6);
+    EXPECT_NEAR(r.object_user.reference, 0.25 / 2.0, 1e-6);
+    EXPECT_THROW(audit_ideal_users(r, mask, cv::Mat(), 1, cv::Size(5, 2), "m.png"), Error);
+    try {
+        audit_ideal_users(r, mask, cv::Mat(), 1, cv::Size(0, 2), "m.png");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "m.png: map grid 0x2 is not between 1x1 and the mask's 4x4");
+    }
+}
+
+// A context user seen through a coarse map: its ratio 0.8 is close to the ideal context user's.
+TEST(AuditSummary, CoarseContextUserIsCalledAContextUser) {
+    AuditRecord r = record("matched", 1, 0.1, 0.1, 0.75, 0.6, false);  // ratio (1) / (1.25) = 0.8
+    r.object_user = {0.6, 0.3};   // ideal object user: (6) / (0.5) = 12
+    r.context_user = {0.04, 0.9}; // ideal context user: (0.4) / (1.5) = 0.267
+    AuditSummary s = summarise_audit({r}, {"background", "boat"});
+    const ClassAudit& c = s.classes[0];
+    EXPECT_NEAR(c.ratio, 0.8, 1e-12);
+    EXPECT_NEAR(c.object_user_ratio, 12.0, 1e-12);
+    EXPECT_NEAR(c.context_user_ratio, 0.4 / 1.5, 1e-12);
+    EXPECT_NEAR(c.position, std::log(0.8 / (0.4 / 1.5)) / std::log(12.0 / (0.4 / 1.5)), 1e-12);
+    EXPECT_EQ(c.verdict, "uses context");
+    EXPECT_NE(c.evidence.find("between a pure context user's 0.27 and a pure object user's 12.00"), std::string::npos)
+        << c.evidence;
 }
 
 // A small object the model relies on holds a small share of the mass: the area decides.
@@ -328,7 +400,8 @@ TEST(AuditOutputs, JsonCsvAndUntrustworthyTable) {
     std::string csv = read_file(dir / "audit.csv");
     EXPECT_EQ(csv.substr(0, csv.find('\n')),
               "class_id,class,images,object_area,context_area,object_mass,context_mass,elsewhere_mass,"
-              "object_concentration,reference_concentration,ratio,iou@0.3,iou@0.5,best_threshold,best_iou,"
+              "object_concentration,reference_concentration,ratio,context_user_ratio,object_user_ratio,position,"
+              "iou@0.3,iou@0.5,best_threshold,best_iou,"
               "pointing_game,verdict,matched_images,matched_accuracy,matched_object_mass,matched_context_mass,"
               "swapped_images,swapped_accuracy,swapped_object_mass,swapped_context_mass");
     EXPECT_NE(csv.find("\n1,boat,1,0.1,0.8,0.8,0.1,"), std::string::npos) << csv;

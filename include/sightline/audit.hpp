@@ -30,9 +30,20 @@
 //   C_ref     = mean m_context / mean a_context      with a context mask,
 //             = mean m_outside / mean a_outside      without (outside = 1 - object)
 //   ratio r   = C_object / C_ref
-//   r >= 2    "uses the object"     (per unit area the object draws at least twice the context)
-//   r <= 1/2  "uses context"
-//   otherwise "mixed";  "undetermined" when no image or r is NaN.
+// A coarse map cannot be sharp: a 8x8 map upsampled to 64x64 spreads a context user's mass over
+// a small object inside its context, so r alone is not comparable across resolutions. The rule
+// therefore compares r with the ratios of two ideal users at the map's own resolution: the
+// object mask (for the context user: the reference region) area-averaged onto the map's grid
+// and upsampled back as the map is (bilinear, half-pixel centres), then measured exactly as
+// the map (audit_ideal_users). With r_context <= r_object the ideal users' class ratios
+// (clamped to [1/100, 100] so that full-resolution maps stay finite),
+//   position p = log(r / r_context) / log(r_object / r_context)
+//            (0: the map of a pure context user, 1: of a pure object user)
+//   p >= 0.6  "uses the object";  p <= 0.4  "uses context";  otherwise "mixed";
+//   "undetermined" when no image, r is NaN or r_object <= r_context.
+// The band (0.4, 0.6) around the geometric midpoint was chosen after looking at the two
+// shortcut models of the README's proof (an earlier rule, r >= 2 / r <= 1/2 at every
+// resolution, called four pure context users "mixed").
 // Comparing concentrations, not raw mass shares, accounts for area: a small object the model
 // relies on still holds a small share of the mass, but a large share per pixel.
 //
@@ -45,6 +56,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -56,12 +68,19 @@ namespace sightline {
 
 // ---- statistics (src/evaluate/audit_*.cpp; no LibTorch) --------------------------------------
 
-inline constexpr double kUsesObjectRatio = 2.0;  // r >= this: "uses the object"; r <= 1/this: "uses context"
+inline constexpr double kUsesObjectPosition = 0.6;   // p >= this: "uses the object"
+inline constexpr double kUsesContextPosition = 0.4;  // p <= this: "uses context"
+inline constexpr double kIdealRatioLimit = 100.0;    // ideal users' ratios clamped to [1/this, this]
 
 struct AuditThresholds {
     std::vector<double> fixed = {0.3, 0.5};  // --thresholds: IoU reported at these (0 < t < 1)
     int grid_steps = 20;                     // best threshold over t = i / grid_steps
     int pointing_tolerance = 0;              // --pointing-tolerance, pixels
+};
+
+struct IdealMasses {
+    double object = std::numeric_limits<double>::quiet_NaN();
+    double reference = std::numeric_limits<double>::quiet_NaN();  // context, or outside the object
 };
 
 struct AuditRecord {
@@ -78,6 +97,9 @@ struct AuditRecord {
     // IoU with the object at AuditThresholds::fixed and at the grid; NaN without object pixels.
     std::vector<double> iou_fixed, iou_grid;
     int pointing = -1;               // 1 hit, 0 miss, -1 undefined (no object or no positive mass)
+    // Mass fractions (object, reference region) of the two ideal users' maps at the map's
+    // resolution (audit_ideal_users); NaN until set or when the region is empty.
+    IdealMasses object_user, context_user;
 
     double object_concentration() const { return object_mass / object_area; }
     double context_concentration() const { return context_mass / context_area; }
@@ -88,6 +110,14 @@ struct AuditRecord {
 // else Error "<name>: ..." naming both sizes. class_id in 1..254.
 AuditRecord audit_map(const cv::Mat& map, const cv::Mat& mask, const cv::Mat& context, int class_id,
                       const AuditThresholds& thresholds = {}, const std::string& name = "map");
+
+// Sets r.object_user and r.context_user: the indicator of the object (of the reference region:
+// the context outside the object with a context mask, else everything outside the object),
+// area-averaged onto a grid of the map's size and upsampled back to the mask's size bilinearly,
+// measured over the labelled pixels as audit_map measures a map. grid: the explanation's own
+// size before upsampling (width x height, each >= 1). Inputs as audit_map's.
+void audit_ideal_users(AuditRecord& r, const cv::Mat& mask, const cv::Mat& context, int class_id, cv::Size grid,
+                       const std::string& name = "map");
 
 // The thresholds of the best-threshold grid: i / steps, i = 1 .. steps - 1.
 std::vector<double> audit_grid(const AuditThresholds& thresholds);
@@ -108,6 +138,8 @@ struct ClassAudit {
     double object_area = 0.0, context_area = 0.0;           // means (NaN when undefined)
     double object_mass = 0.0, context_mass = 0.0, elsewhere_mass = 0.0;
     double object_concentration = 0.0, reference_concentration = 0.0, ratio = 0.0;
+    double context_user_ratio = 0.0, object_user_ratio = 0.0;  // the ideal users' ratios (clamped)
+    double position = 0.0;           // p of the rule above (NaN when undetermined)
     std::vector<double> iou_fixed;   // mean IoU at AuditThresholds::fixed
     double best_threshold = 0.0, best_iou = 0.0;  // grid threshold with the highest mean IoU
     double pointing = 0.0;           // hit rate
@@ -116,8 +148,10 @@ struct ClassAudit {
     std::vector<VersionBehaviour> behaviour;  // versions present, in order matched, swapped, context, ""
 };
 
-// Verdict from the concentrations, as stated at the top of this header.
-std::string audit_verdict(double object_concentration, double reference_concentration);
+// Position p of ratio between the ideal users' ratios, and the verdict from it, as stated at the
+// top of this header (the ideal ratios are clamped here).
+double audit_position(double ratio, double context_user_ratio, double object_user_ratio);
+std::string audit_verdict(double ratio, double context_user_ratio, double object_user_ratio);
 
 struct AuditSummary {
     std::vector<ClassAudit> classes;  // object classes with at least one record, class order

@@ -111,7 +111,8 @@ json signature(const AuditOptions& o, const Preprocess& pre, const std::vector<s
             {"batch", o.batch},
             {"fixed", o.thresholds.fixed},
             {"grid_steps", o.thresholds.grid_steps},
-            {"pointing_tolerance", o.thresholds.pointing_tolerance}};
+            {"pointing_tolerance", o.thresholds.pointing_tolerance},
+            {"records", 2}};  // record format: 2 added the ideal users' masses
 }
 
 // Cache format of the records of one finished batch (doubles round-trip; NaN as null).
@@ -124,7 +125,9 @@ json to_json(const AuditRecord& r) {
             {"probability", num(r.probability)}, {"has_context", r.has_context}, {"total_mass", num(r.total_mass)},
             {"areas", {num(r.object_area), num(r.context_area), num(r.elsewhere_area)}},
             {"masses", {num(r.object_mass), num(r.context_mass), num(r.elsewhere_mass)}},
-            {"iou_fixed", fixed}, {"iou_grid", grid}, {"pointing", r.pointing}};
+            {"iou_fixed", fixed}, {"iou_grid", grid}, {"pointing", r.pointing},
+            {"object_user", {num(r.object_user.object), num(r.object_user.reference)}},
+            {"context_user", {num(r.context_user.object), num(r.context_user.reference)}}};
 }
 
 AuditRecord from_json(const json& j) {
@@ -146,6 +149,8 @@ AuditRecord from_json(const json& j) {
     for (const auto& v : j.at("iou_fixed")) r.iou_fixed.push_back(num(v));
     for (const auto& v : j.at("iou_grid")) r.iou_grid.push_back(num(v));
     r.pointing = j.at("pointing");
+    r.object_user = {num(j.at("object_user")[0]), num(j.at("object_user")[1])};
+    r.context_user = {num(j.at("context_user")[0]), num(j.at("context_user")[1])};
     return r;
 }
 
@@ -190,6 +195,7 @@ void audit_items(Explainer& explainer, const Classifier& model, const std::strin
             // Bilinear with half-pixel centres, as the methods' own resize to the input.
             cv::resize(small, map, it.sample.mask.size(), 0, 0, cv::INTER_LINEAR);
             AuditRecord r = audit_map(map, it.sample.mask, it.context, c, th, sources[k]);
+            audit_ideal_users(r, it.sample.mask, it.context, c, small.size(), sources[k]);
             r.id = it.sample.id;
             r.version = it.version;
             const int64_t i = static_cast<int64_t>(rows[k]);

@@ -30,10 +30,12 @@ std::string csv_field(const std::string& s) {
 }
 
 const char* kRule =
-    "ratio = (object mass share / object area share) / (context mass share / context area share), "
+    "ratio r = (object mass share / object area share) / (context mass share / context area share), "
     "context = the context mask, or everything outside the object without one; averaged over the "
-    "natural images (matched version) with the object visible. ratio >= 2: uses the object; "
-    "ratio <= 0.5: uses context; otherwise mixed.";
+    "natural images (matched version) with the object visible. The same ratio is measured for two "
+    "ideal users at the map's resolution (the object mask, or the context mask, area-averaged onto "
+    "the map's grid and upsampled back): r_context and r_object. position p = log(r / r_context) / "
+    "log(r_object / r_context); p >= 0.6: uses the object; p <= 0.4: uses context; otherwise mixed.";
 const char* kNotAScore =
     "IoU of a faithful explanation with the object mask measures the model (what it uses), not the "
     "explanation method.";
@@ -62,6 +64,9 @@ json class_json(const ClassAudit& c, const AuditThresholds& th) {
             {"object_concentration", number(c.object_concentration)},
             {"reference_concentration", number(c.reference_concentration)},
             {"ratio", std::isinf(c.ratio) ? json("inf") : number(c.ratio)},
+            {"context_user_ratio", number(c.context_user_ratio)},
+            {"object_user_ratio", number(c.object_user_ratio)},
+            {"position", std::isinf(c.position) ? json(c.position > 0 ? "inf" : "-inf") : number(c.position)},
             {"iou", iou},
             {"best_threshold", number(c.best_threshold)},
             {"best_iou", number(c.best_iou)},
@@ -88,6 +93,8 @@ json record_json(const AuditRecord& r, const std::vector<std::string>& names) {
             {"object_mass", number(r.object_mass)},
             {"context_mass", number(r.context_mass)},
             {"elsewhere_mass", number(r.elsewhere_mass)},
+            {"object_user_masses", {number(r.object_user.object), number(r.object_user.reference)}},
+            {"context_user_masses", {number(r.context_user.object), number(r.context_user.reference)}},
             {"iou", iou},
             {"iou_grid", grid},
             {"pointing", r.pointing < 0 ? json(nullptr) : json(r.pointing == 1)}};
@@ -107,22 +114,26 @@ std::string format_audit_table(const AuditResult& r) {
     for (const ClassAudit& c : r.summary.classes) width = std::max(width, c.name.size());
     std::string iou_head;
     for (double t : r.thresholds.fixed) iou_head += fmt::format(" {:>7}", fmt::format("IoU@{:g}", t));
-    out += fmt::format("{:<{}} {:>6} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6} {:>6}{} {:>12} {:>6}  {}\n", "class", width,
-                       "images", "obj m%", "obj a%", "C_obj", "ctx m%", "ctx a%", "C_ref", "ratio", iou_head,
-                       "best IoU (t)", "point", "verdict");
+    out += fmt::format("{:<{}} {:>6} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6} {:>6} {:>13} {:>5}{} {:>12} {:>6}  {}\n",
+                       "class", width, "images", "obj m%", "obj a%", "C_obj", "ctx m%", "ctx a%", "C_ref", "ratio",
+                       "ideal ctx/obj", "pos", iou_head, "best IoU (t)", "point", "verdict");
     auto row = [&](const ClassAudit& c) {
         std::string ious;
         for (double v : c.iou_fixed) ious += fmt::format(" {:>7}", pct(v));
         std::string best = std::isnan(c.best_iou) ? "-" : fmt::format("{} ({:g})", pct(c.best_iou), c.best_threshold);
-        out += fmt::format("{:<{}} {:>6} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6} {:>6}{} {:>12} {:>6}  {}\n", c.name, width,
-                           c.images, pct(c.object_mass), pct(c.object_area), num(c.object_concentration),
-                           pct(c.context_mass), pct(c.context_area), num(c.reference_concentration), num(c.ratio),
-                           ious, best, pct(c.pointing), c.verdict);
+        const std::string ideal = fmt::format("{}/{}", num(c.context_user_ratio), num(c.object_user_ratio));
+        out += fmt::format("{:<{}} {:>6} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6} {:>6} {:>13} {:>5}{} {:>12} {:>6}  {}\n",
+                           c.name, width, c.images, pct(c.object_mass), pct(c.object_area),
+                           num(c.object_concentration), pct(c.context_mass), pct(c.context_area),
+                           num(c.reference_concentration), num(c.ratio), ideal, num(c.position), ious, best,
+                           pct(c.pointing), c.verdict);
     };
     for (const ClassAudit& c : r.summary.classes) row(c);
     row(r.summary.overall);
     out += fmt::format("(m% = share of the positive map mass, a% = share of the pixels, C = m/a; C_ref is the {}; "
-                       "verdict: ratio = C_obj/C_ref >= 2 uses the object, <= 0.5 uses context, else mixed)\n",
+                       "ratio = C_obj/C_ref; ideal ctx/obj = the ratio of a pure context / object user's map at "
+                       "this map's resolution; pos = where the ratio lies between them on a log scale, 0 to 1; "
+                       "verdict: pos >= 0.6 uses the object, <= 0.4 uses context, else mixed)\n",
                        r.summary.overall.has_context ? "context's" : "outside of the object's");
 
     // Behaviour next to the context mass, per version.
@@ -179,7 +190,8 @@ void write_audit_outputs(const fs::path& dir, const AuditResult& r) {
 
     // audit.csv: one row per class and "all"; behaviour columns for the versions present.
     std::string csv = "class_id,class,images,object_area,context_area,object_mass,context_mass,elsewhere_mass,"
-                      "object_concentration,reference_concentration,ratio";
+                      "object_concentration,reference_concentration,ratio,context_user_ratio,object_user_ratio,"
+                      "position";
     for (double t : r.thresholds.fixed) csv += fmt::format(",iou@{:g}", t);
     csv += ",best_threshold,best_iou,pointing_game,verdict";
     const auto& versions = r.summary.overall.behaviour;
@@ -189,11 +201,12 @@ void write_audit_outputs(const fs::path& dir, const AuditResult& r) {
     }
     csv += "\n";
     auto crow = [&](const ClassAudit& c) {
-        csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{}", c.class_id, csv_field(c.name), c.images,
+        csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}", c.class_id, csv_field(c.name), c.images,
                            csv_number(c.object_area), csv_number(c.context_area), csv_number(c.object_mass),
                            csv_number(c.context_mass), csv_number(c.elsewhere_mass),
                            csv_number(c.object_concentration), csv_number(c.reference_concentration),
-                           csv_number(c.ratio));
+                           csv_number(c.ratio), csv_number(c.context_user_ratio), csv_number(c.object_user_ratio),
+                           csv_number(c.position));
         for (double v : c.iou_fixed) csv += "," + csv_number(v);
         csv += fmt::format(",{},{},{},{}", csv_number(c.best_threshold), csv_number(c.best_iou),
                            csv_number(c.pointing), csv_field(c.verdict));

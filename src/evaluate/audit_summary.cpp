@@ -55,6 +55,7 @@ ClassAudit summarise(const std::vector<const AuditRecord*>& records, int class_i
     // Masses and areas over the images whose map has positive mass (mass fractions defined),
     // so that numerator and denominator average over the same images.
     Mean a_obj, a_ctx, m_obj, m_ctx, m_else, a_out, m_out, point;
+    Mean ou_obj, ou_ref, cu_obj, cu_ref;  // the ideal users' mass fractions (object, reference)
     std::vector<Mean> fixed(th.fixed.size()), grid(audit_grid(th).size());
     for (const AuditRecord* r : v) {
         if (r->total_mass > 0) {
@@ -67,6 +68,10 @@ ClassAudit summarise(const std::vector<const AuditRecord*>& records, int class_i
                 a_ctx.add(r->context_area);
                 m_ctx.add(r->context_mass);
             }
+            ou_obj.add(r->object_user.object);
+            ou_ref.add(r->object_user.reference);
+            cu_obj.add(r->context_user.object);
+            cu_ref.add(r->context_user.reference);
         }
         for (std::size_t k = 0; k < fixed.size() && k < r->iou_fixed.size(); ++k) fixed[k].add(r->iou_fixed[k]);
         for (std::size_t k = 0; k < grid.size() && k < r->iou_grid.size(); ++k) grid[k].add(r->iou_grid[k]);
@@ -80,7 +85,15 @@ ClassAudit summarise(const std::vector<const AuditRecord*>& records, int class_i
     c.object_concentration = c.object_mass / c.object_area;
     c.reference_concentration = c.has_context ? c.context_mass / c.context_area : m_out.value() / a_out.value();
     c.ratio = c.object_concentration / c.reference_concentration;
-    c.verdict = audit_verdict(c.object_concentration, c.reference_concentration);
+    const double a_ref = c.has_context ? a_ctx.value() : a_out.value();
+    auto ideal_ratio = [&](const Mean& on_object, const Mean& on_reference) {
+        const double r = (on_object.value() / c.object_area) / (on_reference.value() / a_ref);
+        return std::isnan(r) ? r : std::clamp(r, 1.0 / kIdealRatioLimit, kIdealRatioLimit);
+    };
+    c.object_user_ratio = ideal_ratio(ou_obj, ou_ref);
+    c.context_user_ratio = ideal_ratio(cu_obj, cu_ref);
+    c.position = audit_position(c.ratio, c.context_user_ratio, c.object_user_ratio);
+    c.verdict = audit_verdict(c.ratio, c.context_user_ratio, c.object_user_ratio);
     for (const Mean& m : fixed) c.iou_fixed.push_back(m.value());
     const std::vector<double> thresholds = audit_grid(th);
     c.best_threshold = kNaN;
@@ -97,11 +110,13 @@ ClassAudit summarise(const std::vector<const AuditRecord*>& records, int class_i
     c.evidence = c.images == 0
                      ? "no natural image with the object visible"
                      : fmt::format("object holds {} of the mass on {} of the pixels (concentration {}), {} holds {} "
-                                   "on {} (concentration {}); ratio {} over {} image(s)",
+                                   "on {} (concentration {}); ratio {} over {} image(s), position {} between a pure context "
+                                   "user's {} and a pure object user's {} at this map's resolution",
                                    pct(c.object_mass), pct(c.object_area), num(c.object_concentration), ref,
                                    pct(c.has_context ? c.context_mass : 1.0 - c.object_mass),
                                    pct(c.has_context ? c.context_area : 1.0 - c.object_area),
-                                   num(c.reference_concentration), num(c.ratio), c.images);
+                                   num(c.reference_concentration), num(c.ratio), c.images, num(c.position),
+                                   num(c.context_user_ratio), num(c.object_user_ratio));
 
     // Behaviour per version.
     std::vector<std::string> versions;
@@ -130,11 +145,19 @@ ClassAudit summarise(const std::vector<const AuditRecord*>& records, int class_i
 
 }  // namespace
 
-std::string audit_verdict(double object_concentration, double reference_concentration) {
-    const double r = object_concentration / reference_concentration;
-    if (std::isnan(r)) return "undetermined";
-    if (r >= kUsesObjectRatio) return "uses the object";
-    if (r <= 1.0 / kUsesObjectRatio) return "uses context";
+double audit_position(double ratio, double context_user_ratio, double object_user_ratio) {
+    const double lo = std::clamp(context_user_ratio, 1.0 / kIdealRatioLimit, kIdealRatioLimit);
+    const double hi = std::clamp(object_user_ratio, 1.0 / kIdealRatioLimit, kIdealRatioLimit);
+    if (std::isnan(ratio) || std::isnan(lo) || std::isnan(hi) || !(hi > lo)) return kNaN;
+    if (ratio <= 0) return -std::numeric_limits<double>::infinity();  // no mass on the object at all
+    return std::log(ratio / lo) / std::log(hi / lo);  // +inf for a map with nothing on the reference
+}
+
+std::string audit_verdict(double ratio, double context_user_ratio, double object_user_ratio) {
+    const double p = audit_position(ratio, context_user_ratio, object_user_ratio);
+    if (std::isnan(p)) return "undetermined";
+    if (p >= kUsesObjectPosition) return "uses the object";
+    if (p <= kUsesContextPosition) return "uses context";
     return "mixed";
 }
 
