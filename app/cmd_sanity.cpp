@@ -111,6 +111,9 @@ void add_sanity_command(CLI::App& app) {
     cmd->add_option("--batch", o.batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_option("--verdict-metric", o.verdict_metric, "spearman | spearman_abs | ssim | hog")
         ->capture_default_str();
+    cmd->add_option("--verdict-on", o.verdict_on,
+                    "top: the similarity once the logits layer is re-initialised; curve: its mean over every step")
+        ->capture_default_str();
     cmd->add_option("--threshold", o.threshold,
                     "a method passes when its similarity falls below this after randomisation")
         ->capture_default_str();

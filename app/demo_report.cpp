@@ -108,8 +108,10 @@ std::string audit_section(const json& s) {
     std::string h = "<h2 id=\"step4\">4. Audit: does the model use the object?</h2>";
     h += "<p>A faithful map shows what the <em>model</em> used, so comparing it with the object and context masks "
          "audits the model, not the explanation method. Per class: the share of positive HiResCAM mass on the "
-         "object and on the context, the ratio of their concentrations (mass share / area share; the object counts "
-         "as used when the ratio is at least 2, the context when it is at most 1/2), next to behaviour: accuracy on "
+         "object and on the context and the ratio of their concentrations (mass share / area share). A coarse map "
+         "spreads mass over a small object even when the model ignores it, so the ratio is placed between the "
+         "ratios of a pure context user's and a pure object user's map at the same resolution (position 0 to 1; "
+         "the object counts as used from 0.6, the context up to 0.4). Next to it, behaviour: accuracy on "
          "matched, swapped-context and context-only scenes.</p>";
     for (const auto& m : s["audit"]["models"]) {
         const std::string name = m["name"];
@@ -123,7 +125,7 @@ std::string audit_section(const json& s) {
             auto acc = [&](const char* v) { return b.contains(v) ? number(b[v], "accuracy") : std::nan(""); };
             rows.push_back({text(c["name"]), text(c["verdict"]), html_number(number(c, "object_mass")),
                             html_number(number(c, "context_mass")), html_number(number(c, "ratio"), 2),
-                            html_number(acc("matched")), html_number(acc("swapped")), html_number(acc("context"))});
+                            html_number(number(c, "position"), 2), html_number(acc("matched")), html_number(acc("swapped")), html_number(acc("context"))});
             return std::array<double, 3>{number(c, "context_mass"), acc("swapped"), acc("context")};
         };
         for (const auto& c : m["classes"]) {
@@ -133,7 +135,7 @@ std::string audit_section(const json& s) {
         }
         row(m["overall"]);
         h += html_table({"class", "verdict", "mass on object", "mass on context", "concentration ratio",
-                         "acc. matched", "acc. swapped", "acc. context only"},
+                         "position", "acc. matched", "acc. swapped", "acc. context only"},
                         rows, "audit-" + name);
         if (!cats.empty())
             h += "<div class=\"plot\">" +
@@ -151,9 +153,10 @@ std::string sanity_section(const json& s) {
     h += fmt::format(
         "<p>The {} model's blocks are re-initialised from the logits downward, one more at each step, and the same "
         "{} scenes explained again. A method that explains the model must change: its maps' rank correlation "
-        "with the original (mean |Spearman|) falls. A method passes when that value, averaged over all steps, is "
-        "below {}; methods that stay high behave like edge detectors (the Sobel row is an edge detector, the "
-        "reference).</p>",
+        "with the original (mean |Spearman|) falls. A method passes when that value is below {} once the logits "
+        "layer alone is random (the first column): the model then computes another function of the same features, "
+        "so a map that still looks the same is explained by the image and the architecture, as an edge detector's "
+        "would be (the Sobel row is an edge detector, the reference).</p>",
         text(r["model"]), r["images"].get<int>(), html_number(number(r, "threshold"), 2));
     std::vector<std::string> header = {"method", "verdict"};
     std::vector<double> xs;
@@ -321,8 +324,9 @@ json task_summary(const json& s) {
     }
     if (s.contains("audit") && !s["audit"]["models"].empty()) {
         const json& a = s["audit"]["models"][0]["overall"];
-        explained += fmt::format("; audit (HiResCAM): {} (concentration ratio object/context {:.2f})",
-                                 a.value("verdict", std::string("n/a")), number(a, "ratio"));
+        explained += fmt::format("; audit (HiResCAM): {} (concentration ratio object/context {:.2f}, position "
+                                 "{:.2f} between a pure context user and a pure object user)",
+                                 a.value("verdict", std::string("n/a")), number(a, "ratio"), number(a, "position"));
     }
     if (s.contains("sanity")) {
         std::string passed, failed;

@@ -46,14 +46,15 @@ void check_stages_and_resume(const fs::path& out) {
     EXPECT_LT(s["explain"]["models"][0]["head"]["completeness_residual"].get<double>(), 1e-3);
     // The audit uses a faithful method on both heads.
     for (const auto& m : s["audit"]["models"]) EXPECT_TRUE(m["trustworthy"].get<bool>()) << m["name"];
-    // Sanity: Grad-CAM's and HiResCAM's maps change with the weights, Guided Backprop's do not
-    // (Adebayo et al. 2018); the Sobel edge map is the reference row without a verdict.
+    // Sanity: Grad-CAM's and HiResCAM's maps change with the weights, Guided Backprop's and Guided
+    // Grad-CAM's do not (Adebayo et al. 2018); the Sobel edge map is the reference row without a verdict.
     std::map<std::string, bool> passes;
     for (const auto& m : s["sanity"]["methods"])
         if (m.contains("verdict")) passes[m["method"]] = m["verdict"]["passes"].get<bool>();
     EXPECT_TRUE(passes.at("hirescam"));
     EXPECT_TRUE(passes.at("gradcam"));
     EXPECT_FALSE(passes.at("guidedbackprop"));
+    EXPECT_FALSE(passes.at("guidedgradcam"));  // its Guided Backprop factor survives the new logits layer
     EXPECT_EQ(passes.count("sobel"), 0u);
     // Segmentation numbers are real mIoUs.
     for (const char* key : {"seeds_miou", "final_miou"}) {

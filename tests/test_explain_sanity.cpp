@@ -267,3 +267,35 @@ TEST(SanityRun, FewerThanTwoImagesIsRefused) {
                   dir.string() + ": the sanity checks need at least 2 images for their correlation statistics (found 1)");
     }
 }
+
+// The verdict rules on a hand-made report: "top" reads the first model step only, "curve" the
+// mean over the model steps; the data step has its own verdict under both.
+TEST(SanityVerdicts, TopStepAndCurveRules) {
+    SanityReport r;
+    r.methods = {"edgey", "faithful"};
+    r.steps = {{"fc", {"fc"}, false}, {"+layer4", {"fc", "layer4"}, false}, {"data: s.pt", {}, true}};
+    auto stats = [](double v) {
+        std::array<SimilarityStats, 4> a;
+        for (auto& s : a) s.mean = 0.0;
+        a[1].mean = v;  // spearman_abs
+        return a;
+    };
+    // edgey keeps 0.8 after the logits layer and falls to 0.1 later (mean 0.45);
+    // faithful falls to 0.3 at once and stays.
+    r.similarity = {{stats(0.8), stats(0.1), stats(0.7)}, {stats(0.3), stats(0.3), stats(0.2)}};
+    std::vector<SanityVerdict> top = sanity_verdicts(r, "spearman_abs", "top", 0.5);
+    ASSERT_EQ(top.size(), 2u);
+    EXPECT_DOUBLE_EQ(top[0].value, 0.8);
+    EXPECT_EQ(top[0].step, "fc");
+    EXPECT_FALSE(top[0].passes);
+    EXPECT_TRUE(top[1].passes);
+    EXPECT_FALSE(top[0].data_passes);
+    EXPECT_DOUBLE_EQ(top[0].data_value, 0.7);
+    std::vector<SanityVerdict> curve = sanity_verdicts(r, "spearman_abs", "curve", 0.5);
+    EXPECT_DOUBLE_EQ(curve[0].value, 0.45);  // the data step is not part of the curve
+    EXPECT_EQ(curve[0].step, "mean over 2 steps");
+    EXPECT_TRUE(curve[0].passes);
+    EXPECT_TRUE(curve[1].data_passes);
+    EXPECT_FALSE(sanity_verdicts(r, "ssim", "top", 0.5)[0].value > 0);  // another metric column
+    EXPECT_THROW(sanity_verdicts(r, "spearman_abs", "bottom", 0.5), UsageError);
+}

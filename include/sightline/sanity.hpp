@@ -84,10 +84,13 @@ struct SanityOptions {
     Preprocess preprocess;
     ExplainOptions explain;
     bool edge_baseline = true;         // add the Sobel row
-    // Verdict: a method passes when `verdict_metric`, averaged over images and over the model
-    // randomisation steps (for cascading: the area under the similarity curve), is below
-    // `threshold`; the data-randomisation step gets its own verdict by the same threshold.
+    // Verdict: a method passes when `verdict_metric`, averaged over images, is below `threshold`
+    // at the step `verdict_on` names: "top" (default) the first model step, the top block (the
+    // logits layer) re-initialised; "curve" the mean over every model step (for cascading, the
+    // area under the similarity curve). The data-randomisation step gets its own verdict by the
+    // same threshold.
     std::string verdict_metric = "spearman_abs";
+    std::string verdict_on = "top";
     double threshold = 0.5;
 };
 
@@ -107,8 +110,8 @@ struct SanityStep {
 
 struct SanityVerdict {
     bool passes = false;
-    double value = 0;                  // the verdict metric's mean over images and model steps
-    std::string step;                  // "mean over N steps"
+    double value = 0;                  // the verdict metric at the verdict's step (mean over images)
+    std::string step;                  // the step's name ("fc") or "mean over N steps"
     bool data_passes = false;          // same rule against the shuffled-label model (if given)
     double data_value = 0;
 };
@@ -122,6 +125,7 @@ struct SanityReport {
     std::vector<std::vector<std::array<SimilarityStats, 4>>> similarity;
     std::vector<SanityVerdict> verdicts;   // per method
     std::string verdict_metric;
+    std::string verdict_on;
     double threshold = 0;
     bool independent = false;
     // For the picture grid: the first image and each method's final map at the original model
@@ -134,6 +138,10 @@ struct SanityReport {
 // Runs the checks. Throws Error for an unreadable model or input, a model without parameters,
 // fewer than 2 images, an unknown method (UsageError).
 SanityReport run_sanity(const SanityOptions& options, const Progress& progress = {});
+// The verdicts of report.similarity (steps, methods and similarity filled) by the rule of
+// SanityOptions; UsageError for an unknown verdict_on or metric.
+std::vector<SanityVerdict> sanity_verdicts(const SanityReport& report, const std::string& verdict_metric,
+                                           const std::string& verdict_on, double threshold);
 // The report as JSON (sanity.json) and as a text table (method x step x metric, then verdicts).
 nlohmann::json sanity_json(const SanityReport& report);
 std::string sanity_table(const SanityReport& report);

@@ -111,6 +111,16 @@ struct Snapshot {
     }
 };
 
+std::string verdict_rule(const SanityReport& r) {
+    if (r.verdict_on == "curve")
+        return fmt::format("passes when the {} similarity to the original maps, averaged over images and over the "
+                           "model-randomisation steps, is below {}; fails when it stays at or above",
+                           r.verdict_metric, r.threshold);
+    return fmt::format("passes when the {} similarity to the original maps, averaged over images, is below {} once "
+                       "the top block (the logits layer) is re-initialised; fails when it stays at or above",
+                       r.verdict_metric, r.threshold);
+}
+
 }  // namespace
 
 SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
@@ -118,7 +128,9 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
     // Everything that can be checked is checked before any model runs.
     if (o.methods.empty()) throw UsageError("--method: give at least one method");
     for (const auto& key : o.methods) find_method(key);
-    const int verdict_index = metric_index(o.verdict_metric);
+    metric_index(o.verdict_metric);  // unknown names fail before any model runs
+    if (o.verdict_on != "top" && o.verdict_on != "curve")
+        throw UsageError(fmt::format("--verdict-on: '{}' is not top or curve", o.verdict_on));
     std::vector<fs::path> inputs = list_inputs(o.input, true);
     if (o.max_images > 0 && static_cast<int>(inputs.size()) > o.max_images) inputs.resize(o.max_images);
     if (inputs.size() < 2)
@@ -145,6 +157,7 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
     SanityReport r;
     r.methods = o.methods;
     r.verdict_metric = o.verdict_metric;
+    r.verdict_on = o.verdict_on;
     r.threshold = o.threshold;
     r.independent = o.independent;
     r.display = items.front().display.clone();
@@ -219,29 +232,42 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
         r.first_maps.back().assign(1 + r.steps.size(), edges.front());
     }
 
-    // The verdict reads the whole randomisation curve: the mean similarity over the model steps
-    // (for cascading, the area under the curve). A method that only changes once the first
-    // layers are re-initialised keeps a high mean, as Guided Backprop in the paper's Fig. 2.
+    r.verdicts = sanity_verdicts(r, o.verdict_metric, o.verdict_on, o.threshold);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+    return r;
+}
+
+// "top" reads the first model step: once the logits layer is random the model computes another
+// function of the same features, so a map that explains the model's decision must change
+// there; a map that stays the same is explained by the input and the architecture (an edge
+// detector's behaviour). "curve" averages every model step (a method that only changes once
+// the first layers are re-initialised keeps a high mean, as Guided Backprop in the paper).
+std::vector<SanityVerdict> sanity_verdicts(const SanityReport& r, const std::string& verdict_metric,
+                                           const std::string& verdict_on, double threshold) {
+    const int k = metric_index(verdict_metric);
+    if (verdict_on != "top" && verdict_on != "curve")
+        throw UsageError(fmt::format("--verdict-on: '{}' is not top or curve", verdict_on));
+    std::vector<SanityVerdict> verdicts;
     for (std::size_t m = 0; m < r.methods.size(); ++m) {
         SanityVerdict v;
         std::size_t model_steps = 0;
         for (std::size_t s = 0; s < r.steps.size(); ++s) {
-            double value = r.similarity[m][s][verdict_index].mean;
+            const double value = r.similarity[m][s][k].mean;
             if (r.steps[s].data) {
                 v.data_value = value;
-                v.data_passes = value < o.threshold;
-            } else {
+                v.data_passes = value < threshold;
+            } else if (verdict_on == "curve" || model_steps == 0) {
                 v.value += value;
+                if (model_steps == 0) v.step = r.steps[s].name;
                 ++model_steps;
             }
         }
         if (model_steps > 0) v.value /= static_cast<double>(model_steps);
-        v.step = fmt::format("mean over {} steps", model_steps);
-        v.passes = v.value < o.threshold;
-        r.verdicts.push_back(v);
+        if (verdict_on == "curve") v.step = fmt::format("mean over {} steps", model_steps);
+        v.passes = model_steps > 0 && v.value < threshold;
+        verdicts.push_back(v);
     }
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
-    return r;
+    return verdicts;
 }
 
 json sanity_json(const SanityReport& r) {
@@ -269,10 +295,8 @@ json sanity_json(const SanityReport& r) {
             {"targets", r.targets},
             {"steps", steps},
             {"metrics", kSimilarityMetrics},
-            {"verdict_rule",
-             fmt::format("passes when the {} similarity to the original maps, averaged over images and over "
-                         "the model-randomisation steps, is below {}; fails when it stays at or above",
-                         r.verdict_metric, r.threshold)},
+            {"verdict_rule", verdict_rule(r)},
+            {"verdict_on", r.verdict_on},
             {"threshold", r.threshold},
             {"verdict_metric", r.verdict_metric},
             {"methods", methods},
@@ -289,8 +313,7 @@ std::string sanity_table(const SanityReport& r) {
             for (const auto& st : r.similarity[m][s]) out += fmt::format(" {:>7.3f} ± {:<5.3f}", st.mean, st.std);
             out += "\n";
         }
-    out += fmt::format("\nverdict: passes when the mean {} over images and randomisation steps is below {}\n", r.verdict_metric,
-                       r.threshold);
+    out += "\nverdict: " + verdict_rule(r) + "\n";
     const bool has_data = !r.steps.empty() && r.steps.back().data;
     for (std::size_t m = 0; m < r.methods.size(); ++m) {
         const SanityVerdict& v = r.verdicts[m];
