@@ -12,6 +12,7 @@
 #include "sightline/crf.hpp"
 
 using namespace sightline;
+using detail::LatticeVertex;
 using detail::PairwiseKernel;
 using detail::PermutohedralLattice;
 using detail::ThreadPool;
@@ -208,6 +209,53 @@ TEST(LatticeTwin, BuildDoesNotDependOnThreadCount) {
             EXPECT_EQ(a.vertices(i)[r].point, b.vertices(i)[r].point);
             EXPECT_EQ(a.vertices(i)[r].weight, b.vertices(i)[r].weight);
         }
+}
+
+// The filter spelled out serially, the peer's way: scatter pixel by pixel (each adding to its
+// d+1 points in turn), blur axis by axis, slice. The lattice splats in two phases on several
+// threads (each thread's share of the pixels into the points it owns, then the later shares'
+// contributions to earlier points); its bits must be the serial ones.
+TEST(LatticeTwin, MultiThreadedFilterEqualsTheSerialScatterBlurSlice) {
+    const cv::Mat image = tiny_image(40, 30, 13);
+    const int n = image.rows * image.cols, channels = 8;
+    const std::vector<float> in = random_rows(n, channels, 21);
+    for (int dim : {2, 5}) {
+        std::vector<float> f = case_features(dim, image);
+        for (int threads : {1, 2, 3, 4}) {
+            SCOPED_TRACE(::testing::Message() << "dim " << dim << ", threads " << threads);
+            ThreadPool pool(threads);
+            PermutohedralLattice lattice;
+            lattice.build(f.data(), n, dim, pool);
+            if (threads > 1) EXPECT_GT(lattice.splat_tail_count(), 0);  // the second phase is exercised
+            const int m = lattice.points(), d1 = dim + 1;
+            std::vector<float> values(size_t(m + 1) * channels, 0.f), blurred(values.size(), 0.f);
+            for (int i = 0; i < n; ++i)
+                for (int r = 0; r < d1; ++r) {
+                    const LatticeVertex v = lattice.vertices(i)[r];
+                    for (int c = 0; c < channels; ++c) values[size_t(v.point) * channels + c] += v.weight * in[i * channels + c];
+                }
+            for (int axis = 0; axis <= dim; ++axis) {
+                for (int p = 0; p < m; ++p) {
+                    auto [minus, plus] = lattice.neighbours(p, axis);
+                    for (int c = 0; c < channels; ++c)
+                        blurred[size_t(p) * channels + c] =
+                            values[size_t(p) * channels + c] +
+                            0.5f * (values[size_t(minus) * channels + c] + values[size_t(plus) * channels + c]);
+                }
+                std::swap(values, blurred);
+            }
+            const float alpha = 1.0f / (1 + std::pow(2.0f, static_cast<float>(-dim)));
+            std::vector<float> serial(size_t(n) * channels, 0.f), out(serial.size());
+            for (int i = 0; i < n; ++i)
+                for (int r = 0; r < d1; ++r) {
+                    const LatticeVertex v = lattice.vertices(i)[r];
+                    for (int c = 0; c < channels; ++c)
+                        serial[i * channels + c] += (v.weight * alpha) * values[size_t(v.point) * channels + c];
+                }
+            lattice.filter(in.data(), out.data(), channels, pool);
+            EXPECT_EQ(out, serial);
+        }
+    }
 }
 
 // Mean-field with exact O(N^2) kernels, in double: the lattice CRF must give the same labels.
