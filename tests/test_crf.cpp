@@ -257,4 +257,11 @@ TEST(CrfInput, NanUnaryIsRefused) {
     std::vector<float> u(24, 1.f);
     u[7] = std::nanf("");
     EXPECT_EQ(expect_error([&] { crf.infer(u, 2); }), "dense CRF: unary energies contain NaN");
+    // 21 labels take the 8 x 8 block transpose (with AVX2) for the first 8 pixels of 12, and
+    // the pixel-by-pixel loop for the rest: a NaN in either is found.
+    for (size_t at : {size_t(5 * 12 + 3), size_t(20 * 12 + 10)}) {
+        std::vector<float> u21(21 * 12, 1.f);
+        u21[at] = std::nanf("");
+        EXPECT_EQ(expect_error([&] { crf.infer(u21, 21); }), "dense CRF: unary energies contain NaN") << at;
+    }
 }

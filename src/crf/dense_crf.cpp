@@ -103,6 +103,74 @@ SIGHTLINE_TARGET_AVX2 void initial_q_avx2(const float* neg_unary, float* q, int 
     initial_q<Vec8, B>(neg_unary, q, stride, begin, end);
 }
 
+// In place: r[j][i] becomes r[i][j] (8 x 8 floats; unpack, shuffle, swap halves).
+SIGHTLINE_INLINE void transpose8(Vec8* r) {
+    Vec8 t[8], u[8];
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = __builtin_shufflevector(r[j], r[j + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[j + 1] = __builtin_shufflevector(r[j], r[j + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int j = 0; j < 8; j += 4)
+        for (int h = 0; h < 2; ++h) {
+            u[j + 2 * h] = __builtin_shufflevector(t[j + h], t[j + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[j + 2 * h + 1] = __builtin_shufflevector(t[j + h], t[j + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    for (int j = 0; j < 4; ++j) {
+        r[j] = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        r[j + 4] = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
+// -U (K x n planes) to rows of `stride` (8 | stride) for pixels [begin, end), clamped to
+// +-1e30, padding labels kPadLogit, in 8 x 8 blocks. Returns whether some energy is NaN.
+// The same values as the scalar loop in infer() (negation and clamp are exact).
+SIGHTLINE_TARGET_AVX2 bool planar_to_rows_avx2(const float* unary, int k_count, int64_t n, int stride, float* out,
+                                               int64_t begin, int64_t end) {
+    typedef Simd<Vec8>::Int Mask;
+    const Vec8 lo = splat<Vec8>(kPadLogit), hi = splat<Vec8>(-kPadLogit);
+    Mask nan = {};
+    int64_t i = begin;
+    for (; i + 8 <= end; i += 8)
+        for (int k0 = 0; k0 < stride; k0 += 8) {
+            Vec8 r[8];
+            for (int j = 0; j < 8; ++j) {
+                if (k0 + j >= k_count) {
+                    r[j] = lo;
+                    continue;
+                }
+                const Vec8 e = -detail::load<Vec8>(unary + (k0 + j) * n + i);
+                nan |= e != e;
+                r[j] = e < lo ? lo : (hi < e ? hi : e);  // std::clamp
+            }
+            transpose8(r);
+            for (int p = 0; p < 8; ++p) detail::store<Vec8>(out + (i + p) * stride + k0, r[p]);
+        }
+    bool any = false;
+    for (int l = 0; l < 8; ++l) any = any || nan[l];
+    for (; i < end; ++i)
+        for (int k = 0; k < stride; ++k) {
+            const float e = k < k_count ? -unary[k * n + i] : kPadLogit;
+            any = any || std::isnan(e);
+            out[i * stride + k] = std::clamp(e, kPadLogit, -kPadLogit);
+        }
+    return any;
+}
+
+// Rows of `stride` (8 | stride) to K x n planes for pixels [begin, end).
+SIGHTLINE_TARGET_AVX2 void rows_to_planar_avx2(const float* q, int k_count, int64_t n, int stride, float* out,
+                                               int64_t begin, int64_t end) {
+    int64_t i = begin;
+    for (; i + 8 <= end; i += 8)
+        for (int k0 = 0; k0 < k_count; k0 += 8) {
+            Vec8 r[8];
+            for (int p = 0; p < 8; ++p) r[p] = detail::load<Vec8>(q + (i + p) * stride + k0);
+            transpose8(r);
+            for (int j = 0; j < 8 && k0 + j < k_count; ++j) detail::store<Vec8>(out + (k0 + j) * n + i, r[j]);
+        }
+    for (; i < end; ++i)
+        for (int k = 0; k < k_count; ++k) out[k * n + i] = q[i * stride + k];
+}
+
 // fn(rows of a)[begin, end) and fn(rows of b) over the concatenation of both ranges, as one
 // parallel region (one barrier instead of two).
 template <class FA, class FB>
@@ -209,6 +277,10 @@ void DenseCrf::infer(const float* unary, int num_labels, float* q_out, int itera
     // refused.
     std::atomic<bool> has_nan{false};
     s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
+        if (lanes == 8) {
+            if (planar_to_rows_avx2(unary, k_count, n, stride, s.neg_unary.data(), begin, end)) has_nan = true;
+            return;
+        }
         for (int64_t tile = begin; tile < end; tile += 64) {
             const int64_t tile_end = std::min(end, tile + 64);
             for (int k = 0; k < stride; ++k)
@@ -229,6 +301,7 @@ void DenseCrf::infer(const float* unary, int num_labels, float* q_out, int itera
     });
     for (int it = 0; it < iterations; ++it) s.iterate(k_count);
     s.pool.parallel_for(n, 4096, [&](int64_t begin, int64_t end) {
+        if (lanes == 8) return rows_to_planar_avx2(s.q.data(), k_count, n, stride, q_out, begin, end);
         for (int64_t tile = begin; tile < end; tile += 64)
             for (int k = 0; k < k_count; ++k)
                 for (int64_t i = tile; i < std::min(end, tile + 64); ++i) q_out[k * n + i] = s.q[i * stride + k];
