@@ -67,8 +67,9 @@ SIGHTLINE_INLINE void update_pixels(const PixelUpdate& a, int64_t begin, int64_t
     constexpr int64_t kAhead = 4;  // pixels
     for (int64_t i = begin; i < end; ++i) {
         if (i + kAhead < end) a.bilateral.lattice.prefetch_slice(static_cast<int>(i + kAhead));
-        a.gaussian.lattice.slice_into<V, B>(static_cast<int>(i), sg);
-        a.bilateral.lattice.slice_into<V, B>(static_cast<int>(i), sb);
+        // Dimensions 2 (position) and 5 (position, colour), as set_image builds them.
+        a.gaussian.lattice.slice_into<V, B, 2>(static_cast<int>(i), sg);
+        a.bilateral.lattice.slice_into<V, B, 5>(static_cast<int>(i), sb);
         const V ng = splat<V>(a.gaussian.norm[i]), nbl = splat<V>(a.bilateral.norm[i]);
         const float* u = a.neg_unary + i * a.stride;
         for (int b = 0; b < nb; ++b) {

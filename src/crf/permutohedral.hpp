@@ -83,22 +83,23 @@ public:
     // known at run time), inline for callers that fuse their per-pixel update. The peer
     // scales each term as (w * value) * alpha for 1-2 labels and as (w * alpha) * value (its
     // SSE path) for more.
-    template <class V, int B>
+    // D: the lattice's dimension if known at compile time (loops unrolled), else 0.
+    template <class V, int B, int D = 0>
     SIGHTLINE_INLINE void slice_into(int pixel, V* acc) const {
         constexpr int L = Simd<V>::lanes;
-        const int nb = B ? B : channels_ / L, c = channels_;
-        const LatticeVertex* v = vertices_.data() + int64_t(pixel) * (d_ + 1);
+        const int nb = B ? B : channels_ / L, c = B ? L * B : channels_, d = D ? D : d_;
+        const LatticeVertex* v = vertices_.data() + int64_t(pixel) * (d + 1);
         const float* values = values_[current_].data();
         for (int b = 0; b < nb; ++b) acc[b] = splat<V>(0.f);
         if (scalar_order_) {
             const V a = splat<V>(alpha_);
-            for (int r = 0; r <= d_; ++r) {
+            for (int r = 0; r <= d; ++r) {
                 const float* l = values + int64_t(v[r].point) * c;
                 const V w = splat<V>(v[r].weight);
                 for (int b = 0; b < nb; ++b) acc[b] += w * load<V>(l + L * b) * a;
             }
         } else {
-            for (int r = 0; r <= d_; ++r) {
+            for (int r = 0; r <= d; ++r) {
                 const float* l = values + int64_t(v[r].point) * c;
                 const V w = splat<V>(v[r].weight * alpha_);
                 for (int b = 0; b < nb; ++b) acc[b] += w * load<V>(l + L * b);
