@@ -183,7 +183,13 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
         step.randomised.push_back(it->name);
         r.steps.push_back(step);
     }
-    if (shuffled) r.steps.push_back({"data: " + o.random_model.filename().string(), {}, true});
+    if (shuffled) {
+        // The folder too: `train classify` names every model model.pt.
+        const fs::path& m = o.random_model;
+        const std::string name = m.has_parent_path() ? (m.parent_path().filename() / m.filename()).string()
+                                                     : m.filename().string();
+        r.steps.push_back({"data: " + name, {}, true});
+    }
 
     const std::size_t total = 1 + r.steps.size();
     std::size_t done = 0;
