@@ -65,19 +65,31 @@ SIGHTLINE_INLINE void update_pixels(const PixelUpdate& a, int64_t begin, int64_t
     const V wg = splat<V>(a.gaussian.weight), wb = splat<V>(a.bilateral.weight);
     V sg[B ? B : detail::kMaxBlocks], sb[B ? B : detail::kMaxBlocks], l[B ? B : detail::kMaxBlocks];
     constexpr int64_t kAhead = 4;  // pixels
-    for (int64_t i = begin; i < end; ++i) {
-        if (i + kAhead < end) a.bilateral.lattice.prefetch_slice(static_cast<int>(i + kAhead));
-        // Dimensions 2 (position) and 5 (position, colour), as set_image builds them.
-        a.gaussian.lattice.slice_into<V, B, 2>(static_cast<int>(i), sg);
-        a.bilateral.lattice.slice_into<V, B, 5>(static_cast<int>(i), sb);
-        const V ng = splat<V>(a.gaussian.norm[i]), nbl = splat<V>(a.bilateral.norm[i]);
-        const float* u = a.neg_unary + i * a.stride;
-        for (int b = 0; b < nb; ++b) {
-            l[b] = detail::load<V>(u + L * b) + wg * (sg[b] * ng);
-            l[b] = l[b] + wb * (sb[b] * nbl);
+    // In runs of pixels: first the logits into the output rows, then the softmax of each row
+    // (still in L1). A pixel's softmax is a long chain of dependent steps; in a loop of
+    // softmaxes alone the next pixel's chain fits in the out-of-order window and overlaps.
+    constexpr int64_t kRun = 32;
+    for (int64_t run = begin; run < end; run += kRun) {
+        const int64_t run_end = std::min(end, run + kRun);
+        for (int64_t i = run; i < run_end; ++i) {
+            if (i + kAhead < end) a.bilateral.lattice.prefetch_slice(static_cast<int>(i + kAhead));
+            // Dimensions 2 (position) and 5 (position, colour), as set_image builds them.
+            a.gaussian.lattice.slice_into<V, B, 2>(static_cast<int>(i), sg);
+            a.bilateral.lattice.slice_into<V, B, 5>(static_cast<int>(i), sb);
+            const V ng = splat<V>(a.gaussian.norm[i]), nbl = splat<V>(a.bilateral.norm[i]);
+            const float* u = a.neg_unary + i * a.stride;
+            for (int b = 0; b < nb; ++b) {
+                l[b] = detail::load<V>(u + L * b) + wg * (sg[b] * ng);
+                l[b] = l[b] + wb * (sb[b] * nbl);
+                detail::store<V>(a.q_next + i * a.stride + L * b, l[b]);
+            }
         }
-        softmax(l, nb);
-        for (int b = 0; b < nb; ++b) detail::store<V>(a.q_next + i * a.stride + L * b, l[b]);
+        for (int64_t i = run; i < run_end; ++i) {
+            float* row = a.q_next + i * a.stride;
+            for (int b = 0; b < nb; ++b) l[b] = detail::load<V>(row + L * b);
+            softmax(l, nb);
+            for (int b = 0; b < nb; ++b) detail::store<V>(row + L * b, l[b]);
+        }
     }
 }
 
