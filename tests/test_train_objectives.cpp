@@ -129,6 +129,25 @@ TEST(MixupCam, ConcentrationKnownAnswers) {
     EXPECT_EQ(feature_concentration_loss(a, f, t({0}, {1, 1})).item<double>(), 0.0);
 }
 
+TEST(MixupCam, ConcentrationCannotBeLoweredBySuppressingTheResponse) {
+    // Regression: with a gradient through the response R, the way down was to push every class
+    // map below 0 (R = 0, term 0): trained from scratch, Mixup-CAM ended with no positive
+    // class-map entry, i.e. empty CAMs. The term must only move the features.
+    torch::manual_seed(5);
+    torch::Tensor a = torch::relu(torch::randn({2, 4, 3, 5})).set_requires_grad(true);
+    torch::Tensor f = torch::randn({2, 3, 3, 5}).set_requires_grad(true);
+    torch::Tensor y = t({1, 0, 1, 0, 1, 1}, {2, 3});
+    torch::Tensor loss = feature_concentration_loss(a, f, y);
+    ASSERT_GT(loss.item<double>(), 0.05);
+    loss.backward();
+    EXPECT_TRUE(!f.grad().defined() || f.grad().abs().max().item<double>() == 0.0);
+    ASSERT_TRUE(a.grad().defined());
+    EXPECT_GT(a.grad().abs().max().item<double>(), 0.0);
+    // A response pushed below zero everywhere would have scored 0; the term does not reward it
+    // through the gradient (checked above), and the value of the suppressed map is 0 as before.
+    EXPECT_NEAR(feature_concentration_loss(a, -torch::relu(f.detach()), y).item<double>(), 0.0, 1e-6);
+}
+
 TEST(MixupCam, ConcentrationMatchesPlainLoops) {
     // Slow twin: the expanded formula against the definition, term by term.
     torch::manual_seed(3);

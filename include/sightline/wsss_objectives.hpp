@@ -43,7 +43,9 @@ torch::Tensor sigmoid_entropy(const torch::Tensor& logits);
 // Feature-level concentration: for every (image b, class k) with y[b,k] > 0, R = ReLU(F[b,k])
 // normalised to sum 1 over positions, f = A[b] L2-normalised over channels at each position,
 // m = sum_u R(u) f(u), term = sum_u R(u) |f(u) - m|^2 (the response-weighted feature variance,
-// 0 .. 4); the loss is the mean of the terms (0 when no class is labelled).
+// 0 .. 4); the loss is the mean of the terms (0 when no class is labelled). R is a constant
+// weight (no gradient flows into F): the term shapes the features under the response, and cannot
+// be lowered by suppressing the response (F <= 0 everywhere would make it 0).
 // A [B,C,h,w], F [B,K,h,w], y [B,K].
 torch::Tensor feature_concentration_loss(const torch::Tensor& activations, const torch::Tensor& class_maps,
                                          const torch::Tensor& targets);

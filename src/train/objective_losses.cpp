@@ -63,8 +63,11 @@ torch::Tensor feature_concentration_loss(const torch::Tensor& activations, const
     const int64_t b = activations.size(0), c = activations.size(1), k = class_maps.size(1);
     torch::Tensor f = torch::nn::functional::normalize(activations.reshape({b, c, -1}),
                                                        torch::nn::functional::NormalizeFuncOptions().dim(1));
-    torch::Tensor r = torch::relu(class_maps.reshape({b, k, -1}));
-    r = r / (r.sum(2, true) + 1e-5);                     // [B,K,N], each row sums to ~1
+    // R is a constant weight (detached): with gradient through R, the term is lowered to 0 by
+    // making every class map negative (R = 0), i.e. by erasing the CAMs the seeds come from —
+    // what training from scratch did (no positive class-map entry left after 20 epochs).
+    torch::Tensor r = torch::relu(class_maps.detach().reshape({b, k, -1}));
+    r = r / (r.sum(2, true) + 1e-5);                     // [B,K,N], each row sums to ~1 (or 0)
     torch::Tensor centre = torch::bmm(r, f.transpose(1, 2));  // [B,K,C]
     // sum_u R |f - m|^2 = sum_u R |f|^2 - 2 m . sum_u R f + |m|^2 sum_u R, with |f| = 1 (or 0).
     torch::Tensor f2 = (f * f).sum(1, true);             // [B,1,N]
