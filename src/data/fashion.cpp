@@ -11,9 +11,9 @@
 #include <opencv2/imgproc.hpp>
 
 #include "layout.hpp"
-#include "parallel.hpp"
 #include "sightline/data.hpp"
 #include "sightline/palette.hpp"
+#include "sightline/parallel.hpp"
 #include "textures.hpp"
 
 namespace sightline {
@@ -188,7 +188,7 @@ GenerationSummary generate_fashion(const fs::path& out, const FashionOptions& o,
     std::mutex progress_mutex;
     std::size_t done = 0;
 
-    detail::parallel_for(items.size(), o.threads, [&](std::size_t i) {
+    detail::parallel_for_each(items.size(), o.threads, [&](std::size_t i, int) {
         const Split& split = *items[i].first;
         const Rng rng(mix_seed(mix_seed(o.seed ^ 0xfa5410ULL, split.code), static_cast<uint64_t>(items[i].second)));
         Composite c = compose(*split.set, split.first, split.count, o.size, rng);

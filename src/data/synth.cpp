@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "layout.hpp"
-#include "parallel.hpp"
 #include "shapes.hpp"
 #include "sightline/data.hpp"
 #include "sightline/palette.hpp"
+#include "sightline/parallel.hpp"
 #include "textures.hpp"
 
 namespace sightline {
@@ -229,7 +229,7 @@ GenerationSummary generate_synth(const fs::path& out, const SynthOptions& o, con
     std::mutex progress_mutex;
     std::size_t done = 0;
 
-    detail::parallel_for(items.size(), o.threads, [&](std::size_t item) {
+    detail::parallel_for_each(items.size(), o.threads, [&](std::size_t item, int) {
         const Split& split = *items[item].first;
         const int index = items[item].second;
         const Rng rng(mix_seed(mix_seed(o.seed, split.code), static_cast<uint64_t>(index)));

@@ -6,9 +6,9 @@
 
 #include <fmt/format.h>
 
-#include "evaluate/parallel.hpp"
 #include "sightline/evaluate.hpp"
 #include "sightline/palette.hpp"
+#include "sightline/parallel.hpp"
 
 namespace sightline {
 

@@ -1,20 +1,21 @@
 // The segmentation training loop: the classifier trainer's machinery (BatchLoader with masks,
 // learning_rate schedules, atomic checkpoints with exact resume) around a U-Net, with
 // cross-entropy (ignore 255) + optional Dice, and per-epoch val mIoU from evaluate.hpp's
-// confusion matrix. Bookkeeping sits in helpers so the loop reads like the recipe.
-#include <chrono>
-#include <atomic>
+// confusion matrix. The bookkeeping both trainers share (run folder, progress, optimiser,
+// steps) is in train/loop_support.hpp and train/run_folder.hpp, so the loop reads like the recipe.
+#include <algorithm>
 #include <cmath>
-#include <mutex>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "segment/segment_detail.hpp"
+#include "sightline/parallel.hpp"
 #include "sightline/train.hpp"
 #include "train/checkpoint.hpp"
+#include "train/loop_support.hpp"
+#include "train/run_folder.hpp"
 
 namespace sightline {
 
@@ -22,21 +23,12 @@ using nlohmann::json;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 void validate(const SegmentTrainOptions& o) {
     find_segmentation_architecture(o.arch);
     auto check = [](bool ok, const std::string& m) {
         if (!ok) throw UsageError(m);
     };
-    check(o.optimizer == "sgd" || o.optimizer == "adamw",
-          fmt::format("unknown optimizer '{}' (choices: sgd, adamw)", o.optimizer));
-    check(o.schedule == "cosine" || o.schedule == "poly",
-          fmt::format("unknown schedule '{}' (choices: cosine, poly)", o.schedule));
-    check(o.epochs >= 1, fmt::format("--epochs must be >= 1, got {}", o.epochs));
-    check(o.batch >= 2, fmt::format("--batch must be >= 2 (BatchNorm needs two images), got {}", o.batch));
-    check(o.lr >= 0, fmt::format("--lr must be >= 0, got {}", o.lr));
+    detail::check_optimisation_options(o.optimizer, o.schedule, o.epochs, o.batch, o.lr);
     check(o.dice >= 0, fmt::format("--dice must be >= 0, got {}", o.dice));
     check(o.scale_min > 0 && o.scale_min <= o.scale_max,
           fmt::format("--scale needs 0 < MIN <= MAX, got {},{}", o.scale_min, o.scale_max));
@@ -59,52 +51,18 @@ SegArchOptions arch_options(const SegmentTrainOptions& o, int64_t classes) {
 
 // The options that decide a run's numbers, keyed by CLI flag; a resume must match them all.
 json run_options(const SegmentTrainOptions& o, int64_t input_size) {
-    json j;
+    json j = detail::shared_run_options(o, input_size);
     j["task"] = "segment";
-    j["arch"] = o.arch;
     j["base"] = o.base;
     j["depth"] = o.depth;
     j["upsample"] = o.upsample;
     j["blocks"] = o.blocks;
-    j["input-size"] = input_size;
     j["masks"] = o.masks.string();
-    j["epochs"] = o.epochs;
-    j["batch"] = o.batch;
-    j["optimizer"] = o.optimizer;
-    j["lr"] = o.lr;
-    j["momentum"] = o.momentum;
-    j["weight-decay"] = o.weight_decay;
-    j["schedule"] = o.schedule;
-    j["warmup-epochs"] = o.warmup_epochs;
     j["dice"] = o.dice;
     j["class-weights"] = o.class_weights;
-    j["flip"] = o.flip;
     j["scale"] = {o.scale_min, o.scale_max};
-    j["jitter"] = o.jitter;
-    j["train-split"] = o.train_split;
-    j["seed"] = o.seed;
     return j;
 }
-
-void check_resume_matches(const fs::path& checkpoint, const json& saved, const json& wanted) {
-    const json& old = saved.at("options");
-    for (const auto& [flag, value] : wanted.items())
-        if (!old.contains(flag) || old[flag] != value)
-            throw Error(fmt::format("{}: the checkpoint was made with --{} {}, this run has --{} {} (resume with the "
-                                    "same options)",
-                                    checkpoint.string(), flag, old.contains(flag) ? old[flag].dump() : "(unset)", flag,
-                                    value.dump()));
-}
-
-// As the classifier trainer: the plain interpreter, so a resumed run repeats the numbers.
-class GraphOptimizeOff {
-public:
-    GraphOptimizeOff() : old_(torch::jit::getGraphExecutorOptimize()) { torch::jit::setGraphExecutorOptimize(false); }
-    ~GraphOptimizeOff() { torch::jit::setGraphExecutorOptimize(old_); }
-
-private:
-    bool old_;
-};
 
 // Predicts every val image whole (padded to the size multiple), batching consecutive images
 // of equal size, and accumulates one confusion matrix over the split.
@@ -141,26 +99,10 @@ Metrics validate_epoch(torch::jit::Module& model, const Dataset& val, const Segm
 // Reads every sample once on `workers` threads so a bad image or mask (size mismatch, a value
 // that is neither a class nor 255, a missing mask) stops the run before anything is written.
 void check_samples(const Dataset& data, int workers, const std::string& where) {
-    std::atomic<std::size_t> next{0};
-    std::exception_ptr error;
-    std::mutex error_mutex;
-    auto work = [&] {
-        for (std::size_t i = next++; i < data.size(); i = next++) {
-            try {
-                Sample s = data.get(i);
-                if (s.mask.empty()) throw Error(fmt::format("{}: image '{}' has no mask", where, s.id));
-            } catch (...) {
-                std::lock_guard<std::mutex> lock(error_mutex);
-                if (!error) error = std::current_exception();
-                next = data.size();
-            }
-        }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < std::max(1, workers); ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
-    if (error) std::rethrow_exception(error);
+    detail::parallel_for_each(data.size(), std::max(1, workers), [&](std::size_t i, int) {
+        Sample s = data.get(i);
+        if (s.mask.empty()) throw Error(fmt::format("{}: image '{}' has no mask", where, s.id));
+    });
 }
 
 json nan_to_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
@@ -181,18 +123,11 @@ json metrics_json(const SegmentEpochMetrics& m) {
     return j;
 }
 
+// One line per epoch (keys sorted, as json stores them).
 std::string metrics_file(const json& history) {
     std::string text;
     for (const json& line : history) text += line.dump() + "\n";
     return text;
-}
-
-std::string module_bytes(torch::jit::Module& model) {
-    model.eval();
-    std::ostringstream bytes;
-    model.save(bytes);
-    model.train();
-    return bytes.str();
 }
 
 }  // namespace
@@ -235,37 +170,22 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
                                      o.arch, input_size));
 
     // The run folder: refuse to overwrite, check a resume matches, before writing anything.
-    const fs::path checkpoint = o.out / "checkpoint" / "checkpoint.pt";
+    const fs::path checkpoint = detail::checkpoint_path(o.out);
     const json options_json = run_options(o, input_size);
-    json meta;
-    if (o.resume) {
-        meta = detail::read_checkpoint_meta(checkpoint);
-        check_resume_matches(checkpoint, meta, options_json);
-    } else {
-        for (const fs::path& existing : {checkpoint, o.out / "model.pt"})
-            if (fs::exists(existing))
-                throw Error(fmt::format("{}: a run exists here; pass --resume to continue it or choose another --out",
-                                        existing.string()));
-    }
-    ensure_writable_dir(o.out);
-    ensure_writable_dir(o.out / "checkpoint");
+    const json meta = detail::open_run_folder(o.out, o.resume, [&](const fs::path& path, const json& saved) {
+        detail::check_options_match(path, saved, options_json, detail::FlagValues::kJson);
+    });
 
     at::set_num_threads(o.threads);
-    GraphOptimizeOff plain_interpreter;
+    detail::GraphOptimizeOff plain_interpreter;
     torch::jit::Module model = build_segmentation_model(o.arch, arch);
     LoaderOptions loader_options;
     SegmentModelCard card{o.arch, input_size, multiple, train.class_names(), loader_options.mean, loader_options.std};
     attach_segment_model_card(model, card);
     const double lr = o.lr > 0 ? o.lr : (o.optimizer == "sgd" ? 0.01 : 0.002);
     const double weight_decay = o.weight_decay >= 0 ? o.weight_decay : 1e-4;
-    std::vector<torch::Tensor> params;
-    for (const auto& p : model.parameters(true)) params.push_back(p);
-    std::unique_ptr<torch::optim::Optimizer> optimizer;
-    if (o.optimizer == "sgd")
-        optimizer = std::make_unique<torch::optim::SGD>(
-            params, torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(weight_decay));
-    else
-        optimizer = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
+    std::unique_ptr<torch::optim::Optimizer> optimizer =
+        detail::make_optimizer(o.optimizer, o.momentum, model, lr, weight_decay);
 
     loader_options.batch_size = o.batch;
     loader_options.input_size = input_size;
@@ -276,52 +196,34 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
     loader_options.transform = [augment](Sample& s, Rng& rng) { detail::segmentation_augment(s, augment, rng); };
     BatchLoader loader(train, loader_options);
     const int64_t steps = loader.batches_per_epoch();
-    ScheduleOptions schedule;
-    schedule.kind = o.schedule;
-    schedule.base_lr = lr;
-    schedule.total_steps = steps * o.epochs;
-    schedule.warmup_steps = static_cast<int64_t>(std::llround(o.warmup_epochs * static_cast<double>(steps)));
+    const ScheduleOptions schedule = detail::make_schedule(o.schedule, lr, steps, o.epochs, o.warmup_epochs);
     const SegLossOptions loss_options{o.dice, o.class_weights};
 
     // State: fresh, or from the checkpoint.
-    int64_t epoch = 0, step_in_epoch = 0, global_step = 0, best_epoch = 0;
+    detail::RunProgress progress;
+    int64_t best_epoch = 0;
     double best_miou = kUndefinedMetric;
-    json history = json::array();
-    double partial_loss = 0.0, partial_seconds = 0.0, partial_wait = 0.0;
     if (o.resume) {
         detail::load_checkpoint_state(checkpoint, model, *optimizer);
-        epoch = meta.at("epochs_done").get<int64_t>();
-        step_in_epoch = meta.at("step_in_epoch").get<int64_t>();
-        global_step = meta.at("global_step").get<int64_t>();
-        history = meta.at("metrics");
-        partial_loss = meta.at("partial").at("loss_sum").get<double>();
-        partial_seconds = meta.at("partial").at("seconds").get<double>();
-        partial_wait = meta.at("partial").at("wait").get<double>();
+        progress = detail::read_progress(meta);
         best_epoch = meta.at("best_epoch").get<int64_t>();
         if (best_epoch > 0) best_miou = meta.at("best_miou").get<double>();
-        if (meta.at("train_images").get<std::size_t>() != train.size() ||
-            (epoch < o.epochs && meta.at("epoch_order").get<std::vector<std::size_t>>() != loader.epoch_order(epoch)))
-            throw Error(fmt::format("{}: the saved data order differs from this data's (was the dataset changed?)",
-                                    checkpoint.string()));
+        detail::check_data_order(checkpoint, meta, train.size(), o.epochs, loader);
     }
-    SegmentTrainSetup setup{train.size(), val ? val->size() : 0, classes, input_size, steps, 0, epoch, step_in_epoch};
+    SegmentTrainSetup setup{train.size(), val ? val->size() : 0, classes, input_size, steps, 0, progress.epoch,
+                            progress.step_in_epoch};
     for (const auto& p : model.parameters(true)) setup.parameters += p.numel();
     if (on_setup) on_setup(setup);
 
-    auto save = [&](int64_t epochs_done, int64_t step, double loss_sum, double seconds, double wait) {
-        json m;
-        m["options"] = options_json;
-        m["class_names"] = card.class_names;
-        m["train_images"] = train.size();
-        m["epochs_done"] = epochs_done;
-        m["step_in_epoch"] = step;
-        m["global_step"] = global_step;
-        m["epoch_order"] = epochs_done < o.epochs ? loader.epoch_order(epochs_done) : std::vector<std::size_t>{};
-        m["metrics"] = history;
+    auto save = [&](const detail::RunProgress& at) {
+        json m = detail::checkpoint_meta(options_json, card.class_names, train.size(), at,
+                                         at.epoch < o.epochs ? loader.epoch_order(at.epoch) : std::vector<std::size_t>{});
         m["best_epoch"] = best_epoch;
         m["best_miou"] = nan_to_null(best_miou);
-        m["partial"] = {{"loss_sum", loss_sum}, {"seconds", seconds}, {"wait", wait}};
         detail::save_checkpoint(checkpoint, m, model, *optimizer, detail::PartialEpoch{});
+    };
+    const detail::LossOfBatch loss_of = [&](const Batch& batch, int64_t) {
+        return segmentation_loss(model.forward({batch.images}).toTensor(), batch.masks, loss_options);
     };
 
     SegmentTrainResult result;
@@ -329,71 +231,52 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
     result.best_miou = best_miou;
     result.best_epoch = best_epoch;
     model.train();
-    for (; epoch < o.epochs; ++epoch) {
-        const auto started = Clock::now();
-        const bool resumed = step_in_epoch > 0;
-        double loss_sum = resumed ? partial_loss : 0.0;
-        const double carried_seconds = resumed ? partial_seconds : 0.0, carried_wait = resumed ? partial_wait : 0.0;
-        double current_lr = learning_rate(schedule, global_step);
-        loader.start_epoch(epoch, step_in_epoch);
-        while (auto batch = loader.next()) {
-            current_lr = learning_rate(schedule, global_step);
-            for (auto& group : optimizer->param_groups()) group.options().set_lr(current_lr);
-            optimizer->zero_grad();
-            torch::Tensor logits = model.forward({batch->images}).toTensor();
-            torch::Tensor loss = segmentation_loss(logits, batch->masks, loss_options);
-            loss.backward();
-            optimizer->step();
-            ++global_step, ++step_in_epoch;
-            const double value = loss.item<double>();
-            loss_sum += value;
-            if (callbacks.on_step) callbacks.on_step(epoch + 1, step_in_epoch, steps, value);
-            if (step_in_epoch < steps && callbacks.stop_requested && callbacks.stop_requested()) {
-                save(epoch, step_in_epoch, loss_sum, carried_seconds + seconds_since(started),
-                     carried_wait + loader.wait_seconds());
-                result.interrupted = true;
-                result.epochs_done = epoch;
-                result.step_in_epoch = step_in_epoch;
-                return result;
-            }
+    for (; progress.epoch < o.epochs; ++progress.epoch) {
+        detail::EpochTotals totals(progress);
+        if (!detail::run_epoch_steps(loader, *optimizer, schedule, 0, loss_of, callbacks.on_step,
+                                     callbacks.stop_requested, progress, totals)) {
+            save(detail::epoch_interrupted(progress, totals.loss_sum, totals.seconds(), totals.wait(loader)));
+            result.interrupted = true;
+            result.epochs_done = progress.epoch;
+            result.step_in_epoch = progress.step_in_epoch;
+            return result;
         }
-        const double train_seconds = carried_seconds + seconds_since(started);
+        const double train_seconds = totals.seconds();
         SegmentEpochMetrics m;
-        m.epoch = epoch + 1;
+        m.epoch = progress.epoch + 1;
         m.epochs = o.epochs;
-        m.loss = loss_sum / static_cast<double>(steps);
-        m.lr = current_lr;
-        m.data_wait_share = train_seconds > 0 ? (carried_wait + loader.wait_seconds()) / train_seconds : 0.0;
+        m.loss = totals.loss_sum / static_cast<double>(steps);
+        m.lr = totals.lr;
+        m.data_wait_share = train_seconds > 0 ? totals.wait(loader) / train_seconds : 0.0;
         if (val) {
             m.val = validate_epoch(model, *val, card, o.batch, o.data.string() + " (validation)");
             m.best = !std::isnan(m.val.miou) && (best_epoch == 0 || m.val.miou > best_miou);
         }
-        m.seconds = carried_seconds + seconds_since(started);
+        m.seconds = totals.seconds();
         if (m.best) {
             best_miou = m.val.miou;
             best_epoch = m.epoch;
-            write_file_atomic(o.out / "best.pt", module_bytes(model));
+            write_file_atomic(o.out / "best.pt", detail::module_bytes(model));
         }
-        step_in_epoch = 0;
-        history.push_back(metrics_json(m));
-        save(epoch + 1, 0, 0.0, 0.0, 0.0);
-        write_file_atomic(o.out / "metrics.jsonl", metrics_file(history));
+        progress.step_in_epoch = 0;
+        progress.history.push_back(metrics_json(m));
+        save(detail::epoch_finished(progress));
+        write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history));
         result.last_val = m.val;
         if (callbacks.on_epoch) callbacks.on_epoch(m);
-        const bool stop = (callbacks.stop_requested && callbacks.stop_requested()) ||
-                          (o.stop_after_epoch > 0 && epoch + 1 == o.stop_after_epoch);
-        if (stop && epoch + 1 < o.epochs) {
+        if (detail::stop_after_epoch(callbacks.stop_requested, o.stop_after_epoch, progress.epoch + 1) &&
+            progress.epoch + 1 < o.epochs) {
             result.interrupted = true;
-            result.epochs_done = epoch + 1;
+            result.epochs_done = progress.epoch + 1;
             result.best_miou = best_miou;
             result.best_epoch = best_epoch;
             return result;
         }
     }
 
-    write_file_atomic(o.out / "model.pt", module_bytes(model));
+    write_file_atomic(o.out / "model.pt", detail::module_bytes(model));
     write_file_atomic(o.out / "model.json", segment_model_card_json(card));
-    write_file_atomic(o.out / "metrics.jsonl", metrics_file(history));
+    write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history));
     result.epochs_done = o.epochs;
     result.model = o.out / "model.pt";
     if (best_epoch > 0) result.best_model = o.out / "best.pt";

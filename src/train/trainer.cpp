@@ -1,19 +1,21 @@
 // The classifier training loop: checks everything, then epochs of steps, validation,
 // checkpoint, metrics line. Bookkeeping (options <-> JSON, checkpoint files) lives in helpers
-// below and in checkpoint.cpp so the loop reads like the recipe.
+// below, in checkpoint.cpp and, shared with the U-Net trainer, in run_folder.cpp and
+// loop_support.cpp, so the loop reads like the recipe.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "sightline/parallel.hpp"
 #include "sightline/train.hpp"
 #include "train/checkpoint.hpp"
+#include "train/loop_support.hpp"
 #include "train/objective_step.hpp"
+#include "train/run_folder.hpp"
 
 namespace sightline {
 
@@ -22,35 +24,18 @@ using detail::PartialEpoch;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 // The options that decide the numbers of a run, keyed by their CLI flag: a resume must match
 // all of them (threads and workers may change; workers never change the numbers).
 json run_options(const TrainOptions& o, int64_t input_size, Objective objective) {
-    json j;
-    j["arch"] = o.arch;
-    j["input-size"] = input_size;
+    json j = detail::shared_run_options(o, input_size);
     j["width"] = o.width;
     j["depth"] = o.depth;
     j["output-stride"] = o.output_stride;
     j["hidden"] = o.hidden;
-    j["epochs"] = o.epochs;
-    j["batch"] = o.batch;
-    j["optimizer"] = o.optimizer;
-    j["lr"] = o.lr;
-    j["momentum"] = o.momentum;
-    j["weight-decay"] = o.weight_decay;
-    j["schedule"] = o.schedule;
-    j["warmup-epochs"] = o.warmup_epochs;
     j["label-smoothing"] = o.label_smoothing;
     j["mixup"] = o.mixup;
     j["multilabel"] = objective == Objective::kMultiLabel;
     j["crop"] = o.crop;
-    j["flip"] = o.flip;
-    j["jitter"] = o.jitter;
-    j["train-split"] = o.train_split;
-    j["seed"] = o.seed;
     j["shuffle-labels"] = o.shuffle_labels;
     // Only the WSSS objectives add keys, so checkpoints made before they existed still resume.
     if (o.objective != "cam") j["objective"] = o.objective;
@@ -65,8 +50,6 @@ json run_options(const TrainOptions& o, int64_t input_size, Objective objective)
     return j;
 }
 
-std::string flag_value(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
 void check_resume_matches(const fs::path& checkpoint, const json& saved, const json& wanted) {
     const json& old = saved.at("options");
     if (old.value("arch", "") != wanted["arch"])
@@ -76,13 +59,7 @@ void check_resume_matches(const fs::path& checkpoint, const json& saved, const j
         throw Error(fmt::format("{}: the checkpoint was made with --objective {}, this run has --objective {} (resume "
                                 "with the same options)",
                                 checkpoint.string(), old.value("objective", "cam"), wanted.value("objective", "cam")));
-    for (const auto& [flag, value] : wanted.items()) {
-        if (!old.contains(flag) || old[flag] != value)
-            throw Error(fmt::format("{}: the checkpoint was made with --{} {}, this run has --{} {} (resume with "
-                                    "the same options)",
-                                    checkpoint.string(), flag, old.contains(flag) ? flag_value(old[flag]) : "(unset)",
-                                    flag, flag_value(value)));
-    }
+    detail::check_options_match(checkpoint, saved, wanted, detail::FlagValues::kBare);
 }
 
 void validate(const TrainOptions& o) {
@@ -90,13 +67,7 @@ void validate(const TrainOptions& o) {
     auto check = [](bool ok, const std::string& message) {
         if (!ok) throw UsageError(message);
     };
-    check(o.optimizer == "sgd" || o.optimizer == "adamw",
-          fmt::format("unknown optimizer '{}' (choices: sgd, adamw)", o.optimizer));
-    check(o.schedule == "cosine" || o.schedule == "poly",
-          fmt::format("unknown schedule '{}' (choices: cosine, poly)", o.schedule));
-    check(o.epochs >= 1, fmt::format("--epochs must be >= 1, got {}", o.epochs));
-    check(o.batch >= 2, fmt::format("--batch must be >= 2 (BatchNorm needs two images), got {}", o.batch));
-    check(o.lr >= 0, fmt::format("--lr must be >= 0, got {}", o.lr));
+    detail::check_optimisation_options(o.optimizer, o.schedule, o.epochs, o.batch, o.lr);
     check(o.label_smoothing >= 0 && o.label_smoothing < 1,
           fmt::format("--label-smoothing must be in [0, 1), got {}", o.label_smoothing));
     check(o.mixup >= 0, fmt::format("--mixup must be >= 0, got {}", o.mixup));
@@ -127,39 +98,9 @@ void validate(const TrainOptions& o) {
 // Every training sample's labels (reads each image once, on the loader's threads).
 std::vector<std::vector<int>> scan_labels(const Dataset& data, int workers) {
     std::vector<std::vector<int>> labels(data.size());
-    std::atomic<std::size_t> next{0};
-    std::exception_ptr error;
-    std::mutex error_mutex;
-    auto work = [&] {
-        for (std::size_t i = next++; i < labels.size(); i = next++) {
-            try {
-                labels[i] = data.get(i).labels;
-            } catch (...) {
-                std::lock_guard<std::mutex> lock(error_mutex);
-                if (!error) error = std::current_exception();
-                next = labels.size();
-            }
-        }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < std::max(1, workers); ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
-    if (error) std::rethrow_exception(error);
+    detail::parallel_for_each(data.size(), std::max(1, workers),
+                              [&](std::size_t i, int) { labels[i] = data.get(i).labels; });
     return labels;
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, torch::jit::Module& model,
-                                                        double lr, double weight_decay,
-                                                        const std::vector<torch::Tensor>& extra = {}) {
-    std::vector<torch::Tensor> params;
-    for (const auto& p : model.parameters(true)) params.push_back(p);
-    params.insert(params.end(), extra.begin(), extra.end());
-    if (o.optimizer == "sgd")
-        return std::make_unique<torch::optim::SGD>(
-            params, torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(weight_decay));
-    // Loshchilov & Hutter 2019: decoupled weight decay.
-    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
 }
 
 // Validation metric of one split: accuracy for single-label data, mAP for multi-label data.
@@ -211,18 +152,6 @@ std::string metrics_file(const json& history) {
     }
     return text;
 }
-
-// Sets a flag for the scope, restores the old value after (the graph executor's optimiser is
-// global). Training runs the plain interpreter: the profiling executor would swap graphs
-// after its first runs, and a resumed run would then not repeat the uninterrupted one.
-class GraphOptimizeOff {
-public:
-    GraphOptimizeOff() : old_(torch::jit::getGraphExecutorOptimize()) { torch::jit::setGraphExecutorOptimize(false); }
-    ~GraphOptimizeOff() { torch::jit::setGraphExecutorOptimize(old_); }
-
-private:
-    bool old_;
-};
 
 }  // namespace
 
@@ -292,27 +221,18 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     if (o.shuffle_labels) labels = shuffle_labels(std::move(labels), o.seed);
 
     // The run folder: refuse to overwrite, check a resume matches, before writing anything.
-    const fs::path checkpoint = o.out / "checkpoint" / "checkpoint.pt";
+    const fs::path checkpoint = detail::checkpoint_path(o.out);
     const json options_json = run_options(o, input_size, objective);
-    json meta;
-    if (o.resume) {
-        meta = detail::read_checkpoint_meta(checkpoint);
-        check_resume_matches(checkpoint, meta, options_json);
-        if (meta.at("train_images").get<std::size_t>() != train.size())
-            throw Error(fmt::format("{}: the checkpoint was trained on {} images, {} has {}", checkpoint.string(),
-                                    meta.at("train_images").get<std::size_t>(), where, train.size()));
-    } else {
-        for (const fs::path& existing : {checkpoint, o.out / "model.pt"})
-            if (fs::exists(existing))
-                throw Error(fmt::format("{}: a run exists here; pass --resume to continue it or choose another --out",
-                                        existing.string()));
-    }
-    ensure_writable_dir(o.out);
-    ensure_writable_dir(o.out / "checkpoint");
+    const json meta = detail::open_run_folder(o.out, o.resume, [&](const fs::path& path, const json& saved) {
+        check_resume_matches(path, saved, options_json);
+        if (saved.at("train_images").get<std::size_t>() != train.size())
+            throw Error(fmt::format("{}: the checkpoint was trained on {} images, {} has {}", path.string(),
+                                    saved.at("train_images").get<std::size_t>(), where, train.size()));
+    });
 
     // Model, optimiser, schedule.
     at::set_num_threads(o.threads);
-    GraphOptimizeOff plain_interpreter;
+    detail::GraphOptimizeOff plain_interpreter;
     ArchOptions arch_options;
     arch_options.num_classes = num_classes;
     arch_options.input_size = input_size;
@@ -333,7 +253,8 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     attach_model_card(model, card);
     const double lr = o.lr > 0 ? o.lr : (o.optimizer == "sgd" ? 0.05 : 1e-3);
     const double weight_decay = o.weight_decay >= 0 ? o.weight_decay : (o.optimizer == "sgd" ? 5e-4 : 0.05);
-    std::unique_ptr<torch::optim::Optimizer> optimizer = make_optimizer(o, model, lr, weight_decay);
+    std::unique_ptr<torch::optim::Optimizer> optimizer =
+        detail::make_optimizer(o.optimizer, o.momentum, model, lr, weight_decay);
 
     loader_options.batch_size = o.batch;
     loader_options.input_size = input_size;
@@ -346,11 +267,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     loader_options.seed = o.seed;
     BatchLoader loader(train, loader_options, labels);
     const int64_t steps = loader.batches_per_epoch();
-    ScheduleOptions schedule;
-    schedule.kind = o.schedule;
-    schedule.base_lr = lr;
-    schedule.total_steps = steps * o.epochs;
-    schedule.warmup_steps = static_cast<int64_t>(std::llround(o.warmup_epochs * static_cast<double>(steps)));
+    const ScheduleOptions schedule = detail::make_schedule(o.schedule, lr, steps, o.epochs, o.warmup_epochs);
 
     LoaderOptions eval_options = loader_options;
     eval_options.shuffle = false;
@@ -371,14 +288,13 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         attach_model_card(model, card);
         objective_step.start_subcategory_round(detail::class_map_weight(model).size(1), num_classes, sub_assignments,
                                                o.seed);
-        optimizer = make_optimizer(o, model, lr, weight_decay, {objective_step.subcategory_weight()});
+        optimizer =
+            detail::make_optimizer(o.optimizer, o.momentum, model, lr, weight_decay, {objective_step.subcategory_weight()});
     };
 
     // State: fresh, or from the checkpoint.
-    int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
-    json history = json::array();
+    detail::RunProgress progress;
     PartialEpoch partial;
-    double partial_loss = 0.0, partial_seconds = 0.0, partial_wait = 0.0;
     if (o.resume) {
         // The saved weights belong to the epoch being run, or to the last one finished.
         const int64_t saved_epoch = meta.at("step_in_epoch").get<int64_t>() > 0
@@ -390,48 +306,43 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
             objective_step.subcategory_weight().copy_(detail::read_checkpoint_extra(checkpoint, "subcategory_weight"));
         }
         partial = detail::load_checkpoint_state(checkpoint, model, *optimizer);
-        epoch = meta.at("epochs_done").get<int64_t>();
-        step_in_epoch = meta.at("step_in_epoch").get<int64_t>();
-        global_step = meta.at("global_step").get<int64_t>();
-        history = meta.at("metrics");
-        partial_loss = meta.at("partial").at("loss_sum").get<double>();
-        partial_seconds = meta.at("partial").at("seconds").get<double>();
-        partial_wait = meta.at("partial").at("wait").get<double>();
-        if (epoch < total_epochs && meta.at("epoch_order").get<std::vector<std::size_t>>() != loader.epoch_order(epoch))
-            throw Error(fmt::format("{}: the saved data order differs from this data's (was the dataset changed?)",
-                                    checkpoint.string()));
+        progress = detail::read_progress(meta);
+        detail::check_data_order(checkpoint, meta, train.size(), total_epochs, loader);
     }
-    TrainSetup setup{objective, train.size(), {}, input_size, steps, 0, epoch, step_in_epoch};
+    TrainSetup setup{objective, train.size(), {}, input_size, steps, 0, progress.epoch, progress.step_in_epoch};
     for (const auto& split : val) setup.val_images.emplace_back(split.first, split.second->size());
     for (const auto& p : model.parameters(true)) setup.parameters += p.numel();
     if (on_setup) on_setup(setup);
 
-    auto save = [&](int64_t epochs_done, int64_t step, double loss_sum, double seconds, double wait) {
-        json m;
-        m["options"] = options_json;
-        m["class_names"] = card.class_names;
+    auto save = [&](const detail::RunProgress& at) {
+        json m = detail::checkpoint_meta(options_json, card.class_names, train.size(), at,
+                                         at.epoch < total_epochs ? loader.epoch_order(at.epoch)
+                                                                 : std::vector<std::size_t>{});
         m["objective"] = objective_name(objective);
-        m["train_images"] = train.size();
-        m["epochs_done"] = epochs_done;
-        m["step_in_epoch"] = step;
-        m["global_step"] = global_step;
-        m["epoch_order"] = epochs_done < total_epochs ? loader.epoch_order(epochs_done) : std::vector<std::size_t>{};
-        m["metrics"] = history;
-        m["partial"] = {{"loss_sum", loss_sum}, {"seconds", seconds}, {"wait", wait}};
         std::vector<std::pair<std::string, torch::Tensor>> extra;
         if (objective_step.has_subcategory_head()) {
             m["subcategory_assignments"] = sub_assignments;
             extra.emplace_back("subcategory_weight", objective_step.subcategory_weight());
         }
-        detail::save_checkpoint(checkpoint, m, model, *optimizer, step > 0 ? partial : PartialEpoch{}, extra);
+        detail::save_checkpoint(checkpoint, m, model, *optimizer, at.step_in_epoch > 0 ? partial : PartialEpoch{},
+                                extra);
     };
-    auto write_metrics = [&] { write_file_atomic(o.out / "metrics.jsonl", metrics_file(history)); };
+    auto write_metrics = [&] { write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history)); };
+    // The epoch's training outputs, for its train score (and saved with an interrupted epoch).
+    std::vector<torch::Tensor> outputs, targets;
+    const detail::LossOfBatch loss_of = [&](const Batch& batch, int64_t stage_step) {
+        auto [loss, logits] = objective_step.step(model, batch, stage_step);
+        outputs.push_back(logits.detach());
+        targets.push_back(batch.targets);
+        return loss;
+    };
 
     TrainResult result;
     result.checkpoint = checkpoint;
     model.train();
-    for (; epoch < total_epochs; ++epoch) {
-        if (o.objective == "subcategory" && step_in_epoch == 0 && epoch > 0 && epoch % o.epochs == 0) {
+    for (; progress.epoch < total_epochs; ++progress.epoch) {
+        const int64_t epoch = progress.epoch;
+        if (o.objective == "subcategory" && progress.step_in_epoch == 0 && epoch > 0 && epoch % o.epochs == 0) {
             // SC-CAM round: k-means per class on the GAP features of the previous round's model.
             BatchLoader in_order(train, eval_options, labels);
             KMeansOptions clustering;
@@ -441,58 +352,39 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
                 detail::pooled_features(model, in_order, train.size()), labels, num_classes, clustering));
         }
         const int64_t stage_start = (epoch / o.epochs) * o.epochs * steps;  // first step of this round
-        const auto started = Clock::now();
         // A resumed epoch carries the steps done before the interruption.
-        const bool resumed = step_in_epoch > 0;
-        double loss_sum = resumed ? partial_loss : 0.0;
-        const double carried_seconds = resumed ? partial_seconds : 0.0, carried_wait = resumed ? partial_wait : 0.0;
-        std::vector<torch::Tensor> outputs, targets;
-        if (resumed && partial.logits.defined()) outputs.push_back(partial.logits), targets.push_back(partial.targets);
-        double current_lr = learning_rate(schedule, global_step - stage_start);
-        loader.start_epoch(epoch, step_in_epoch);
-        while (auto batch = loader.next()) {
-            current_lr = learning_rate(schedule, global_step - stage_start);
-            for (auto& group : optimizer->param_groups()) group.options().set_lr(current_lr);
-            optimizer->zero_grad();
-            auto [loss, logits] = objective_step.step(model, *batch, global_step - stage_start);
-            loss.backward();
-            optimizer->step();
-            ++global_step, ++step_in_epoch;
-            const double value = loss.item<double>();
-            loss_sum += value;
-            outputs.push_back(logits.detach());
-            targets.push_back(batch->targets);
-            if (callbacks.on_step) callbacks.on_step(epoch + 1, step_in_epoch, steps, value);
-            if (step_in_epoch < steps && callbacks.stop_requested && callbacks.stop_requested()) {
-                partial = {torch::cat(outputs), torch::cat(targets)};
-                save(epoch, step_in_epoch, loss_sum, carried_seconds + seconds_since(started),
-                     carried_wait + loader.wait_seconds());
-                result.interrupted = true;
-                result.epochs_done = epoch;
-                result.step_in_epoch = step_in_epoch;
-                return result;
-            }
+        detail::EpochTotals totals(progress);
+        outputs.clear(), targets.clear();
+        if (progress.step_in_epoch > 0 && partial.logits.defined())
+            outputs.push_back(partial.logits), targets.push_back(partial.targets);
+        if (!detail::run_epoch_steps(loader, *optimizer, schedule, stage_start, loss_of, callbacks.on_step,
+                                     callbacks.stop_requested, progress, totals)) {
+            partial = {torch::cat(outputs), torch::cat(targets)};
+            save(detail::epoch_interrupted(progress, totals.loss_sum, totals.seconds(), totals.wait(loader)));
+            result.interrupted = true;
+            result.epochs_done = epoch;
+            result.step_in_epoch = progress.step_in_epoch;
+            return result;
         }
-        const double train_seconds = carried_seconds + seconds_since(started);
-        const double wait = carried_wait + loader.wait_seconds();
+        const double train_seconds = totals.seconds();
+        const double wait = totals.wait(loader);
         EpochMetrics m;
         m.epoch = epoch + 1;
         m.epochs = total_epochs;
-        m.loss = loss_sum / static_cast<double>(steps);
+        m.loss = totals.loss_sum / static_cast<double>(steps);
         m.train_score = train_score(objective, {torch::cat(outputs), torch::cat(targets)});
         for (std::size_t v = 0; v < val.size(); ++v)
             m.val.push_back(evaluate(model, *val_loaders[v], val[v].first, objective));
-        m.lr = current_lr;
+        m.lr = totals.lr;
         m.data_wait_share = train_seconds > 0 ? wait / train_seconds : 0.0;
-        m.seconds = carried_seconds + seconds_since(started);
-        step_in_epoch = 0;
-        history.push_back(metrics_json(m));
-        save(epoch + 1, 0, 0.0, 0.0, 0.0);
+        m.seconds = totals.seconds();
+        progress.step_in_epoch = 0;
+        progress.history.push_back(metrics_json(m));
+        save(detail::epoch_finished(progress));
         write_metrics();
         if (callbacks.on_epoch) callbacks.on_epoch(m);
-        const bool stop = (callbacks.stop_requested && callbacks.stop_requested()) ||
-                          (o.stop_after_epoch > 0 && epoch + 1 == o.stop_after_epoch);
-        if (stop && epoch + 1 < total_epochs) {
+        if (detail::stop_after_epoch(callbacks.stop_requested, o.stop_after_epoch, epoch + 1) &&
+            epoch + 1 < total_epochs) {
             result.interrupted = true;
             result.epochs_done = epoch + 1;
             return result;
@@ -500,11 +392,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     }
 
     // Finished: the TorchScript model (in eval mode) and its card.
-    model.eval();
-    std::ostringstream bytes;
-    model.save(bytes);
-    model.train();
-    write_file_atomic(o.out / "model.pt", bytes.str());
+    write_file_atomic(o.out / "model.pt", detail::module_bytes(model));
     write_file_atomic(o.out / "model.json", model_card_json(card));
     write_metrics();
     result.epochs_done = total_epochs;

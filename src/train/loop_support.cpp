@@ -1,0 +1,107 @@
+#include "train/loop_support.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace sightline::detail {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+void check_optimisation_options(const std::string& optimizer, const std::string& schedule, int64_t epochs,
+                                int64_t batch, double lr) {
+    auto check = [](bool ok, const std::string& message) {
+        if (!ok) throw UsageError(message);
+    };
+    check(optimizer == "sgd" || optimizer == "adamw",
+          fmt::format("unknown optimizer '{}' (choices: sgd, adamw)", optimizer));
+    check(schedule == "cosine" || schedule == "poly",
+          fmt::format("unknown schedule '{}' (choices: cosine, poly)", schedule));
+    check(epochs >= 1, fmt::format("--epochs must be >= 1, got {}", epochs));
+    check(batch >= 2, fmt::format("--batch must be >= 2 (BatchNorm needs two images), got {}", batch));
+    check(lr >= 0, fmt::format("--lr must be >= 0, got {}", lr));
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& kind, double momentum,
+                                                        torch::jit::Module& model, double lr, double weight_decay,
+                                                        const std::vector<torch::Tensor>& extra) {
+    std::vector<torch::Tensor> params;
+    for (const auto& p : model.parameters(true)) params.push_back(p);
+    params.insert(params.end(), extra.begin(), extra.end());
+    if (kind == "sgd")
+        return std::make_unique<torch::optim::SGD>(
+            params, torch::optim::SGDOptions(lr).momentum(momentum).weight_decay(weight_decay));
+    // Loshchilov & Hutter 2019: decoupled weight decay.
+    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
+}
+
+ScheduleOptions make_schedule(const std::string& kind, double base_lr, int64_t steps, int64_t epochs,
+                              double warmup_epochs) {
+    ScheduleOptions schedule;
+    schedule.kind = kind;
+    schedule.base_lr = base_lr;
+    schedule.total_steps = steps * epochs;
+    schedule.warmup_steps = static_cast<int64_t>(std::llround(warmup_epochs * static_cast<double>(steps)));
+    return schedule;
+}
+
+GraphOptimizeOff::GraphOptimizeOff() : old_(torch::jit::getGraphExecutorOptimize()) {
+    torch::jit::setGraphExecutorOptimize(false);
+}
+
+GraphOptimizeOff::~GraphOptimizeOff() { torch::jit::setGraphExecutorOptimize(old_); }
+
+std::string module_bytes(torch::jit::Module& model) {
+    model.eval();
+    std::ostringstream bytes;
+    model.save(bytes);
+    model.train();
+    return bytes.str();
+}
+
+EpochTotals::EpochTotals(const RunProgress& progress) : started_(std::chrono::steady_clock::now()) {
+    if (progress.step_in_epoch > 0) {
+        loss_sum = progress.partial_loss;
+        carried_seconds_ = progress.partial_seconds;
+        carried_wait_ = progress.partial_wait;
+    }
+}
+
+double EpochTotals::seconds() const { return carried_seconds_ + seconds_since(started_); }
+
+double EpochTotals::wait(const BatchLoader& loader) const { return carried_wait_ + loader.wait_seconds(); }
+
+bool run_epoch_steps(BatchLoader& loader, torch::optim::Optimizer& optimizer, const ScheduleOptions& schedule,
+                     int64_t stage_start, const LossOfBatch& loss_of, const OnStep& on_step,
+                     const std::function<bool()>& stop_requested, RunProgress& progress, EpochTotals& totals) {
+    const int64_t steps = loader.batches_per_epoch();
+    totals.lr = learning_rate(schedule, progress.global_step - stage_start);
+    loader.start_epoch(progress.epoch, progress.step_in_epoch);
+    while (auto batch = loader.next()) {
+        totals.lr = learning_rate(schedule, progress.global_step - stage_start);
+        for (auto& group : optimizer.param_groups()) group.options().set_lr(totals.lr);
+        optimizer.zero_grad();
+        torch::Tensor loss = loss_of(*batch, progress.global_step - stage_start);
+        loss.backward();
+        optimizer.step();
+        ++progress.global_step, ++progress.step_in_epoch;
+        const double value = loss.item<double>();
+        totals.loss_sum += value;
+        if (on_step) on_step(progress.epoch + 1, progress.step_in_epoch, steps, value);
+        if (progress.step_in_epoch < steps && stop_requested && stop_requested()) return false;
+    }
+    return true;
+}
+
+bool stop_after_epoch(const std::function<bool()>& stop_requested, int64_t stop_after, int64_t epochs_done) {
+    return (stop_requested && stop_requested()) || (stop_after > 0 && epochs_done == stop_after);
+}
+
+}  // namespace sightline::detail
