@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "model_input_flags.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 #include "sightline/report.hpp"
@@ -17,46 +18,16 @@ struct SanityFlags {
     SanityOptions options;
     fs::path out;
     std::string methods = "saliency,gradcam,hirescam,guidedbackprop,guidedgradcam";
-    std::string size, mean, std;
+    ModelInputFlags input;
     bool independent = false, no_edges = false;
-    int threads = 0;
 };
-
-}  // namespace
-
-void set_model_normalisation(const fs::path& model, const std::string& mean, const std::string& std,
-                             Preprocess& pre, ExplainOptions& explain) {
-    if (mean.empty() || std.empty()) {
-        Classifier classifier = Classifier::load(model);
-        const torch::jit::Module& m = classifier.module();
-        auto take = [&](const char* name, std::array<float, 3>& dst) {
-            if (!m.hasattr(name)) return;
-            auto v = m.attr(name).toDoubleList();
-            if (v.size() == 3)
-                for (int c = 0; c < 3; ++c) dst[c] = static_cast<float>(v[c]);
-        };
-        if (mean.empty()) take("sightline_mean", pre.mean);
-        if (std.empty()) take("sightline_std", pre.std);
-    }
-    if (!mean.empty()) pre.mean = parse_triple(mean, "--mean");
-    if (!std.empty()) pre.std = parse_triple(std, "--std");
-    explain.black.clear();
-    for (int c = 0; c < 3; ++c) {
-        if (pre.std[c] <= 0) throw UsageError("--std: values must be positive");
-        explain.black.push_back(-pre.mean[c] / pre.std[c]);
-    }
-}
-
-namespace {
 
 void run(SanityFlags& f) {
     SanityOptions& o = f.options;
     o.methods = split_list(f.methods);
     o.independent = f.independent;
     o.edge_baseline = !f.no_edges;
-    if (!f.size.empty()) std::tie(o.preprocess.height, o.preprocess.width) = parse_size(f.size, "--size");
-    if (f.threads > 0) torch::set_num_threads(f.threads);
-    set_model_normalisation(o.model, f.mean, f.std, o.preprocess, o.explain);
+    apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
     ensure_writable_dir(f.out);
 
     std::unique_ptr<ProgressBar> bar;
@@ -118,10 +89,7 @@ void add_sanity_command(CLI::App& app) {
                     "a method passes when its similarity falls below this after randomisation")
         ->capture_default_str();
     cmd->add_flag("--no-edges", f->no_edges, "leave out the Sobel edge-detector reference row");
-    cmd->add_option("--size", f->size, "resize images to HxW (default: keep their size)");
-    cmd->add_option("--mean", f->mean, "normalisation mean per channel (default: the model's, else ImageNet)");
-    cmd->add_option("--std", f->std, "normalisation std per channel (default: the model's, else ImageNet)");
-    cmd->add_option("--threads", f->threads, "LibTorch intra-op threads (default: all cores)");
+    add_model_input_flags(cmd, f->input);
     cmd->callback([f] { run(*f); });
 }
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "model_input_flags.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 #include "sightline/sanity.hpp"
@@ -17,9 +18,9 @@ struct ScoreFlags {
     ScoreOptions options;
     fs::path out;
     std::string methods = "gradcam,hirescam";
-    std::string size, mean, std, output = "prob", percentiles;
+    ModelInputFlags input;
+    std::string output = "prob", percentiles;
     bool no_road = false;
-    int threads = 0;
 };
 
 void run(ScoreFlags& f) {
@@ -39,9 +40,7 @@ void run(ScoreFlags& f) {
             }
         }
     }
-    if (!f.size.empty()) std::tie(o.preprocess.height, o.preprocess.width) = parse_size(f.size, "--size");
-    if (f.threads > 0) torch::set_num_threads(f.threads);
-    set_model_normalisation(o.model, f.mean, f.std, o.preprocess, o.explain);
+    apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
     if (!f.out.empty()) ensure_writable_dir(f.out);
 
     std::unique_ptr<ProgressBar> bar;
@@ -81,10 +80,7 @@ void add_score_command(CLI::App& app) {
     cmd->add_option("--seed", o.seed, "seed of the ROAD noise")->capture_default_str();
     cmd->add_flag("--no-road", f->no_road, "skip ROAD (the slowest metric)");
     cmd->add_option("--max-images", o.max_images, "use the first N inputs (0 = all)")->capture_default_str();
-    cmd->add_option("--size", f->size, "resize images to HxW (default: keep their size)");
-    cmd->add_option("--mean", f->mean, "normalisation mean per channel (default: the model's, else ImageNet)");
-    cmd->add_option("--std", f->std, "normalisation std per channel (default: the model's, else ImageNet)");
-    cmd->add_option("--threads", f->threads, "LibTorch intra-op threads (default: all cores)");
+    add_model_input_flags(cmd, f->input);
     cmd->callback([f] { run(*f); });
 }
 

@@ -34,9 +34,5 @@ void add_sanity_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 // sanity.json and the sanity.png grid (rows methods, columns steps) into `dir` (cmd_sanity.cpp).
 void write_sanity_outputs(const SanityReport& report, const std::filesystem::path& dir);
-// --mean/--std when given, else the model's sightline_mean/std attributes, else ImageNet's;
-// also sets explain.black (cmd_sanity.cpp).
-void set_model_normalisation(const std::filesystem::path& model, const std::string& mean, const std::string& std,
-                             Preprocess& pre, ExplainOptions& explain);
 
 }  // namespace sightline::cli

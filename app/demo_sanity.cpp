@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "demo.hpp"
+#include "model_input_flags.hpp"
 #include "options.hpp"
 #include "sightline/sanity.hpp"
 

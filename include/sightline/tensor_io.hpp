@@ -28,6 +28,9 @@ struct InputItem {
 // Reads an image (resized and normalised by `pre`) or a .npy float32 tensor of shape [3,H,W]
 // or [1,3,H,W] that is already preprocessed (used as it is). Throws Error naming the file.
 InputItem read_input(const fs::path& path, const Preprocess& pre);
+// read_input for each path, for work that batches them: Error naming both files when one
+// input's size differs from the first's ("give --size").
+std::vector<InputItem> read_inputs_of_one_size(const std::vector<fs::path>& paths, const Preprocess& pre);
 
 // RGB uint8 image -> [1,3,H,W] float32 after resize and normalisation.
 torch::Tensor image_to_tensor(const cv::Mat& rgb, const Preprocess& pre);

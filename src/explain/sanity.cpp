@@ -140,13 +140,7 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
 
     Classifier model = Classifier::load(o.model);
     const std::vector<ParameterBlock> blocks = parameter_blocks(model.module(), o.depth, o.model.string());
-    std::vector<InputItem> items;
-    for (const auto& p : inputs) items.push_back(read_input(p, o.preprocess));
-    for (const auto& item : items)
-        if (item.tensor.sizes() != items.front().tensor.sizes())
-            throw Error(fmt::format("{}: input is {}x{} but {} is {}x{}; give --size", item.path.string(),
-                                    item.tensor.size(2), item.tensor.size(3), items.front().path.string(),
-                                    items.front().tensor.size(2), items.front().tensor.size(3)));
+    std::vector<InputItem> items = read_inputs_of_one_size(inputs, o.preprocess);
     model.set_layer(o.layer, items.front().tensor);
     std::optional<Classifier> shuffled;
     if (!o.random_model.empty()) {

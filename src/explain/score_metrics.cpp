@@ -140,13 +140,7 @@ ScoreReport run_score(const ScoreOptions& o, const Progress& progress) {
     if (o.max_images > 0 && static_cast<int>(inputs.size()) > o.max_images) inputs.resize(o.max_images);
 
     Classifier model = Classifier::load(o.model);
-    std::vector<InputItem> items;
-    for (const auto& p : inputs) items.push_back(read_input(p, o.preprocess));
-    for (const auto& item : items)
-        if (item.tensor.sizes() != items.front().tensor.sizes())
-            throw Error(fmt::format("{}: input is {}x{} but {} is {}x{}; give --size", item.path.string(),
-                                    item.tensor.size(2), item.tensor.size(3), items.front().path.string(),
-                                    items.front().tensor.size(2), items.front().tensor.size(3)));
+    std::vector<InputItem> items = read_inputs_of_one_size(inputs, o.preprocess);
     std::vector<torch::Tensor> tensors;
     ScoreReport report;
     for (const auto& item : items) {

@@ -49,6 +49,17 @@ cv::Mat tensor_picture(const torch::Tensor& x) {
 
 }  // namespace
 
+std::vector<InputItem> read_inputs_of_one_size(const std::vector<fs::path>& paths, const Preprocess& pre) {
+    std::vector<InputItem> items;
+    for (const auto& p : paths) items.push_back(read_input(p, pre));
+    for (const auto& item : items)
+        if (item.tensor.sizes() != items.front().tensor.sizes())
+            throw Error(fmt::format("{}: input is {}x{} but {} is {}x{}; give --size", item.path.string(),
+                                    item.tensor.size(2), item.tensor.size(3), items.front().path.string(),
+                                    items.front().tensor.size(2), items.front().tensor.size(3)));
+    return items;
+}
+
 InputItem read_input(const fs::path& path, const Preprocess& pre) {
     InputItem item;
     item.path = path;
