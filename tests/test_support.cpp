@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sightline/core.hpp"
+
 namespace sightline::test {
 
 fs::path shared_fixtures() {
@@ -45,6 +47,15 @@ CommandResult run_sightline(const std::string& args) {
     r.out = slurp(out);
     r.err = slurp(err);
     return r;
+}
+
+std::string message_of(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
 }
 
 }  // namespace sightline::test

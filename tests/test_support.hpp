@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace sightline::test {
@@ -22,5 +23,8 @@ struct CommandResult {
 };
 // Runs the built `sightline` binary with the given argument string (shell syntax).
 CommandResult run_sightline(const std::string& args);
+
+// The message of the sightline::Error that fn throws, or "(no error)".
+std::string message_of(const std::function<void()>& fn);
 
 }  // namespace sightline::test

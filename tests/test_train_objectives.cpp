@@ -18,20 +18,12 @@
 #include "test_train_toy.hpp"
 
 using namespace sightline;
+using test::message_of;
 using test::ToyDataset;
 
 namespace {
 
 torch::Tensor t(std::vector<float> v, std::vector<int64_t> shape) { return torch::tensor(v).reshape(shape); }
-
-std::string message_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include "test_train_toy.hpp"
 
 using namespace sightline;
+using test::message_of;
 using test::ToyDataset;
 
 namespace {
@@ -59,15 +60,6 @@ std::vector<nlohmann::json> metrics_lines(const fs::path& run) {
     std::istringstream in(read_file(run / "metrics.jsonl"));
     for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
     return lines;
-}
-
-std::string message_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 }  // namespace
