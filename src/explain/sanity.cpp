@@ -111,6 +111,14 @@ struct Snapshot {
     }
 };
 
+// The verdict metric's column; UsageError for an unknown metric or verdict_on.
+int check_verdict_rule(const std::string& verdict_metric, const std::string& verdict_on) {
+    const int k = metric_index(verdict_metric);
+    if (verdict_on != "top" && verdict_on != "curve")
+        throw UsageError(fmt::format("--verdict-on: '{}' is not top or curve", verdict_on));
+    return k;
+}
+
 std::string verdict_rule(const SanityReport& r) {
     if (r.verdict_on == "curve")
         return fmt::format("passes when the {} similarity to the original maps, averaged over images and over the "
@@ -128,9 +136,7 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
     // Everything that can be checked is checked before any model runs.
     if (o.methods.empty()) throw UsageError("--method: give at least one method");
     for (const auto& key : o.methods) find_method(key);
-    metric_index(o.verdict_metric);  // unknown names fail before any model runs
-    if (o.verdict_on != "top" && o.verdict_on != "curve")
-        throw UsageError(fmt::format("--verdict-on: '{}' is not top or curve", o.verdict_on));
+    check_verdict_rule(o.verdict_metric, o.verdict_on);  // fails before any model runs
     std::vector<fs::path> inputs = list_inputs(o.input, true);
     if (o.max_images > 0 && static_cast<int>(inputs.size()) > o.max_images) inputs.resize(o.max_images);
     if (inputs.size() < 2)
@@ -244,9 +250,7 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
 // the first layers are re-initialised keeps a high mean, as Guided Backprop in the paper).
 std::vector<SanityVerdict> sanity_verdicts(const SanityReport& r, const std::string& verdict_metric,
                                            const std::string& verdict_on, double threshold) {
-    const int k = metric_index(verdict_metric);
-    if (verdict_on != "top" && verdict_on != "curve")
-        throw UsageError(fmt::format("--verdict-on: '{}' is not top or curve", verdict_on));
+    const int k = check_verdict_rule(verdict_metric, verdict_on);
     std::vector<SanityVerdict> verdicts;
     for (std::size_t m = 0; m < r.methods.size(); ++m) {
         SanityVerdict v;
