@@ -249,6 +249,8 @@ TEST(CocoJson, GroundTruthProblemsNameTheAnnotation) {
     EXPECT_EQ(error({{"segmentation", {{1, 1, 1, 3}}}}), ": annotations[0] (id 1): a polygon needs at least 3 points, got 2");
     EXPECT_EQ(error({{"segmentation", {{"size", {5, 6}}, {"counts", {29}}}}}),
               ": annotations[0] (id 1): RLE counts cover 29 pixels, the 6x5 image has 30");
+    EXPECT_EQ(error({{"segmentation", {{1, 1, 1, 3, 30, 3}}}}),
+              ": annotations[0] (id 1): polygon x = 30 is far outside the 6x5 image");
     EXPECT_EQ(error({{"bbox", {1, 1, 2}}}), ": annotations[0] (id 1): \"bbox\" must be [x, y, width, height]");
     EXPECT_EQ(error({{"id", "one"}}), ": annotations[0]: \"id\" must be an integer, got a string");
 }

@@ -132,6 +132,14 @@ TEST(CocoEval, OnlyTheTop100DetectionsOfAnImageCount) {
     EXPECT_NEAR(e.stats[0], 1 / (1 + kEps), 1e-15);
 }
 
+TEST(CocoEval, ABoxWithoutMaskIsEvaluatedAsItsPolygonForSegm) {
+    // loadRes turns the box into a polygon; one reaching far beyond the image covers all of it.
+    const CocoDataset d = dataset({1}, {gt(1, 1, {0, 0, 100, 100}), gt(2, 1, {10, 10, 20, 20})});
+    const CocoResults r = results({det(1, .9, {-1e9, -1e9, 3e9, 3e9}), det(1, .8, {10, 10, 20, 20})});
+    const CocoEvalResult e = evaluate_coco(d, r, CocoIouType::segm);
+    EXPECT_NEAR(e.stats[0], 1 / (1 + kEps), 1e-15);
+}
+
 TEST(CocoEval, NoDetectionsGiveZeroWhereThereIsGroundTruth) {
     const CocoDataset d = dataset({1}, {gt(1, 1, {0, 0, 10, 10})});
     const CocoEvalResult e = evaluate_coco(d, results({}), CocoIouType::segm);

@@ -62,7 +62,8 @@ std::string rle_to_string(const Rle& rle);
 Rle rle_from_string(const std::string& counts, uint32_t h, uint32_t w);
 
 // One polygon (xy: x1, y1, x2, y2, ...; at least 3 points) rasterised as rleFrPoly; parts
-// outside the h x w image are clipped.
+// outside the h x w image are clipped. Time and memory grow with the outline's length in
+// pixels (the readers refuse points more than an image size outside the image).
 Rle rle_from_polygon(const std::vector<double>& xy, uint32_t h, uint32_t w);
 
 // Box IoU as bbIou: intersection / union, or intersection / dt area when gt is a crowd region;
@@ -102,8 +103,9 @@ struct CocoDataset {
 // uncompressed or compressed RLE). Throws one Error line "<file>: <problem>" for malformed
 // JSON, a missing or empty images / annotations / categories list, duplicate ids, an image_id
 // or category_id that is not listed, a negative or non-finite box or area, a polygon with
-// fewer than 3 points or lying entirely outside its image, an RLE whose size differs from
-// its image or whose counts do not sum to height x width.
+// fewer than 3 points, lying entirely outside its image or with a point more than an image
+// size outside it, an RLE whose size differs from its image or whose counts do not sum to
+// height x width.
 CocoDataset read_coco_dataset(const fs::path& path);
 
 struct CocoDetection {

@@ -88,8 +88,12 @@ void sort_by_score(std::vector<T>& items, Score score) {
 }
 
 Rle box_polygon_mask(const CocoBox& b, const CocoImage& image) {
-    // loadRes gives a result without a segmentation the box as a polygon.
-    const double x1 = b[0], x2 = b[0] + b[2], y1 = b[1], y2 = b[1] + b[3];
+    // loadRes gives a result without a segmentation the box as a polygon. Clamping the corners
+    // to one pixel beyond the image keeps the mask (rleFrPoly clips there anyway) and the
+    // outline short whatever the box.
+    auto clamp_x = [&](double x) { return std::clamp(x, -1.0, image.width + 1.0); };
+    auto clamp_y = [&](double y) { return std::clamp(y, -1.0, image.height + 1.0); };
+    const double x1 = clamp_x(b[0]), x2 = clamp_x(b[0] + b[2]), y1 = clamp_y(b[1]), y2 = clamp_y(b[1] + b[3]);
     return rle_from_polygon({x1, y1, x1, y2, x2, y2, x2, y1}, static_cast<uint32_t>(image.height),
                             static_cast<uint32_t>(image.width));
 }

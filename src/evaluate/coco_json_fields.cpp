@@ -10,8 +10,6 @@ namespace sightline::detail {
 
 namespace {
 
-// Far beyond any image; keeps the 5x upsampled integer grid of rleFrPoly from overflowing.
-constexpr double kMaxCoordinate = 1e6;
 
 const char* type_name(const json& v) {
     switch (v.type()) {
@@ -41,9 +39,12 @@ std::vector<double> read_polygon(const json& polygon, int height, int width, con
     for (const json& v : polygon) {
         if (!v.is_number() || !std::isfinite(v.get<double>()))
             throw Error(fmt::format("{}: a polygon coordinate is not a finite number", where));
-        if (std::fabs(v.get<double>()) > kMaxCoordinate)
-            throw Error(fmt::format("{}: polygon coordinate {} is far outside the {}x{} image", where,
-                                    v.get<double>(), width, height));
+        // Rasterising costs time and memory in proportion to the outline's length: a point more
+        // than an image size away from the image is a mistake, not a shape.
+        const double size = xy.size() % 2 == 0 ? width : height;
+        if (v.get<double>() < -size || v.get<double>() > 2 * size)
+            throw Error(fmt::format("{}: polygon {} = {} is far outside the {}x{} image", where,
+                                    xy.size() % 2 == 0 ? "x" : "y", v.get<double>(), width, height));
         xy.push_back(v.get<double>());
     }
     if (xy.size() % 2 != 0)
