@@ -192,3 +192,22 @@ TEST(CocoEvalParity, SixFixtureCasesMatchPycocotoolsWithin1e6) {
     }
     std::cout << "largest difference to pycocotools over 6 cases x 2 IoU types x 12 stats: " << worst << "\n";
 }
+
+TEST(CocoEvalParity, WithoutBoxesOnlyTheAreaSlicesChange) {
+    // Results without "bbox" take the mask's area (loadRes' segmentation branch). The area
+    // "all" slices cannot depend on detection areas, so they keep pycocotools' values; the
+    // small / medium / large slices move because the detections' areas changed.
+    const json manifest = json::parse(read_file(coco_fixtures() / "manifest.json"));
+    const json& c = manifest["cases"][0];
+    const CocoDataset gt = read_coco_dataset(coco_fixtures() / c["gt"].get<std::string>());
+    json dt = json::parse(read_file(coco_fixtures() / c["dt"].get<std::string>()));
+    for (json& d : dt) d.erase("bbox");
+    const fs::path path = test::scratch_dir("no-boxes") / "dt.json";
+    write_file_atomic(path, dt.dump());
+    const CocoEvalResult e = evaluate_coco(gt, read_coco_results(path, gt), CocoIouType::segm);
+    const json& expected = c["stats_segm"];
+    for (int i : {0, 1, 2, 6, 7, 8}) EXPECT_NEAR(e.stats[i], expected[i].get<double>(), 1e-12) << kCocoStatNames[i];
+    bool moved = false;
+    for (int i : {3, 4, 9, 10}) moved = moved || std::abs(e.stats[i] - expected[i].get<double>()) > 1e-9;
+    EXPECT_TRUE(moved);
+}
