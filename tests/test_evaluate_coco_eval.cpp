@@ -153,6 +153,19 @@ TEST(CocoEval, GroundTruthIdZeroCountsAsAMissAsInPycocotools) {
     EXPECT_EQ(evaluate_coco(d, results({det(1, .9, {0, 0, 10, 10})}), CocoIouType::bbox).stats[0], 0);
 }
 
+TEST(CocoEval, DataMadeInCodeIsChecked) {
+    // The readers refuse these; a detector's in-memory output is checked by evaluate_coco.
+    const CocoDataset d = dataset({1}, {gt(1, 1, {0, 0, 10, 10.5})});  // no mask (non-integral box)
+    EXPECT_EQ(test::message_of([&] { evaluate_coco(d, results({}), CocoIouType::segm); }),
+              "gt.json: annotation id 1 has no segmentation (needed for segm evaluation)");
+    EXPECT_EQ(test::message_of([&] { evaluate_coco(d, results({det(1, .5, {0, 0, 1, 1}, 9)}), CocoIouType::bbox); }),
+              "dt.json: image 1 / category 9 is not in the ground truth");
+    CocoDetection no_box = det(1, .5, {0, 0, 1, 1});
+    no_box.bbox.reset();
+    EXPECT_EQ(test::message_of([&] { evaluate_coco(d, results({no_box}), CocoIouType::bbox); }),
+              "dt.json: a detection of image 1 has no bbox");
+}
+
 TEST(CocoEval, SummaryLinesInPycocotoolsFormat) {
     CocoEvalResult e;
     e.stats = {0.18586697093101753, 0.370659571855288, 0.1419, 0.1744, 0.4376, -1, 0.2, 0.375, 0.39, 0.38, 0.45, -1};
