@@ -98,7 +98,8 @@ void add_eval_command(CLI::App& app) {
     auto cmd = std::make_shared<EvalCommand>();
     EvalOptions& o = cmd->options;
     CLI::App* sub = app.add_subcommand(
-        "eval", "IoU, mIoU, Dice and accuracies of predicted masks against ground truth");
+        "eval", "IoU, mIoU, Dice and accuracies of predicted masks against ground truth; with --coco, "
+                "COCO mask / box AP and AR as pycocotools");
     CLI::Option* pred = sub->add_option("--pred", o.pred, "Folder of predicted masks (palette or grey PNG, <id>.png)");
     CLI::Option* gt = sub->add_option("--gt", o.gt, "Folder of ground-truth masks, or a VOC root with --split");
     CLI::Option* split = sub->add_option("--split", o.split,
