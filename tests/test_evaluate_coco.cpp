@@ -175,6 +175,25 @@ TEST(CocoPolygon, SquareCoversThePixelCentresInside) {
     EXPECT_EQ(cv::norm(shifted, expected, cv::NORM_INF), 0);
 }
 
+TEST(CocoPolygon, IntegerRectanglesCoverExactlyTheirPixels) {
+    // Twin: a rectangle with integer corners covers the pixels whose centres it contains,
+    // clipped to the image, whatever the corner order.
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int> coord(-4, 14);
+    for (int trial = 0; trial < 200; ++trial) {
+        int x0 = coord(rng), x1 = coord(rng), y0 = coord(rng), y1 = coord(rng);
+        if (x0 == x1 || y0 == y1) continue;
+        std::vector<double> xy = {double(x0), double(y0), double(x0), double(y1), double(x1), double(y1), double(x1), double(y0)};
+        cv::Mat expected(9, 11, CV_8UC1, cv::Scalar(0));
+        const cv::Rect inside = cv::Rect(std::min(x0, x1), std::min(y0, y1), std::abs(x1 - x0), std::abs(y1 - y0)) &
+                                cv::Rect(0, 0, 11, 9);
+        if (inside.area() == 0) continue;
+        expected(inside).setTo(1);
+        EXPECT_EQ(cv::norm(rle_decode(rle_from_polygon(xy, 9, 11)), expected, cv::NORM_INF), 0)
+            << x0 << "," << y0 << " " << x1 << "," << y1;
+    }
+}
+
 TEST(CocoPolygon, FixturePolygonAreasEqualPycocotools) {
     // The fixtures' polygon annotations carry the area pycocotools computed from the
     // rasterised polygon, so every area must match ours exactly.
