@@ -19,7 +19,7 @@ namespace {
 
 struct BenchFlags {
     std::vector<fs::path> models;
-    std::string layer = "layer4";
+    std::string layer;  // empty: layer4 where the model has one (ResNets), else features
     std::string methods = "gradcam,hirescam,gradcam++,xgradcam,layercam,gradcamelementwise,eigencam";
     std::string batches = "1,8";
     int size = 224;
@@ -59,7 +59,9 @@ void bench_model(const BenchFlags& f, const fs::path& path) {
     Classifier model = Classifier::load(path);
     torch::manual_seed(0);
     torch::Tensor probe = torch::randn({1, 3, f.size, f.size});
-    model.set_layer(f.layer, probe);
+    std::string layer = f.layer;
+    if (layer.empty()) layer = model.module().hasattr("layer4") ? "layer4" : "features";
+    model.set_layer(layer, probe);
     std::vector<std::string> methods = split_list(f.methods);
     for (const auto& m : methods) find_method(m);
     for (const auto& b_text : split_list(f.batches)) {
@@ -71,8 +73,8 @@ void bench_model(const BenchFlags& f, const fs::path& path) {
             torch::NoGradGuard no_grad;
             model.forward(x);
         };
-        std::cout << fmt::format("\n{} batch {} ({}x{}, {} threads)\n", path.filename().string(), batch, f.size,
-                                 f.size, torch::get_num_threads());
+        std::cout << fmt::format("\n{} at {} batch {} ({}x{}, {} threads)\n", path.filename().string(), layer, batch,
+                                 f.size, f.size, torch::get_num_threads());
         std::cout << fmt::format("  {:<22} {:>12} {:>14} {:>10}\n", "method", "ms/image", "forward ms/img", "x forward");
         auto row = [&](const std::string& label, const std::string& target, const std::string& method) {
             TargetSpec spec = parse_target(target, {});
@@ -119,7 +121,7 @@ void add_bench_command(CLI::App& app) {
     auto flags = std::make_shared<BenchFlags>();
     CLI::App* cmd = bench->add_subcommand("explain", "Explanation time per method / plain forward time");
     cmd->add_option("--model", flags->models, "TorchScript classifiers (tools/make_bench_models.py makes ResNets)");
-    cmd->add_option("--layer", flags->layer, "target layer")->capture_default_str();
+    cmd->add_option("--layer", flags->layer, "target layer (default: layer4 where the model has one, else features)");
     cmd->add_option("--methods", flags->methods, "methods to time")->capture_default_str();
     cmd->add_option("--batch", flags->batches, "batch sizes")->capture_default_str();
     cmd->add_option("--size", flags->size, "input side")->capture_default_str();

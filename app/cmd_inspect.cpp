@@ -1,4 +1,5 @@
 // sightline inspect: which faithfulness guarantees hold for this model, checked numerically.
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -15,10 +16,22 @@ namespace {
 struct InspectFlags {
     fs::path model, input, json_out;
     std::string layer, size = "224x224";
+    bool layers = false;
 };
+
+// Every submodule's dotted path (what --layer takes) with its class, indented by depth.
+void print_layers(const Classifier& model) {
+    for (const auto& child : model.module().named_modules()) {
+        if (child.name.empty()) continue;
+        std::string type = child.value.type()->name() ? child.value.type()->name()->name() : "?";
+        const auto depth = std::count(child.name.begin(), child.name.end(), '.');
+        std::cout << fmt::format("{:{}}{}  {}\n", "", 2 * depth, child.name, type);
+    }
+}
 
 void run(const InspectFlags& f) {
     Classifier model = Classifier::load(f.model);
+    if (f.layers) return print_layers(model);
     torch::Tensor x;
     std::string input_desc;
     if (!f.input.empty()) {
@@ -71,6 +84,7 @@ void add_inspect_command(CLI::App& app) {
     cmd->add_option("--input", flags->input, "image or .npy tensor to check on (default: noise at --size)");
     cmd->add_option("--size", flags->size, "input size HxW when no --input is given")->capture_default_str();
     cmd->add_option("--json", flags->json_out, "also write the analysis as JSON");
+    cmd->add_flag("--layers", flags->layers, "list every layer name --layer accepts (dotted paths, with classes) and stop");
     cmd->callback([flags] { run(*flags); });
 }
 

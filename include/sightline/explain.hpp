@@ -107,9 +107,14 @@ public:
     const HeadAnalysis& head_analysis(const torch::Tensor& x);
 
 private:
+    // head(0) for the completeness check, [rows, C].
+    torch::Tensor head_bias(const torch::Tensor& a_rows, const std::vector<c10::IValue>& extras);
+
     const Classifier& model_;
     ExplainOptions options_;
     std::optional<HeadAnalysis> head_;
+    std::optional<torch::Tensor> bias_row_;  // head(0) of one row when the head has no extras
+    std::vector<int64_t> bias_shape_;        // the [K,h,w] it was computed for
 };
 
 // The head-only gradient the gradient methods use: A = features(x) and G = d logit[target]/dA

@@ -16,13 +16,18 @@ torch::Tensor MethodContext::gradient_rows() {
     if (gradients_) return *gradients_;
     // Backward through the head only: A is a leaf, the backbone ran without autograd.
     torch::Tensor a = activation_rows().detach().requires_grad_(true);
-    torch::Tensor logits_rows = model.head(a, repeat_extras(features.extras, k()));
+    set_gradients(a, model.head(a, repeat_extras(features.extras, k())));
+    return *gradients_;
+}
+
+void MethodContext::set_gradients(const torch::Tensor& a_rows, const torch::Tensor& logits_rows) {
+    // All (image, target) rows in one backward: the head's weights are read once for k targets.
     torch::Tensor score = logits_rows.gather(1, target_rows().unsqueeze(1)).sum();
-    torch::Tensor g = torch::autograd::grad({score}, {a}, {}, false, false, true)[0];
-    if (!g.defined()) g = torch::zeros_like(a);  // the target does not depend on A at all
+    torch::Tensor g = torch::autograd::grad({score}, {a_rows}, {}, false, false, true)[0];
+    if (!g.defined()) g = torch::zeros_like(a_rows);  // the target does not depend on A at all
     detail::check_finite(g, sources, fmt::format("gradients at layer '{}'", model.layer()), k());
+    activation_rows_ = a_rows.detach();
     gradients_ = g;
-    return g;
 }
 
 torch::Tensor MethodContext::input_rows() const {

@@ -28,6 +28,9 @@ struct MethodContext {
     torch::Tensor gradient_rows();     // d logit[target] / dA, [B*k,K,h,w]
     torch::Tensor input_rows() const;  // x repeated per target [B*k,3,H,W]
     bool has_gradients() const { return gradients_.has_value(); }
+    // Takes the gradients from a head pass that recorded autograd: a_rows [B*k,K,h,w] (a leaf
+    // requiring grad) and its logits [B*k,C]; `targets` must be set.
+    void set_gradients(const torch::Tensor& a_rows, const torch::Tensor& logits_rows);
 
     // Forward with every ReLU replaced by the guided-backprop rule (built on first use).
     std::shared_ptr<torch::jit::GraphFunction> guided_forward;

@@ -1,4 +1,5 @@
 // The "base CAM": one forward, one head backward, then every requested method's rule.
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -14,6 +15,19 @@ torch::Tensor choose_targets(const TargetSpec& spec, const torch::Tensor& logits
 
 Explainer::Explainer(const Classifier& model, ExplainOptions options)
     : model_(model), options_(std::move(options)) {}
+
+torch::Tensor Explainer::head_bias(const torch::Tensor& a_rows, const std::vector<c10::IValue>& extras) {
+    if (!extras.empty()) return model_.head(torch::zeros_like(a_rows), extras);
+    // Without extras head(0) is a constant of the model: one row, computed once per shape.
+    std::vector<int64_t> shape(a_rows.sizes().begin() + 1, a_rows.sizes().end());
+    if (!bias_row_ || bias_shape_ != shape) {
+        shape.insert(shape.begin(), 1);
+        bias_row_ = model_.head(torch::zeros(shape, a_rows.options()), {});
+        shape.erase(shape.begin());
+        bias_shape_ = shape;
+    }
+    return bias_row_->expand({a_rows.size(0), bias_row_->size(1)});
+}
 
 const HeadAnalysis& Explainer::head_analysis(const torch::Tensor& x) {
     if (!head_) head_ = analyse_head(model_, x);
@@ -31,15 +45,31 @@ Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_
     for (const auto& key : method_keys) methods.push_back(&find_method(key));
 
     const HeadAnalysis& head = head_analysis(x.slice(0, 0, 1));
-    MethodContext ctx{model_, options_, head, x, {}, sources, model_.features(x), {}};
+    MethodContext ctx{model_, options_, head, x, {}, sources, model_.features(x), {}, {}, {}, {}};
     detail::check_finite(ctx.features.activations, sources,
                          fmt::format("activations at layer '{}'", model_.layer()));
-    {
+    const bool layer_gradients_wanted = std::any_of(methods.begin(), methods.end(), [](const MethodInfo* m) {
+        return m->needs_gradient && m->space == MapSpace::kFeature;
+    });
+    const int64_t k_known = target_spec.kind == TargetSpec::kTopK ? target_spec.k
+                            : target_spec.kind == TargetSpec::kIndex ? 1 : 0;
+    if (layer_gradients_wanted && k_known > 0) {
+        // One head pass with autograd over the (image, target) rows gives the logits and the
+        // gradients; a separate no-grad pass for the logits would read the head's weights
+        // again (on VGG-16 the head is 120M parameters).
+        const torch::Tensor& a = ctx.features.activations;
+        torch::Tensor a_rows = (k_known == 1 ? a : a.repeat_interleave(k_known, 0)).detach().requires_grad_(true);
+        torch::Tensor logits_rows = model_.head(a_rows, repeat_extras(ctx.features.extras, k_known));
+        ctx.logits = logits_rows.detach().reshape({x.size(0), k_known, -1}).select(1, 0);
+        detail::check_finite(ctx.logits, sources, "logits");
+        ctx.targets = detail::choose_targets(target_spec, ctx.logits);
+        ctx.set_gradients(a_rows, logits_rows);
+    } else {
         torch::NoGradGuard no_grad;
         ctx.logits = model_.head(ctx.features.activations, ctx.features.extras);
+        detail::check_finite(ctx.logits, sources, "logits");
+        ctx.targets = detail::choose_targets(target_spec, ctx.logits);
     }
-    detail::check_finite(ctx.logits, sources, "logits");
-    ctx.targets = detail::choose_targets(target_spec, ctx.logits);
 
     Explanation out;
     out.logits = ctx.logits;
@@ -61,7 +91,7 @@ Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_
         // sum_ij HiResCAM = logit - bias on a linear head, bias = head(0) (HiResCAM paper).
         torch::NoGradGuard no_grad;
         torch::Tensor a = ctx.activation_rows();
-        torch::Tensor bias = model_.head(torch::zeros_like(a), repeat_extras(ctx.features.extras, k));
+        torch::Tensor bias = head_bias(a, repeat_extras(ctx.features.extras, k));
         torch::Tensor rows = ctx.target_rows().unsqueeze(1);
         torch::Tensor logit = ctx.logits.repeat_interleave(k, 0).gather(1, rows).squeeze(1);
         torch::Tensor contribution = (ctx.gradient_rows() * a).sum({1, 2, 3});
@@ -76,7 +106,7 @@ std::pair<torch::Tensor, torch::Tensor> layer_gradients(const Classifier& model,
                                                         const torch::Tensor& targets) {
     HeadAnalysis unused;
     ExplainOptions options;
-    MethodContext ctx{model, options, unused, x, targets, {}, model.features(x), {}};
+    MethodContext ctx{model, options, unused, x, targets, {}, model.features(x), {}, {}, {}, {}};
     return {ctx.activation_rows(), ctx.gradient_rows()};
 }
 

@@ -148,9 +148,7 @@ torch::Tensor Classifier::head(const torch::Tensor& activations,
         logits = as_tensor(guarded(path_, "head()", [&] { return module_->get_method("head")({activations}); }),
                            path_, "head()");
     } else {
-        // An in-place op right after the cut must not overwrite the activations we report.
-        torch::Tensor a = split_->head_mutates_activations ? activations.clone() : activations;
-        jit::Stack stack{module_->_ivalue(), a};
+        jit::Stack stack{module_->_ivalue(), activations};
         stack.insert(stack.end(), extras.begin(), extras.end());
         guarded(path_, "the head", [&] { split_->head->run(stack); });
         logits = as_tensor(stack.back(), path_, "the model");

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
@@ -102,7 +103,10 @@ std::vector<jit::Node*> expose_layer_calls(jit::Graph& graph, const jit::Module&
             auto callee_module = find_submodule(module, *path);
             if (!callee_module) continue;
             jit::Method method = callee_module->get_method(n->s(c10::attr::name));
-            jit::inlineCallTo(n, &jit::toGraphFunction(method.function()));
+            // The callee's own graph, not its optimized graph: the optimized one has every
+            // nested call inlined already, and the target's call would vanish with it.
+            jit::GraphFunction& callee = jit::toGraphFunction(method.function());
+            jit::inlineCallTo(n, &callee, callee.graph().get());
             inlined = true;
             break;
         }
@@ -114,6 +118,79 @@ std::vector<jit::Node*> expose_layer_calls(jit::Graph& graph, const jit::Module&
         if (path && *path == target) calls.push_back(n);
     }
     return calls;
+}
+
+// Calls of `target` (or of one of its ancestors) nested in a loop or branch of `block`.
+bool called_in_nested_block(jit::Block* block, jit::Value* self, const Path& target, bool nested) {
+    for (jit::Node* n : block->nodes()) {
+        if (nested && n->kind() == c10::prim::CallMethod) {
+            auto path = module_path(n->input(0), self);
+            if (path && (*path == target || is_prefix(*path, target))) return true;
+        }
+        for (jit::Block* inner : n->blocks())
+            if (called_in_nested_block(inner, self, target, true)) return true;
+    }
+    return false;
+}
+
+// Up to `count` names closest to `typed` (edit distance, ties in definition order).
+std::vector<std::string> closest_names(const std::vector<std::string>& names, const std::string& typed,
+                                       std::size_t count) {
+    auto distance = [](const std::string& a, const std::string& b) {
+        std::vector<std::size_t> row(b.size() + 1);
+        for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+        for (std::size_t i = 1; i <= a.size(); ++i) {
+            std::size_t diagonal = row[0];
+            row[0] = i;
+            for (std::size_t j = 1; j <= b.size(); ++j) {
+                std::size_t up = row[j];
+                row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+                diagonal = up;
+            }
+        }
+        return row[b.size()];
+    };
+    std::vector<std::pair<std::size_t, std::size_t>> ranked;  // (distance, index)
+    for (std::size_t i = 0; i < names.size(); ++i) ranked.emplace_back(distance(typed, names[i]), i);
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < ranked.size() && i < count; ++i) out.push_back(names[ranked[i].second]);
+    return out;
+}
+
+std::string unknown_layer_message(const jit::Module& module, const std::string& layer,
+                                  const std::string& model_name) {
+    std::vector<std::string> children;
+    for (const auto& child : module.named_children()) children.push_back(child.name);
+    return fmt::format("{}: no layer named '{}'; closest: {}; top-level layers: {} (all: sightline "
+                       "inspect --model {} --layers)",
+                       model_name, layer, fmt::join(closest_names(all_submodule_names(module), layer, 5), ", "),
+                       fmt::join(children, ", "), model_name);
+}
+
+// Head inputs (A and the extras) that the head writes into, directly or through a view
+// (ReLU(inplace=True) right after the layer, ResNet's `out += identity`, a list append), are
+// copied at the head's start: the caller's activations stay as the layer produced them, and
+// the head can run again on the same extras (k targets, the bias, sanity steps).
+void copy_inputs_the_head_writes(const std::shared_ptr<jit::Graph>& graph) {
+    jit::Graph& head = *graph;
+    std::vector<jit::Value*> written;
+    {
+        jit::AliasDb alias(graph);
+        for (std::size_t i = 1; i < head.inputs().size(); ++i)
+            if (alias.hasWriters(head.inputs()[i])) written.push_back(head.inputs()[i]);
+    }
+    if (written.empty() || head.block()->nodes().begin() == head.block()->nodes().end()) return;
+    jit::WithInsertPoint guard(*head.block()->nodes().begin());
+    for (jit::Value* input : written) {
+        c10::Symbol copy_op;
+        if (input->type()->isSubtypeOf(*c10::TensorType::get())) copy_op = c10::aten::clone;
+        else if (input->type()->kind() == c10::TypeKind::ListType) copy_op = c10::aten::list;
+        else continue;
+        jit::Value* copy = head.insert(copy_op, {input});
+        input->replaceAllUsesAfterNodeWith(copy->node(), copy);
+    }
 }
 
 std::unique_ptr<jit::GraphFunction> make_function(const std::string& name,
@@ -147,15 +224,17 @@ std::vector<std::string> top_level_calls(const jit::Module& module) {
 SplitGraph split_at_layer(const jit::Module& module, const std::string& layer,
                           const std::string& model_name) {
     const Path target = split_dotted(layer);
-    if (!find_submodule(module, target)) {
-        throw UsageError(fmt::format("{}: no layer named '{}'; available layers: {}", model_name,
-                                     layer, fmt::join(all_submodule_names(module), ", ")));
-    }
+    if (!find_submodule(module, target)) throw UsageError(unknown_layer_message(module, layer, model_name));
     std::shared_ptr<jit::Graph> graph = module.get_method("forward").graph()->copy();
     std::vector<jit::Node*> calls = expose_layer_calls(*graph, module, target);
+    if (calls.empty() && called_in_nested_block(graph->block(), graph->inputs().at(0), target, false))
+        throw Error(fmt::format("{}: layer '{}' is called inside a loop or branch of forward, so it has "
+                                "no single output to explain; choose a layer outside it (or the "
+                                "loop's enclosing module)",
+                                model_name, layer));
     if (calls.empty())
-        throw Error(fmt::format("{}: layer '{}' is not called at the top level of forward (it is "
-                                "unused, or called inside a loop or branch); choose another layer",
+        throw Error(fmt::format("{}: layer '{}' is never called by forward (an unused submodule); "
+                                "choose another layer",
                                 model_name, layer));
     if (calls.size() > 1)
         throw Error(fmt::format("{}: layer '{}' is called {} times in forward, so its output is "
@@ -231,12 +310,10 @@ SplitGraph split_at_layer(const jit::Module& module, const std::string& layer,
     }
     for (jit::Value* out : graph->outputs()) head->registerOutput(env.at(out));
 
+    copy_inputs_the_head_writes(head);
+
     SplitGraph split;
     split.num_extras = extras.size();
-    for (const jit::Use& use : head_activations->uses()) {
-        std::string op = use.user->kind().toUnqualString();
-        if (!op.empty() && op.back() == '_') split.head_mutates_activations = true;
-    }
     split.features = make_function("features", features);
     split.head = make_function("head", head);
     return split;

@@ -15,17 +15,15 @@ struct SplitGraph {
     std::unique_ptr<torch::jit::GraphFunction> features;
     std::unique_ptr<torch::jit::GraphFunction> head;
     std::size_t num_extras = 0;
-    // The head writes into A in place (e.g. a ReLU(inplace=True) right after the layer):
-    // it must get a copy so that the activations we report stay as the layer produced them.
-    bool head_mutates_activations = false;
 };
 
 // Splits `module`'s forward at the output of the submodule with dotted path `layer`.
 // Calls of the layer's ancestors are inlined until the layer's own call is at the top level.
 // Values computed before the cut and used after it become head inputs when they depend on
 // the model input (skip connections), and are recomputed in the head otherwise (attribute
-// reads, constants). Throws sightline::Error when the layer does not exist (listing the
-// names), is not called at the top level of forward, or is called more than once.
+// reads, constants). Inputs the head writes into in place are copied at its start. Throws
+// sightline::Error when the layer does not exist (naming the closest names), is never called,
+// is called inside a loop or branch, or is called more than once.
 SplitGraph split_at_layer(const torch::jit::Module& module, const std::string& layer,
                           const std::string& model_name);
 
