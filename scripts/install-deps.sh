@@ -7,7 +7,8 @@ packages=(
   libopencv-dev libcli11-dev nlohmann-json3-dev libfmt-dev libpng-dev
   zlib1g-dev dataset-fashion-mnist            # gzip IDX reader; Fashion-MNIST for `sightline data fashion`
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  python3-numpy python3-pil python3-torch python3-torchvision   # fixtures and cross-checks only
+  python3-numpy python3-pil python3-torch     # fixtures and cross-checks only
+  python3-torchvision                         # its _C*.so gives RoIAlign/NMS at run time (docs/torchvision-ops.md)
   chromium                                    # the demo report test renders index.html headless
 )
 missing=()
