@@ -74,7 +74,7 @@ void add_classify(CLI::App& train) {
     c->add_option("--workers", o->workers, "Data loading threads (do not change results)")->capture_default_str();
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint, exactly");
     c->add_flag("--shuffle-labels", o->shuffle_labels, "Permute the training labels (data randomisation test)");
-    // Weakly supervised segmentation objectives (README "Weakly supervised segmentation").
+    // Weakly supervised segmentation objectives (docs/wsss-objectives.md).
     c->add_option("--objective", o->objective,
                   "cam (plain loss), puzzle (Puzzle-CAM), mixup (Mixup-CAM), subcategory (SC-CAM); all but cam "
                   "need a gap_linear architecture")

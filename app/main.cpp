@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        // --help and --version are "errors" with code 0; every real misuse exits 2 (README).
+        // --help and --version are "errors" with code 0; every real misuse exits 2 (README, "Conventions").
         const int code = app.exit(e);
         return code == 0 ? 0 : 2;
     } catch (const sightline::Error& e) {

@@ -1,4 +1,4 @@
-// Training step of the built-in ResNet (README "Training classifiers"): resnet_gap, width 16,
+// Training step of the built-in ResNet (docs/training.md): resnet_gap, width 16,
 // depth 1,1,1,1, output stride 8, 96x96 inputs, batch 32, 6 classes, SGD with momentum,
 // LibTorch threads = 2 -- the same step as tools/bench_train_python.py (bench/compare_train.sh
 // prints the ratio). Also: one batch from the loader (decode-free, in-memory images), to show

@@ -1,4 +1,4 @@
-// U-Net training step and inference (README "Fully supervised segmentation"): unet, base 16,
+// U-Net training step and inference (docs/segmentation.md): unet, base 16,
 // depth 4, transposed-conv upsampling, 7 classes, batch 8 of 96x96, LibTorch threads = 2 --
 // the same network and step as tools/bench_unet_python.py (bench/compare_unet.sh pairs them).
 // Training: AdamW (lr 0.002, wd 1e-4), cross-entropy with ignore 255, the plain TorchScript

@@ -8,7 +8,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
-fixtures=${FIXTURES:-$here/../shared/fixtures/gradcam}
+# The ResNet-18 fixture is the full peer set's (not in the repository): FIXTURES or
+# $SIGHTLINE_PEER_FIXTURES/gradcam names it.
+fixtures=${FIXTURES:-${SIGHTLINE_PEER_FIXTURES:?set SIGHTLINE_PEER_FIXTURES (or FIXTURES) to the full peer fixtures}/gradcam}
 rounds=${ROUNDS:-2}
 py=/usr/bin/python3
 export OMP_NUM_THREADS=2

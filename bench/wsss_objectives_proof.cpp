@@ -1,4 +1,4 @@
-// Proof runs for the WSSS training objectives (README "Weakly supervised segmentation"): trains
+// Proof runs for the WSSS training objectives (docs/wsss-objectives.md): trains
 // one classifier per --objective with the same recipe through train_classifier (the code behind
 // `sightline train classify`), then measures the CAM seed mIoU of each on the training split.
 //

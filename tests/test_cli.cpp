@@ -14,7 +14,7 @@ using namespace sightline;
 
 namespace {
 
-fs::path gradcam(const std::string& f) { return test::shared_fixtures() / "gradcam" / f; }
+fs::path gradcam(const std::string& f) { return test::fixtures() / "gradcam" / f; }
 
 // The fixture's two gapnet inputs as separate [1,3,H,W] .npy files in `dir`.
 void write_gapnet_inputs(const fs::path& dir) {

@@ -19,8 +19,8 @@ TEST(Npy, RoundTripFloat32KeepsShapeAndValues) {
 }
 
 TEST(Npy, ReadsNumpyWrittenFixture) {
-    // Written by numpy.save in the peer fixtures: float32 [2, 3, 64, 80].
-    NpyArray a = read_npy(test::shared_fixtures() / "gradcam" / "input_3x64x80.npy");
+    // Written by numpy.save (tests/fixtures): float32 [2, 3, 64, 80].
+    NpyArray a = read_npy(test::fixtures() / "gradcam" / "input_3x64x80.npy");
     EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3, 64, 80}));
     EXPECT_EQ(a.dtype, "f4");
 }

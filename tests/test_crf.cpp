@@ -1,5 +1,6 @@
-// Dense CRF: parity with pydensecrf's outputs (../shared/fixtures/densecrf), unaries, exact
-// properties of the inference, determinism across thread counts, and input checks.
+// Dense CRF: parity with pydensecrf's outputs (tests/fixtures/densecrf, and the larger peer cases
+// when SIGHTLINE_PEER_FIXTURES is set), unaries, exact properties of the inference, determinism
+// across thread counts, and input checks.
 #include <cmath>
 #include <cstring>
 
@@ -14,26 +15,46 @@ using namespace sightline;
 
 namespace {
 
-fs::path fixtures() { return test::shared_fixtures() / "densecrf"; }
-
-struct Case {
-    std::string id, image;
-};
-const Case kCases[] = {
-    {"astronaut_500x375_K2", "astronaut_500x375"},
-    {"chelsea_449x299_K2", "chelsea_449x299"},
-    {"chelsea_449x299_K21", "chelsea_449x299"},
-};
-
 struct Loaded {
     cv::Mat image;
     ProbabilityMaps maps;
 };
 
-Loaded load_case(const Case& c) {
+Loaded load_case(const fs::path& image, const fs::path& probs) {
     Loaded l;
-    l.image = read_image_rgb(fixtures() / "images" / (c.image + ".png")).rgb;
-    l.maps = read_probabilities(fixtures() / "probs" / (c.id + ".npy"), l.image.rows, l.image.cols);
+    l.image = read_image_rgb(image).rgb;
+    l.maps = read_probabilities(probs, l.image.rows, l.image.cols);
+    return l;
+}
+
+// The vendored case: chelsea, 449 x 299, two labels.
+Loaded chelsea_k2() {
+    fs::path dir = test::fixtures() / "densecrf";
+    return load_case(dir / "images" / "chelsea_449x299.png", dir / "probs" / "chelsea_449x299_K2.npy");
+}
+
+// 21 labels on the chelsea photograph, cropped to width x height: the vendored foreground
+// probability split among 20 object labels by vertical bands that blend into each other
+// (a K=21 case like VOC's without the 11 MB peer file).
+Loaded chelsea_k21(int width, int height) {
+    Loaded two = chelsea_k2();
+    const int w0 = two.image.cols, n0 = two.image.rows * w0, n = width * height, k_count = 21;
+    Loaded l;
+    l.image = two.image(cv::Rect(0, 0, width, height)).clone();
+    l.maps.num_labels = k_count;
+    l.maps.probs.assign(size_t(k_count) * n, 0.f);
+    for (int y = 0; y < height; ++y)
+        for (int x = 0; x < width; ++x) {
+            const int i = y * width + x, i0 = y * w0 + x;
+            const float background = two.maps.probs[size_t(i0)], object = two.maps.probs[size_t(n0) + i0];
+            float weights[20], sum = 0;
+            for (int k = 0; k < 20; ++k) {
+                const float centre = (k + 0.5f) * width / 20.f, d = (x - centre) / (width / 20.f);
+                sum += weights[k] = std::exp(-d * d);
+            }
+            l.maps.probs[size_t(i)] = background;
+            for (int k = 0; k < 20; ++k) l.maps.probs[size_t(k + 1) * n + i] = object * weights[k] / sum;
+        }
     return l;
 }
 
@@ -54,43 +75,55 @@ std::string expect_error(const std::function<void()>& fn) {
     return "";
 }
 
-}  // namespace
-
-// The acceptance test of the issue: Q within 1e-4 and >= 99.9 % identical labels after 5 and
-// 10 iterations, for every case of the fixture.
-TEST(DenseCrfParity, MatchesPydensecrfAfter5And10Iterations) {
-    for (const Case& c : kCases) {
-        SCOPED_TRACE(c.id);
-        Loaded l = load_case(c);
-        const int k = l.maps.num_labels, h = l.image.rows, w = l.image.cols;
-        DenseCrfOptions options;
-        options.threads = 2;
-        DenseCrf crf(options);
-        crf.set_image(l.image);
-        std::vector<float> unary = unary_from_probabilities(l.maps.probs);
-        for (int iterations : {5, 10}) {
-            SCOPED_TRACE(iterations);
-            std::vector<float> q = crf.infer(unary, k, iterations);
-            fs::path ref = fixtures() / "ref" / c.id;
-            NpyArray q_ref = read_npy(ref / fmt::format("Q_it{}.npy", iterations));
-            ASSERT_EQ(q_ref.shape, (std::vector<int64_t>{k, h, w}));
-            const double diff = max_abs_diff(q, q_ref.to_float());
-            EXPECT_LE(diff, 1e-4);
-            NpyArray labels_ref = read_npy(ref / fmt::format("labels_it{}.npy", iterations));
-            ASSERT_EQ(labels_ref.dtype, "u1");
-            cv::Mat labels = labels_from_q(q.data(), k, h, w);
-            int64_t same = 0;
-            for (int64_t i = 0; i < int64_t(h) * w; ++i) same += labels.data[i] == uint8_t(labels_ref.bytes[i]);
-            const double agreement = double(same) / (double(h) * w);
-            EXPECT_GE(agreement, 0.999);
-            std::printf("[ parity ] %s it%d: max|dQ| = %.3g, labels agree on %.5f %%\n", c.id.c_str(), iterations,
-                        diff, 100 * agreement);
-        }
+// The acceptance rule: Q within 1e-4 and >= 99.9 % identical labels after 5 and 10 iterations.
+void expect_parity(const std::string& id, const Loaded& l, const fs::path& ref) {
+    const int k = l.maps.num_labels, h = l.image.rows, w = l.image.cols;
+    DenseCrfOptions options;
+    options.threads = 2;
+    DenseCrf crf(options);
+    crf.set_image(l.image);
+    std::vector<float> unary = unary_from_probabilities(l.maps.probs);
+    for (int iterations : {5, 10}) {
+        SCOPED_TRACE(iterations);
+        std::vector<float> q = crf.infer(unary, k, iterations);
+        NpyArray q_ref = read_npy(ref / fmt::format("Q_it{}.npy", iterations));
+        ASSERT_EQ(q_ref.shape, (std::vector<int64_t>{k, h, w}));
+        const double diff = max_abs_diff(q, q_ref.to_float());
+        EXPECT_LE(diff, 1e-4);
+        NpyArray labels_ref = read_npy(ref / fmt::format("labels_it{}.npy", iterations));
+        ASSERT_EQ(labels_ref.dtype, "u1");
+        cv::Mat labels = labels_from_q(q.data(), k, h, w);
+        int64_t same = 0;
+        for (int64_t i = 0; i < int64_t(h) * w; ++i) same += labels.data[i] == uint8_t(labels_ref.bytes[i]);
+        const double agreement = double(same) / (double(h) * w);
+        EXPECT_GE(agreement, 0.999);
+        std::printf("[ parity ] %s it%d: max|dQ| = %.3g, labels agree on %.5f %%\n", id.c_str(), iterations, diff,
+                    100 * agreement);
     }
 }
 
+// A case of the full peer set: image, maps and references under SIGHTLINE_PEER_FIXTURES.
+#define SIGHTLINE_PEER_CRF_CASE(id, image)                                                        \
+    SIGHTLINE_NEED_FIXTURE(ref, fs::path("densecrf") / "ref" / id);                              \
+    const fs::path root = ref.parent_path().parent_path();                                       \
+    expect_parity(id, load_case(root / "images" / (std::string(image) + ".png"), root / "probs" / (std::string(id) + ".npy")), ref)
+
+}  // namespace
+
+TEST(DenseCrfParity, ChelseaTwoLabelsMatchesPydensecrf) {
+    expect_parity("chelsea_449x299_K2", chelsea_k2(), test::fixtures() / "densecrf" / "ref" / "chelsea_449x299_K2");
+}
+
+TEST(DenseCrfParity, PeerAstronautTwoLabelsMatchesPydensecrf) {
+    SIGHTLINE_PEER_CRF_CASE("astronaut_500x375_K2", "astronaut_500x375");
+}
+
+TEST(DenseCrfParity, PeerChelsea21LabelsMatchesPydensecrf) {
+    SIGHTLINE_PEER_CRF_CASE("chelsea_449x299_K21", "chelsea_449x299");
+}
+
 TEST(DenseCrf, ZeroIterationsIsSoftmaxOfMinusUnary) {
-    Loaded l = load_case(kCases[2]);
+    Loaded l = chelsea_k21(449, 299);
     const int k = l.maps.num_labels, n = l.image.rows * l.image.cols;
     DenseCrf crf;
     crf.set_image(l.image);
@@ -109,7 +142,7 @@ TEST(DenseCrf, ZeroIterationsIsSoftmaxOfMinusUnary) {
 // The lattice build and every iteration run on a thread pool; the results must not depend
 // on how the work was split.
 TEST(DenseCrf, OneTwoAndThreeThreadsGiveBitwiseIdenticalQ) {
-    Loaded l = load_case(kCases[2]);
+    Loaded l = chelsea_k21(449, 299);
     std::vector<float> unary = unary_from_probabilities(l.maps.probs);
     std::vector<std::vector<float>> results;
     for (int threads : {1, 2, 3}) {
@@ -126,7 +159,7 @@ TEST(DenseCrf, OneTwoAndThreeThreadsGiveBitwiseIdenticalQ) {
 
 // Buffers are reused across images of other sizes and across calls: no stale state.
 TEST(DenseCrf, ReusedObjectGivesTheSameResultsAsAFreshOne) {
-    Loaded a = load_case(kCases[0]), b = load_case(kCases[2]);
+    Loaded a = chelsea_k2(), b = chelsea_k21(300, 200);
     std::vector<float> ua = unary_from_probabilities(a.maps.probs), ub = unary_from_probabilities(b.maps.probs);
     DenseCrf reused;
     reused.set_image(a.image);

@@ -169,8 +169,12 @@ TEST(LatticeTwin, FilterTransposeNeighboursAndNormalisation) {
         for (int m = 0; m < lattice.points(); ++m)
             for (int axis = 0; axis <= dim; ++axis) {
                 auto [minus, plus] = lattice.neighbours(m, axis);
-                if (minus < lattice.points()) EXPECT_EQ(lattice.neighbours(minus, axis).second, m);
-                if (plus < lattice.points()) EXPECT_EQ(lattice.neighbours(plus, axis).first, m);
+                if (minus < lattice.points()) {
+                    EXPECT_EQ(lattice.neighbours(minus, axis).second, m);
+                }
+                if (plus < lattice.points()) {
+                    EXPECT_EQ(lattice.neighbours(plus, axis).first, m);
+                }
             }
         std::vector<float> u = random_rows(n, 1, 1), v = random_rows(n, 1, 2), fu(n), ftv(n);
         lattice.filter(v.data(), fu.data(), 1, pool);
@@ -226,7 +230,9 @@ TEST(LatticeTwin, MultiThreadedFilterEqualsTheSerialScatterBlurSlice) {
             ThreadPool pool(threads);
             PermutohedralLattice lattice;
             lattice.build(f.data(), n, dim, pool);
-            if (threads > 1) EXPECT_GT(lattice.splat_tail_count(), 0);  // the second phase is exercised
+            if (threads > 1) {
+                EXPECT_GT(lattice.splat_tail_count(), 0);  // the second phase is exercised
+            }
             const int m = lattice.points(), d1 = dim + 1;
             std::vector<float> values(size_t(m + 1) * channels, 0.f), blurred(values.size(), 0.f);
             for (int i = 0; i < n; ++i)

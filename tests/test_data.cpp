@@ -340,10 +340,11 @@ TEST(Fashion, CompositesHaveSilhouetteMasksAndAgreeingLabels) {
     EXPECT_GT(counts[3], 0);
     // val and test items come from the t10k file, train items from the train file.
     for (const auto& line : lines_of(root / "items.csv"))
-        if (line.rfind("val_", 0) == 0 || line.rfind("test_", 0) == 0)
+        if (line.rfind("val_", 0) == 0 || line.rfind("test_", 0) == 0) {
             EXPECT_EQ(line.find("train:"), std::string::npos) << line;
-        else if (line.rfind("train_", 0) == 0)
+        } else if (line.rfind("train_", 0) == 0) {
             EXPECT_EQ(line.find("t10k:"), std::string::npos) << line;
+        }
 }
 
 TEST(Fashion, SameSeedSameFiles) {

@@ -158,8 +158,11 @@ TEST(Confusion, AbsentClassIsNanAndLeftOutOfTheMeans) {
     EXPECT_TRUE(std::isnan(m.per_class[3].fp_ratio));
     EXPECT_DOUBLE_EQ(m.miou, (0.5 + 2.0 / 3) / 2);
     EXPECT_DOUBLE_EQ(m.fg_miou, 2.0 / 3);
-    for (const ClassMetrics& c : m.per_class)
-        if (!std::isnan(c.iou)) EXPECT_DOUBLE_EQ(c.iou + c.fp_ratio + c.fn_ratio, 1.0);
+    for (const ClassMetrics& c : m.per_class) {
+        if (!std::isnan(c.iou)) {
+            EXPECT_DOUBLE_EQ(c.iou + c.fp_ratio + c.fn_ratio, 1.0);
+        }
+    }
 }
 
 TEST(Confusion, FastLoopEqualsPlainLoop) {

@@ -1,5 +1,6 @@
-// Parity with pytorch-grad-cam 1.5.5: ../shared/fixtures/gradcam holds its maps for three
-// TorchScript models, two targets and nine methods (manifest.json).
+// Parity with pytorch-grad-cam 1.5.5: its maps for three TorchScript models, two targets and
+// nine methods (tests/fixtures/gradcam/manifest.json). The two small models' files are in
+// tests/fixtures; ResNet-18's are read from SIGHTLINE_PEER_FIXTURES, and its cases skip without it.
 #include <fstream>
 #include <map>
 
@@ -15,14 +16,14 @@ using namespace sightline;
 
 namespace {
 
-fs::path dir() { return test::shared_fixtures() / "gradcam"; }
+fs::path file(const std::string& name) { return test::find_fixture(fs::path("gradcam") / name); }
 
 const std::map<std::string, std::string> kPeerToKey = {
     {"GradCAM", "gradcam"},     {"HiResCAM", "hirescam"},   {"GradCAMElementWise", "gradcamelementwise"},
     {"GradCAMPlusPlus", "gradcam++"}, {"XGradCAM", "xgradcam"}, {"LayerCAM", "layercam"},
     {"EigenCAM", "eigencam"},   {"ScoreCAM", "scorecam"},   {"AblationCAM", "ablationcam"}};
 
-torch::Tensor load(const std::string& file) { return npy_to_tensor(read_npy(dir() / file)); }
+torch::Tensor load(const std::string& name) { return npy_to_tensor(read_npy(file(name))); }
 
 double max_abs(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
@@ -38,7 +39,7 @@ struct Case {
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name(); }
 
 std::vector<Case> cases() {
-    std::ifstream in(dir() / "manifest.json");
+    std::ifstream in(test::fixtures() / "gradcam" / "manifest.json");
     nlohmann::json manifest = nlohmann::json::parse(in);
     std::vector<Case> out;
     for (const auto& e : manifest["entries"]) out.push_back({e});
@@ -52,7 +53,8 @@ class GradCamParity : public ::testing::TestWithParam<Case> {};
 TEST_P(GradCamParity, FinalAndRawMapsMatchTheReference) {
     torch::set_num_threads(2);
     const auto& e = GetParam().entry;
-    Classifier model = Classifier::load(dir() / e["model_file"].get<std::string>());
+    SIGHTLINE_NEED_FIXTURE(model_file, fs::path("gradcam") / e["model_file"].get<std::string>());
+    Classifier model = Classifier::load(model_file);
     torch::Tensor x = load(e["input_file"].get<std::string>());
     // Score-CAM on ResNet-18 is 512 masked forwards per image: check one image to keep CI short
     // (images are independent; gapnet and flatnet check both).

@@ -7,7 +7,7 @@
 using namespace sightline;
 
 namespace {
-fs::path fixture(const std::string& name) { return test::shared_fixtures() / "gradcam" / name; }
+fs::path fixture(const std::string& name) { return test::fixtures() / "gradcam" / name; }
 
 torch::Tensor load_input(const std::string& name) {
     NpyArray a = read_npy(fixture(name));
@@ -17,11 +17,15 @@ torch::Tensor load_input(const std::string& name) {
 }  // namespace
 
 TEST(GraphSplit, HeadOfFeaturesReproducesTheLogits) {
-    for (auto [model, input, layer] : {std::tuple{"gapnet.pt", "input_3x64x80.npy", "features"},
-                                       std::tuple{"flatnet.pt", "input_3x48x64.npy", "features"},
-                                       std::tuple{"resnet18.pt", "input_3x224x224.npy", "layer4"}}) {
-        Classifier c = Classifier::load(fixture(model));
-        torch::Tensor x = load_input(input);
+    const fs::path resnet18 = test::torchvision_resnet18();
+    ASSERT_FALSE(resnet18.empty()) << "tools/make_torchvision_resnet18.py failed (Debian's python3-torchvision?)";
+    torch::manual_seed(5);
+    const torch::Tensor x_resnet = torch::randn({2, 3, 64, 64});
+    for (auto [model, input, layer] : {std::tuple{fixture("gapnet.pt"), "input_3x64x80.npy", "features"},
+                                       std::tuple{fixture("flatnet.pt"), "input_3x48x64.npy", "features"},
+                                       std::tuple{resnet18, "", "layer4"}}) {
+        Classifier c = Classifier::load(model);
+        torch::Tensor x = *input ? load_input(input) : x_resnet;
         c.set_layer(layer, x.slice(0, 0, 1));
         FeatureOutput f = c.features(x);
         torch::Tensor logits = c.head(f.activations, f.extras);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -13,8 +14,55 @@
 
 namespace sightline::test {
 
-fs::path shared_fixtures() {
-    return fs::path(SIGHTLINE_SOURCE_DIR).parent_path() / "shared" / "fixtures";
+static std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+fs::path fixtures() { return fs::path(SIGHTLINE_SOURCE_DIR) / "tests" / "fixtures"; }
+
+fs::path peer_fixtures() {
+    const char* env = std::getenv("SIGHTLINE_PEER_FIXTURES");
+    fs::path dir = env && *env ? fs::path(env) : fs::path(SIGHTLINE_PEER_FIXTURES);
+    std::error_code ec;
+    return !dir.empty() && fs::is_directory(dir, ec) ? dir : fs::path();
+}
+
+fs::path find_fixture(const fs::path& relative) {
+    std::error_code ec;
+    if (fs::exists(fixtures() / relative, ec)) return fixtures() / relative;
+    fs::path peer = peer_fixtures();
+    if (!peer.empty() && fs::exists(peer / relative, ec)) return peer / relative;
+    return {};
+}
+
+namespace {
+// The 45 MB model is removed when the test process ends.
+struct MadeFile {
+    fs::path path;
+    ~MadeFile() {
+        std::error_code ec;
+        if (!path.empty()) fs::remove(path, ec);
+    }
+};
+}  // namespace
+
+fs::path torchvision_resnet18() {
+    static const MadeFile made = [] {
+        fs::path dir = fs::temp_directory_path() / ("sightline-test-" + std::to_string(::getpid()));
+        fs::create_directories(dir);
+        fs::path pt = dir / "torchvision_resnet18.pt", log = dir / "torchvision_resnet18.log";
+        std::string cmd = "/usr/bin/python3 " + (fs::path(SIGHTLINE_SOURCE_DIR) / "tools" / "make_torchvision_resnet18.py").string() +
+                          " " + pt.string() + " >" + log.string() + " 2>&1";
+        if (std::system(cmd.c_str()) != 0 || !fs::exists(pt)) {
+            std::fprintf(stderr, "making a torchvision ResNet-18 failed:\n%s\n", slurp(log).c_str());
+            return MadeFile{};
+        }
+        return MadeFile{pt};
+    }();
+    return made.path;
 }
 
 fs::path test_data() { return fs::path(SIGHTLINE_SOURCE_DIR) / "tests" / "data"; }
@@ -29,12 +77,6 @@ fs::path scratch_dir(const std::string& name) {
     return dir;
 }
 
-static std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 CommandResult run_sightline(const std::string& args) {
     fs::path dir = scratch_dir("cli");

@@ -9,8 +9,27 @@ namespace sightline::test {
 
 namespace fs = std::filesystem;
 
-// ../shared/fixtures beside the checkout (read-only reference outputs of the peer libraries).
-fs::path shared_fixtures();
+// tests/fixtures in the source tree: small reference outputs of the peer libraries.
+fs::path fixtures();
+// The folder of the full peer fixtures (too large to keep in the repository): the environment
+// variable SIGHTLINE_PEER_FIXTURES, else the CMake setting of the same name; empty when neither
+// names an existing folder.
+fs::path peer_fixtures();
+// `relative` under tests/fixtures when it is kept there, else under peer_fixtures(); empty when
+// it is in neither (use SIGHTLINE_NEED_FIXTURE to skip the test then).
+fs::path find_fixture(const fs::path& relative);
+// Declares `fs::path var` = find_fixture(relative), or skips the test with a one-line reason.
+#define SIGHTLINE_NEED_FIXTURE(var, relative)                                                   \
+    const ::sightline::test::fs::path var = ::sightline::test::find_fixture(relative);          \
+    if (var.empty())                                                                            \
+        GTEST_SKIP() << "needs the peer fixture " << ::sightline::test::fs::path(relative).string() \
+                     << " (set SIGHTLINE_PEER_FIXTURES to the folder of the full fixtures)"
+
+// A traced torchvision ResNet-18 (10 classes, random weights, seed 103), written once per
+// process by tools/make_torchvision_resnet18.py with Debian's python3-torchvision; empty (and
+// the reason printed) when that fails.
+fs::path torchvision_resnet18();
+
 // tests/data in the source tree.
 fs::path test_data();
 // A fresh, empty folder under the build tree's temp area, unique per test.

@@ -42,7 +42,7 @@
 //   p >= 0.6  "uses the object";  p <= 0.4  "uses context";  otherwise "mixed";
 //   "undetermined" when no image, r is NaN or r_object <= r_context.
 // The band (0.4, 0.6) around the geometric midpoint was chosen after looking at the two
-// shortcut models of the README's proof (an earlier rule, r >= 2 / r <= 1/2 at every
+// shortcut models of docs/audit.md's proof (an earlier rule, r >= 2 / r <= 1/2 at every
 // resolution, called four pure context users "mixed").
 // Comparing concentrations, not raw mass shares, accounts for area: a small object the model
 // relies on still holds a small share of the mass, but a large share per pixel.

@@ -1,8 +1,8 @@
 // Dense CRF: the fully connected CRF of Kraehenbuehl & Koltun (NIPS 2011) with a Gaussian
 // (position) and a bilateral (position + colour) kernel, Potts compatibility and mean-field
 // inference, filtered with the permutohedral lattice (Adams et al. 2010). Numerically it
-// follows pydensecrf's defaults (symmetric kernel normalisation, float32), see
-// ../shared/fixtures/densecrf/README.md.
+// follows pydensecrf's defaults (symmetric kernel normalisation, float32), see docs/crf.md and
+// tests/fixtures/densecrf/README.md.
 //
 // Shapes, once: an image is CV_8UC3, H x W, colour values 0..255 (RGB or BGR give identical
 // results: both colour scales are equal). Unaries, probabilities and marginals Q are float32

@@ -2,7 +2,7 @@
 // CAM seeds of a trained multi-label classifier, background rules, confident regions, a
 // threshold sweep against ground truth, pseudo-masks (optionally refined by the dense CRF) and
 // the whole two-stage pipeline behind `sightline wsss run`. Conventions and reference numbers:
-// ../shared/notes/wsss.md sections 1, 5.6 and 7. (The training objectives Puzzle-CAM,
+// docs/wsss.md. (The training objectives Puzzle-CAM,
 // Mixup-CAM and SC-CAM are declared in sightline/wsss_objectives.hpp.)
 //
 // Shapes, once: an image is CV_8UC3 RGB, H x W. Raw class maps are [F,C,h,w] float32 from the

@@ -1,4 +1,4 @@
-// Map normalisation exactly as pytorch-grad-cam's scale_cam_image (../shared/notes/explain.md 1.1).
+// Map normalisation exactly as pytorch-grad-cam's scale_cam_image (docs/methods.md, "Conventions").
 #include <fmt/format.h>
 
 #include "sightline/explain.hpp"

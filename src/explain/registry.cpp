@@ -1,5 +1,5 @@
 // The one table of explanation methods: the CLI's --method choices, `sightline list`, the
-// README and the test sweep all read it.
+// docs (docs/methods.md, via `sightline list --markdown`) and the test sweep all read it.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 

@@ -1,5 +1,5 @@
 // Two-line rules: a raw map from activations A and gradients G = dy_c/dA, both [N,K,h,w].
-// Formulas as in ../shared/notes/explain.md section 1.3 (pytorch-grad-cam 1.5.5).
+// Formulas as pytorch-grad-cam 1.5.5 implements them (docs/methods.md, "Conventions").
 #include <fmt/format.h>
 
 #include "explain/context.hpp"

@@ -34,8 +34,6 @@ Path split_dotted(const std::string& name) {
     return parts;
 }
 
-std::string join(const Path& path) { return fmt::format("{}", fmt::join(path, ".")); }
-
 // The attribute path from `self` to the module value `v` (a chain of prim::GetAttr), if any.
 std::optional<Path> module_path(jit::Value* v, jit::Value* self) {
     Path reversed;

@@ -1,5 +1,5 @@
 // Heat-map overlays with the conventions of pytorch-grad-cam's show_cam_on_image
-// (../shared/notes/explain.md 1.6), so pictures are interchangeable.
+// (docs/methods.md, "Conventions"), so pictures are interchangeable.
 #include <algorithm>
 #include <map>
 
