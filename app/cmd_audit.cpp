@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "model_input_flags.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 #include "sightline/audit.hpp"
@@ -17,21 +18,17 @@ namespace {
 struct AuditFlags {
     AuditOptions options;
     fs::path out;
-    std::string splits, mean, std, thresholds;
-    int threads = 0;
+    std::string splits, thresholds;
+    ModelInputFlags input;
 };
 
 void run(AuditFlags& f) {
     AuditOptions& o = f.options;
     if (!f.splits.empty()) o.splits = split_list(f.splits);
-    if (!f.mean.empty()) {
-        auto t = parse_triple(f.mean, "--mean");
-        o.mean.assign(t.begin(), t.end());
-    }
-    if (!f.std.empty()) {
-        auto t = parse_triple(f.std, "--std");
-        o.std.assign(t.begin(), t.end());
-    }
+    const InputRequest input = input_request(f.input);
+    o.size = input.size;
+    o.mean = input.mean;
+    o.std = input.std;
     if (!f.thresholds.empty()) {
         o.thresholds.fixed.clear();
         for (const std::string& t : split_list(f.thresholds)) {
@@ -44,7 +41,6 @@ void run(AuditFlags& f) {
             }
         }
     }
-    if (f.threads > 0) torch::set_num_threads(f.threads);
     o.resume_dir = f.out / ".sightline" / "audit";
     std::unique_ptr<ProgressBar> bar;  // silent unless stderr is a terminal
     std::size_t shown = 0;
@@ -54,6 +50,7 @@ void run(AuditFlags& f) {
         shown = done;
     });
     if (bar) bar->finish();
+    if (!result.preprocessing.note.empty()) std::cerr << "sightline: note: " << result.preprocessing.note << "\n";
     write_audit_outputs(f.out, result);
     std::cout << format_audit_table(result);
     std::cout << fmt::format("wrote {}/{{audit.json,audit.csv,audit_records.csv}}\n", f.out.string());
@@ -72,21 +69,26 @@ void add_audit_command(CLI::App& app) {
     cmd->add_option("--data", o.data, "dataset root with object masks (sightline data synth output, VOC layout)")
         ->required();
     cmd->add_option("--split", flags->splits,
-                    "comma-separated splits (default: test_matched,test_swapped,test_context when present, else val)");
+                    "comma-separated split names (ImageSets/Segmentation/<name>.txt) or split files (default: "
+                    "test_matched,test_swapped,test_context when present, else val, else the only split)");
+    cmd->add_option("--context", o.context_dir,
+                    "folder of context masks <id>.png, non-zero = context (default: SegmentationContext/ when present; "
+                    "a relative path is also looked up under --data)");
+    cmd->add_option("--target", o.target,
+                    "label: explain each labelled class; predicted: explain the model's top-1 class, measured "
+                    "against the labelled object")
+        ->capture_default_str();
     cmd->add_option("--method", o.method, "one faithful method: cam (GAP heads) or hirescam (linear heads)")
         ->capture_default_str();
     cmd->add_flag("--rank-methods", o.rank_methods,
                   "refused: IoU with object masks measures the model, not the explanation method");
     cmd->add_option("--out", flags->out, "output folder: audit.json, audit.csv, audit_records.csv")->required();
-    cmd->add_option("--size", o.size, "model input side (default: the model card's, else the image size)");
-    cmd->add_option("--mean", flags->mean, "normalisation mean per channel (default: the model card's, else ImageNet)");
-    cmd->add_option("--std", flags->std, "normalisation std per channel (default: the model card's, else ImageNet)");
     cmd->add_option("--thresholds", flags->thresholds, "IoU thresholds as fractions of the map's maximum (default 0.3,0.5)");
     cmd->add_option("--pointing-tolerance", o.thresholds.pointing_tolerance,
                     "pointing game: pixels between the map's maximum and the object")
         ->capture_default_str();
     cmd->add_option("--batch", o.batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-    cmd->add_option("--threads", flags->threads, "LibTorch intra-op threads (default: all cores)");
+    add_model_input_flags(cmd, flags->input);
     cmd->callback([flags] { run(*flags); });
 }
 

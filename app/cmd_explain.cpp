@@ -5,6 +5,7 @@
 
 #include "commands.hpp"
 #include "explain_job.hpp"
+#include "model_input_flags.hpp"
 #include "options.hpp"
 
 namespace sightline::cli {
@@ -14,21 +15,13 @@ namespace {
 struct ExplainFlags {
     ExplainJob job;
     std::string methods = "hirescam";
-    std::string size, mean, std;
-    int threads = 0;
+    ModelInputFlags input;
 };
 
 void run(ExplainFlags& f) {
     ExplainJob& job = f.job;
     job.methods = split_list(f.methods);
-    if (!f.size.empty()) std::tie(job.preprocess.height, job.preprocess.width) = parse_size(f.size, "--size");
-    if (!f.mean.empty()) job.preprocess.mean = parse_triple(f.mean, "--mean");
-    if (!f.std.empty()) job.preprocess.std = parse_triple(f.std, "--std");
-    for (int c = 0; c < 3; ++c) {
-        if (job.preprocess.std[c] <= 0) throw UsageError("--std: values must be positive");
-        job.options.black.push_back(-job.preprocess.mean[c] / job.preprocess.std[c]);
-    }
-    if (f.threads > 0) torch::set_num_threads(f.threads);
+    job.preprocessing = input_request(f.input);
     nlohmann::json summary = run_explain_job(job);
     std::cout << fmt::format("explained {} map(s) -> {}\n", summary["items"].size(),
                              (job.out / "summary.json").string());
@@ -46,17 +39,18 @@ void add_explain_command(CLI::App& app) {
     cmd->add_option("--method", flags->methods, "comma-separated method keys (see `sightline list`)")
         ->capture_default_str();
     cmd->add_option("--target", j.target, "top1 | topK | <class index> | <class name> | all")->capture_default_str();
-    cmd->add_option("--labels", j.labels, "class names, one per line, in output order");
+    cmd->add_option("--labels", j.labels,
+                    "class names, one per line, in output order (a classes.txt whose first line is the "
+                    "background is taken when the model has one output fewer)");
     cmd->add_option("--input", j.input, "image (PNG/JPEG/BMP/TIFF) or .npy [3,H,W] tensor, or a folder")->required();
+    cmd->add_option("--list", j.list,
+                    "split file (e.g. ImageSets/Segmentation/val.txt): explain only the images it names, "
+                    "relative to the --input folder, with or without extension");
     cmd->add_option("--out", j.out, "output folder")->required();
-    cmd->add_option("--size", flags->size, "resize images to HxW (default: keep their size)");
-    cmd->add_option("--mean", flags->mean, "normalisation mean per channel (default ImageNet 0.485,0.456,0.406)");
-    cmd->add_option("--std", flags->std, "normalisation std per channel (default ImageNet 0.229,0.224,0.225)");
     cmd->add_option("--batch", j.batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_flag("--raw", j.raw, "also write the raw map (before ReLU/normalisation/resize) as .raw.npy");
     cmd->add_flag("--overlay,!--no-overlay", j.overlay, "write PNG heat-map overlays (default on)");
     cmd->add_option("--colormap", j.colormap, "overlay colour map")->capture_default_str();
-    cmd->add_option("--threads", flags->threads, "LibTorch intra-op threads (default: all cores)");
     cmd->add_option("--ig-steps", j.options.ig_steps, "integrated gradients steps")->capture_default_str();
     cmd->add_option("--smooth-samples", j.options.smooth_samples, "SmoothGrad samples")->capture_default_str();
     cmd->add_option("--smooth-sigma", j.options.smooth_sigma, "SmoothGrad noise (fraction of the input range)")->capture_default_str();
@@ -64,6 +58,7 @@ void add_explain_command(CLI::App& app) {
     cmd->add_option("--occlusion-window", j.options.occlusion_window, "occlusion window (pixels)")->capture_default_str();
     cmd->add_option("--occlusion-stride", j.options.occlusion_stride, "occlusion stride (pixels)")->capture_default_str();
     cmd->add_option("--seed", j.options.seed, "seed for SmoothGrad noise")->capture_default_str();
+    add_model_input_flags(cmd, flags->input);
     cmd->callback([flags] { run(*flags); });
 }
 

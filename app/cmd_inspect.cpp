@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "explain_job.hpp"
+#include "model_input_flags.hpp"
 #include "options.hpp"
 
 namespace sightline::cli {
@@ -15,9 +16,12 @@ namespace {
 
 struct InspectFlags {
     fs::path model, input, json_out;
-    std::string layer, size = "224x224";
+    std::string layer;
+    ModelInputFlags preprocessing;
     bool layers = false;
 };
+
+constexpr int kNoiseSide = 224;  // noise input side when neither --size nor the model gives one
 
 // Every submodule's dotted path (what --layer takes) with its class, indented by depth.
 void print_layers(const Classifier& model) {
@@ -32,17 +36,23 @@ void print_layers(const Classifier& model) {
 void run(const InspectFlags& f) {
     Classifier model = Classifier::load(f.model);
     if (f.layers) return print_layers(model);
+    const ModelInput input = resolve_model_input(model.module(), f.model, input_request(f.preprocessing));
     torch::Tensor x;
     std::string input_desc;
     if (!f.input.empty()) {
-        x = read_input(f.input, Preprocess{}).tensor;  // images keep their size
-        input_desc = f.input.string();
+        x = read_input(f.input, input.preprocess).tensor;
+        input_desc = fmt::format("{} ({}x{})", f.input.string(), x.size(2), x.size(3));
     } else {
-        auto [h, w] = parse_size(f.size, "--size");
+        const bool sized = input.preprocess.height > 0;
+        const int h = sized ? input.preprocess.height : kNoiseSide, w = sized ? input.preprocess.width : kNoiseSide;
         torch::manual_seed(0);
         x = torch::randn({1, 3, h, w});
-        input_desc = fmt::format("standard normal noise {}x{} (seed 0; give --input for a real image)", h, w);
+        input_desc = fmt::format("standard normal noise {}x{} ({}; seed 0; give --input for a real image)", h, w,
+                                 input.size_source == "flags"   ? "--size"
+                                 : input.size_source == "model" ? "the model's stored size"
+                                                                : "default; give --size HxW");
     }
+    check_model_accepts(model, x);
     model.set_layer(f.layer, x);
     HeadAnalysis head = analyse_head(model, x);
     torch::Tensor a = model.features(x).activations;
@@ -65,10 +75,12 @@ void run(const InspectFlags& f) {
         std::cout << fmt::format("  {:<20} {:<5} {}\n", m.key, s.holds ? "yes" : "no", s.statement);
         methods[m.key] = {{"holds", s.holds}, {"statement", s.statement}};
     }
+    if (!f.input.empty()) print_input_note(input);  // noise needs no normalisation; an image does
     if (!f.json_out.empty()) {
         nlohmann::json out = {{"model", f.model.string()}, {"layer", model.layer()},
                               {"split", model.split_description()},
                               {"activation_shape", a.sizes().vec()},
+                              {"input_shape", x.sizes().vec()}, {"preprocessing", input.to_json()},
                               {"head", head_analysis_json(head)}, {"methods", methods}};
         write_file_atomic(f.json_out, out.dump(1));
     }
@@ -82,9 +94,9 @@ void add_inspect_command(CLI::App& app) {
     cmd->add_option("--model", flags->model, "TorchScript classifier (.pt)")->required();
     cmd->add_option("--layer", flags->layer, "dotted submodule path (default: features/head methods or auto)");
     cmd->add_option("--input", flags->input, "image or .npy tensor to check on (default: noise at --size)");
-    cmd->add_option("--size", flags->size, "input size HxW when no --input is given")->capture_default_str();
     cmd->add_option("--json", flags->json_out, "also write the analysis as JSON");
     cmd->add_flag("--layers", flags->layers, "list every layer name --layer accepts (dotted paths, with classes) and stop");
+    add_model_input_flags(cmd, flags->preprocessing, "the model's stored size, else 224x224 noise or the image's own");
     cmd->callback([flags] { run(*flags); });
 }
 

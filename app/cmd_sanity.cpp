@@ -27,7 +27,7 @@ void run(SanityFlags& f) {
     o.methods = split_list(f.methods);
     o.independent = f.independent;
     o.edge_baseline = !f.no_edges;
-    apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
+    const ModelInput input = apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
     ensure_writable_dir(f.out);
 
     std::unique_ptr<ProgressBar> bar;
@@ -37,6 +37,7 @@ void run(SanityFlags& f) {
         if (done == total) bar->finish();
     });
     write_sanity_outputs(report, f.out);
+    print_input_note(input);
     std::cout << sanity_table(report);
     std::cout << fmt::format("wrote {}/{{sanity.json,sanity.png}} ({} images, {:.1f} s)\n", f.out.string(),
                              report.images.size(), report.seconds);

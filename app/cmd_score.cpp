@@ -40,7 +40,7 @@ void run(ScoreFlags& f) {
             }
         }
     }
-    apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
+    const ModelInput input = apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
     if (!f.out.empty()) ensure_writable_dir(f.out);
 
     std::unique_ptr<ProgressBar> bar;
@@ -49,6 +49,7 @@ void run(ScoreFlags& f) {
         bar->advance();
         if (done == total) bar->finish();
     });
+    print_input_note(input);
     std::cout << score_table(report);
     if (!f.out.empty()) {
         write_file_atomic(f.out / "score.json", score_json(report).dump(1));

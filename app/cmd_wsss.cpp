@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "commands.hpp"
+#include "options.hpp"
 #include "progress.hpp"
 #include "sightline/wsss.hpp"
 
@@ -72,6 +73,7 @@ struct Flags {
     int iterations = 10, crf_threads = 0;
     std::string thresholds = "0.05:0.80:0.05";
     int threads = 2;
+    std::string mean, std;
 
     CamSource source() const {
         CamSource s{model, cams, {}};
@@ -80,6 +82,8 @@ struct Flags {
             if (!(x > 0)) throw UsageError(fmt::format("--scales: every factor must be > 0, got '{}'", scales));
         s.options.flip = !no_flip;
         s.options.use_explainer = via_explain;
+        if (!mean.empty()) s.options.mean = parse_triple(mean, "--mean");
+        if (!std.empty()) s.options.std = parse_triple(std, "--std");
         return s;
     }
     SeedOptions seeds() const {
@@ -125,6 +129,8 @@ void add_source_flags(CLI::App* c, Flags& f) {
     c->add_flag("--no-flip", f.no_flip, "No horizontally flipped pass");
     c->add_flag("--via-explain", f.via_explain, "Class maps from the explain engine even for built-in models");
     c->add_option("--threads", f.threads, "LibTorch threads")->capture_default_str();
+    c->add_option("--mean", f.mean, "normalisation mean R,G,B (default: the model's stored one, else ImageNet)");
+    c->add_option("--std", f.std, "normalisation std R,G,B (default: the model's stored one, else ImageNet)");
 }
 
 void add_seed_flags(CLI::App* c, Flags& f) {

@@ -135,12 +135,6 @@ json explain_models(const Context& c, const json& classifiers) {
         job.labels = c.out / "labels.txt";
         job.input = inputs;
         job.out = c.out / "maps" / name;
-        // Built-in models carry their normalisation (sightline_mean/std); read it from the card.
-        json card = json::parse(read_file(job.model.parent_path() / "model.json"));
-        for (int ch = 0; ch < 3; ++ch) {
-            job.preprocess.mean[ch] = card["mean"][ch].get<float>();
-            job.preprocess.std[ch] = card["std"][ch].get<float>();
-        }
         job.quiet = true;
         json ex = run_explain_job(job);
         json model = {{"name", name}, {"methods", job.methods}, {"head", ex["head"]},

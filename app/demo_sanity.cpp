@@ -27,7 +27,7 @@ json sanity_checks(const Context& c, const json& classifiers) {
     o.model = c.out / gap["model"].get<std::string>();
     o.input = inputs;
     o.seed = 1;
-    set_model_normalisation(o.model, "", "", o.preprocess, o.explain);
+    apply_model_input_flags(ModelInputFlags{}, o.model, o.preprocess, o.explain);
     SanityReport r = run_sanity(o);
     const fs::path dir = c.out / "sanity";
     write_sanity_outputs(r, dir);

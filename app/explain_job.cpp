@@ -9,8 +9,10 @@
 #include <fmt/ranges.h>
 #include <opencv2/imgproc.hpp>
 
+#include "model_input_flags.hpp"
 #include "options.hpp"
 #include "progress.hpp"
+#include "sightline/input_list.hpp"
 #include "sightline/report.hpp"
 
 namespace sightline::cli {
@@ -25,7 +27,7 @@ std::string file_safe(std::string name) {
     return name;
 }
 
-json job_signature(const ExplainJob& job) {
+json job_signature(const ExplainJob& job, const Preprocess& pre) {
     std::error_code ec;
     auto model_size = fs::file_size(job.model, ec);
     return {{"model", fs::absolute(job.model).string()},
@@ -33,12 +35,29 @@ json job_signature(const ExplainJob& job) {
             {"layer", job.layer},
             {"methods", job.methods},
             {"target", job.target},
-            {"size", {job.preprocess.height, job.preprocess.width}},
-            {"mean", job.preprocess.mean},
-            {"std", job.preprocess.std},
+            {"size", {pre.height, pre.width}},
+            {"mean", pre.mean},
+            {"std", pre.std},
             {"raw", job.raw},
             {"overlay", job.overlay},
             {"colormap", job.colormap}};
+}
+
+// A class list with one name more than the model has outputs whose first line is the
+// background (a dataset's classes.txt): the outputs are the rest. Any other count is an error.
+void drop_background_label(std::vector<std::string>& labels, int64_t outputs, const fs::path& file, bool quiet) {
+    const auto count = static_cast<int64_t>(labels.size());
+    if (count == outputs) return;
+    if (count == outputs + 1) {
+        if (!quiet)
+            std::cerr << fmt::format("sightline: note: {} has {} names for {} outputs; its first line '{}' is taken "
+                                     "as the background and the rest as the outputs' names\n",
+                                     file.string(), count, outputs, labels.front());
+        labels.erase(labels.begin());
+        return;
+    }
+    throw Error(fmt::format("{}: has {} class names but the model has {} classes (give one name per output, "
+                            "optionally after a background line)", file.string(), count, outputs));
 }
 
 }  // namespace
@@ -69,8 +88,9 @@ json run_explain_job(const ExplainJob& job) {
     const int colormap = colormap_from_name(job.colormap);
     std::vector<std::string> labels;
     if (!job.labels.empty()) labels = read_lines(job.labels);
-    const TargetSpec spec = parse_target(job.target, labels);
-    std::vector<fs::path> inputs = list_inputs(job.input, true);
+    TargetSpec spec = parse_target(job.target, labels);
+    std::vector<fs::path> inputs =
+        job.list.empty() ? list_inputs(job.input, true) : list_inputs_named(job.input, job.list, true);
     std::map<std::string, fs::path> stems;
     for (const auto& p : inputs) {
         auto [it, fresh] = stems.emplace(p.stem().string(), p);
@@ -83,9 +103,14 @@ json run_explain_job(const ExplainJob& job) {
     ensure_writable_dir(records);
 
     Classifier model = Classifier::load(job.model);
-    InputItem first = read_input(inputs.front(), job.preprocess);
+    const ModelInput input = resolve_model_input(model.module(), job.model, job.preprocessing);
+    const Preprocess& pre = input.preprocess;
+    InputItem first = read_input(inputs.front(), pre);
+    check_model_accepts(model, first.tensor);
     model.set_layer(job.layer, first.tensor);
-    Explainer explainer(model, job.options);
+    ExplainOptions options = job.options;
+    options.black = input.black();
+    Explainer explainer(model, options);
     const HeadAnalysis& head = explainer.head_analysis(first.tensor);
     if (!labels.empty()) {
         int64_t classes;
@@ -93,12 +118,12 @@ json run_explain_job(const ExplainJob& job) {
             torch::NoGradGuard no_grad;
             classes = model.forward(first.tensor).size(1);
         }
-        if (static_cast<int64_t>(labels.size()) != classes)
-            throw Error(fmt::format("{}: has {} class names but the model has {} classes",
-                                    job.labels.string(), labels.size(), classes));
+        drop_background_label(labels, classes, job.labels, job.quiet);
+        // The target may name a class; look it up in the list as it is now.
+        spec = parse_target(job.target, labels);
     }
 
-    const json signature = job_signature(job);
+    const json signature = job_signature(job, pre);
     auto record_path = [&](const fs::path& input) { return records / (input.stem().string() + ".json"); };
     std::vector<fs::path> pending;
     for (const auto& p : inputs) {
@@ -115,7 +140,7 @@ json run_explain_job(const ExplainJob& job) {
         // A batch: consecutive inputs of the same shape, at most job.batch of them.
         std::vector<InputItem> items;
         while (start < pending.size() && static_cast<int>(items.size()) < std::max(1, job.batch)) {
-            InputItem item = pending[start] == first.path ? first : read_input(pending[start], job.preprocess);
+            InputItem item = pending[start] == first.path ? first : read_input(pending[start], pre);
             if (!items.empty() && item.tensor.sizes() != items.front().tensor.sizes()) break;
             if (!item.note.empty() && !job.quiet)
                 std::cerr << fmt::format("sightline: {}: {}\n", item.path.string(), item.note);
@@ -174,6 +199,7 @@ json run_explain_job(const ExplainJob& job) {
     }
     progress.finish();
     // Said once, after the work succeeded, so that a failure stays a single line.
+    if (!job.quiet) print_input_note(input);
     if (!job.quiet && model.split_kind() == SplitKind::kAutoLayer)
         std::cerr << fmt::format("sightline: used layer '{}' (the last submodule with a 4-D output); "
                                  "choose another with --layer\n", model.layer());
@@ -188,6 +214,7 @@ json run_explain_job(const ExplainJob& job) {
                     {"split", model.split_description()},
                     {"head", head_analysis_json(head)},
                     {"target", job.target},
+                    {"preprocessing", input.to_json()},
                     {"items", json::array()}};
     for (const auto& p : inputs) {
         json rec = json::parse(read_file(record_path(p)));

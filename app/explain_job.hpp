@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sightline/explain.hpp"
-#include "sightline/tensor_io.hpp"
+#include "sightline/model_input.hpp"
 
 namespace sightline::cli {
 
@@ -17,10 +17,12 @@ struct ExplainJob {
     std::string layer;                  // empty = model methods or automatic
     std::vector<std::string> methods{"hirescam"};
     std::string target = "top1";
-    fs::path labels;                    // optional class names, one per line
+    fs::path labels;                    // optional class names, one per line (a leading background
+                                        // line is dropped when the model has one output fewer)
     fs::path input;                     // file or folder
+    fs::path list;                      // optional split file: names of inputs in the folder `input`
     fs::path out;
-    Preprocess preprocess;
+    InputRequest preprocessing;         // --size/--mean/--std; resolved against the model's own
     int batch = 8;
     bool raw = false;
     bool overlay = true;
@@ -32,7 +34,8 @@ struct ExplainJob {
 // The head analysis as JSON (summary.json, `inspect --json`).
 nlohmann::json head_analysis_json(const HeadAnalysis& head);
 
-// Runs the job and returns the summary (also written to out/summary.json).
+// Runs the job and returns the summary (also written to out/summary.json, with the
+// preprocessing used under "preprocessing").
 nlohmann::json run_explain_job(const ExplainJob& job);
 
 }  // namespace sightline::cli

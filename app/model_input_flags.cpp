@@ -1,44 +1,39 @@
 #include "model_input_flags.hpp"
 
+#include <iostream>
+
+#include <fmt/format.h>
+
 #include "options.hpp"
 
 namespace sightline::cli {
 
-void add_model_input_flags(CLI::App* cmd, ModelInputFlags& f) {
-    cmd->add_option("--size", f.size, "resize images to HxW (default: keep their size)");
-    cmd->add_option("--mean", f.mean, "normalisation mean per channel (default: the model's, else ImageNet)");
-    cmd->add_option("--std", f.std, "normalisation std per channel (default: the model's, else ImageNet)");
+void add_model_input_flags(CLI::App* cmd, ModelInputFlags& f, const std::string& size_help) {
+    cmd->add_option("--size", f.size, "resize images to HxW (N = NxN; default: " + size_help + ")");
+    cmd->add_option("--mean", f.mean, "normalisation mean R,G,B (default: the model's stored one, else ImageNet)");
+    cmd->add_option("--std", f.std, "normalisation std R,G,B (default: the model's stored one, else ImageNet)");
     cmd->add_option("--threads", f.threads, "LibTorch intra-op threads (default: all cores)");
 }
 
-void apply_model_input_flags(const ModelInputFlags& f, const std::filesystem::path& model, Preprocess& pre,
-                             ExplainOptions& explain) {
-    if (!f.size.empty()) std::tie(pre.height, pre.width) = parse_size(f.size, "--size");
+InputRequest input_request(const ModelInputFlags& f) {
+    InputRequest r;
+    if (!f.size.empty()) r.size = parse_size(f.size, "--size");
+    if (!f.mean.empty()) r.mean = parse_triple(f.mean, "--mean");
+    if (!f.std.empty()) r.std = parse_triple(f.std, "--std");
     if (f.threads > 0) torch::set_num_threads(f.threads);
-    set_model_normalisation(model, f.mean, f.std, pre, explain);
+    return r;
 }
 
-void set_model_normalisation(const std::filesystem::path& model, const std::string& mean, const std::string& std,
-                             Preprocess& pre, ExplainOptions& explain) {
-    if (mean.empty() || std.empty()) {
-        Classifier classifier = Classifier::load(model);
-        const torch::jit::Module& m = classifier.module();
-        auto take = [&](const char* name, std::array<float, 3>& dst) {
-            if (!m.hasattr(name)) return;
-            auto v = m.attr(name).toDoubleList();
-            if (v.size() == 3)
-                for (int c = 0; c < 3; ++c) dst[c] = static_cast<float>(v[c]);
-        };
-        if (mean.empty()) take("sightline_mean", pre.mean);
-        if (std.empty()) take("sightline_std", pre.std);
-    }
-    if (!mean.empty()) pre.mean = parse_triple(mean, "--mean");
-    if (!std.empty()) pre.std = parse_triple(std, "--std");
-    explain.black.clear();
-    for (int c = 0; c < 3; ++c) {
-        if (pre.std[c] <= 0) throw UsageError("--std: values must be positive");
-        explain.black.push_back(-pre.mean[c] / pre.std[c]);
-    }
+void print_input_note(const ModelInput& input) {
+    if (!input.note.empty()) std::cerr << "sightline: note: " << input.note << "\n";
+}
+
+ModelInput apply_model_input_flags(const ModelInputFlags& f, const std::filesystem::path& model, Preprocess& pre,
+                                   ExplainOptions& explain) {
+    ModelInput input = resolve_model_input(model, input_request(f));
+    pre = input.preprocess;
+    explain.black = input.black();
+    return input;
 }
 
 }  // namespace sightline::cli

@@ -1,5 +1,6 @@
-// The flags that say how images become model input (--size, --mean, --std, --threads), shared
-// by the commands that run a classifier on an image folder (sanity, score).
+// The flags that say how images become model input (--size, --mean, --std, --threads), the
+// same in every command that runs a classifier. The decision itself (flags over the model's
+// stored values over ImageNet's) is the library's resolve_model_input.
 #pragma once
 
 #include <filesystem>
@@ -8,7 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "sightline/explain.hpp"
-#include "sightline/tensor_io.hpp"
+#include "sightline/model_input.hpp"
 
 namespace sightline::cli {
 
@@ -17,16 +18,20 @@ struct ModelInputFlags {
     int threads = 0;
 };
 
-void add_model_input_flags(CLI::App* cmd, ModelInputFlags& flags);
+// Adds --size, --mean, --std and --threads. size_help: what --size means when not given.
+void add_model_input_flags(CLI::App* cmd, ModelInputFlags& flags,
+                           const std::string& size_help = "the model's stored size, else each image's own");
 
-// Applies the flags: the input size, LibTorch's thread count, and the normalisation (see
-// set_model_normalisation) into pre and explain.black.
-void apply_model_input_flags(const ModelInputFlags& flags, const std::filesystem::path& model, Preprocess& pre,
+// The flags parsed (UsageError naming the flag for a malformed value); also applies --threads.
+InputRequest input_request(const ModelInputFlags& flags);
+
+// Prints the resolution's note (if any) as one "sightline: note: ..." line on stderr; called
+// after the work succeeded, so that a failure stays a single line.
+void print_input_note(const ModelInput& input);
+
+// For the library calls that take a resolved Preprocess: resolves the flags against the model's
+// stored values and sets pre and explain.black. Returns the resolution (for its note).
+ModelInput apply_model_input_flags(const ModelInputFlags& flags, const std::filesystem::path& model, Preprocess& pre,
                              ExplainOptions& explain);
-
-// --mean/--std when given, else the model's sightline_mean/std attributes, else ImageNet's;
-// also sets explain.black (the normalised black image, for the methods' baselines).
-void set_model_normalisation(const std::filesystem::path& model, const std::string& mean, const std::string& std,
-                             Preprocess& pre, ExplainOptions& explain);
 
 }  // namespace sightline::cli

@@ -158,7 +158,7 @@ TEST(ExplainCli, BadInputGivesOneClearLineAndNoOutput) {
         {"target out of range", "explain " + model_flags() + " --target 10 --input " + img0.string() + o,
          "--target 10: class index out of range; the model has 10 classes (0..9)", 2},
         {"input of the wrong size", "explain --model " + gradcam("flatnet.pt").string() + " --layer features --input " + img0.string() + o,
-         "flatnet.pt: the head failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied", 1},
+         "flatnet.pt: the model does not run on 64x80 input: the input size must match the model's", 1},
         {"unknown method", "explain " + model_flags() + " --method gradcan --input " + img0.string() + o,
          "unknown method 'gradcan'; choose from:", 2},
         {"cam on a flatten head", "explain --model " + gradcam("flatnet.pt").string() + " --method cam --input " +

@@ -10,30 +10,14 @@
 
 #include "sightline/audit.hpp"
 #include "sightline/palette.hpp"
+#include "colour_models.hpp"
 #include "test_support.hpp"
 
 using namespace sightline;
 
 namespace {
 
-// features(x) = relu(x) (the RGB channels, full resolution); head = GAP -> Linear with weights
-// w [2 classes, 3 channels]: class a reads channel w[0], class b channel w[1].
-fs::path colour_model(const fs::path& dir, const std::string& name, torch::Tensor w) {
-    torch::jit::Module m("ColourNet");
-    m.register_parameter("fc_w", w, false);
-    m.register_parameter("fc_b", torch::zeros({w.size(0)}), false);
-    m.define(R"(
-def features(self, x):
-    return torch.relu(x)
-def head(self, a):
-    return torch.addmm(self.fc_b, torch.mean(a, [2, 3]), self.fc_w.t())
-def forward(self, x):
-    return self.head(self.features(x))
-)");
-    fs::path path = dir / (name + ".pt");
-    m.save(path.string());
-    return path;
-}
+using test::colour_model;
 
 // Reads the object colour: a = red, b = blue.
 fs::path object_model(const fs::path& dir) {
@@ -239,8 +223,8 @@ TEST(AuditModel, ResumedRunEqualsFreshRun) {
     o.model = context_model(dir);
     o.data = data;
     o.splits = {"test"};
-    o.mean = {0, 0, 0};
-    o.std = {1, 1, 1};
+    o.mean = std::array<float, 3>{0, 0, 0};
+    o.std = std::array<float, 3>{1, 1, 1};
     o.batch = 2;
     AuditResult fresh = audit_model(o);
     o.resume_dir = test::scratch_dir("cache");

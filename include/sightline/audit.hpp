@@ -55,9 +55,12 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -86,7 +89,9 @@ struct IdealMasses {
 struct AuditRecord {
     std::string id;                  // image id (file stem)
     std::string version;             // "matched" | "swapped" | "context" (synthetic), else ""
-    int class_id = 0;                // labelled class explained (mask id >= 1; output = id - 1)
+    int class_id = 0;                // labelled class measured (mask id >= 1; output = id - 1)
+    int explained_id = 0;            // class whose map was measured: class_id (--target label)
+                                     // or the top-1 prediction's class id (--target predicted)
     bool correct = false;            // behaviour (see the top of this header)
     double probability = 0.0;        // softmax (single-label) or sigmoid (multi-label) of the class
     bool has_context = false;        // a context mask was given
@@ -165,17 +170,30 @@ AuditSummary summarise_audit(const std::vector<AuditRecord>& records,
 
 // ---- auditing a model (src/audit/, links LibTorch) --------------------------------------------
 
+// The preprocessing the audit used (resolve_model_input's answer, kept free of LibTorch types).
+struct AuditPreprocessing {
+    std::array<float, 3> mean{}, std{};
+    int height = 0, width = 0;          // 0 = each image at its own size
+    std::string source, size_source;    // as ModelInput's
+    std::string note;                   // set when ImageNet's statistics were assumed
+};
+
 // One-to-one with the flags of `sightline audit`.
 struct AuditOptions {
     fs::path model;                     // --model: TorchScript classifier
     std::string layer;                  // --layer: empty = the model's features/head, else automatic
     fs::path data;                      // --data: dataset root with object masks (open_dataset)
-    std::vector<std::string> splits;    // --split: empty = test_matched,test_swapped,test_context
-                                        //   when the data has them, else val
+    std::vector<std::string> splits;    // --split: split names (ImageSets/Segmentation/<name>.txt) or
+                                        //   split files; empty = test_matched,test_swapped,test_context
+                                        //   when the data has them, else val, else the only split
+    fs::path context_dir;               // --context: context masks <id>.png (a path, else under data);
+                                        //   empty = data/SegmentationContext when present
+    std::string target = "label";       // --target: label (each labelled class's map) | predicted
+                                        //   (the top-1 class's map, measured against each labelled object)
     std::string method = "hirescam";    // --method: one registry key
     bool rank_methods = false;          // --rank-methods: refused (IoU does not rank methods)
-    int size = 0;                       // --size: model input side; 0 = the model card's, else the image's
-    std::vector<float> mean, std;       // --mean/--std; empty = the model card's, else ImageNet
+    std::optional<std::pair<int, int>> size;       // --size HxW; unset = the model's stored size, else the image's
+    std::optional<std::array<float, 3>> mean, std;  // --mean/--std; unset = the model's stored ones, else ImageNet
     int batch = 16;                     // --batch: images per forward
     AuditThresholds thresholds;
     fs::path resume_dir;                // finished batches are kept here and reused (empty: off)
@@ -183,7 +201,9 @@ struct AuditOptions {
 
 struct AuditResult {
     std::string model, layer, method, data;
-    std::vector<std::string> splits;
+    std::vector<std::string> splits;    // as given (or chosen by default)
+    std::string target;                 // "label" | "predicted"
+    AuditPreprocessing preprocessing;
     std::string head;                   // head description from the analysis
     bool trustworthy = false;           // the method's guarantee holds for this model
     std::string guarantee;              // guarantee_status statement

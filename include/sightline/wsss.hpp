@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,8 @@ struct CamOptions {
     bool flip = true;                                   // --no-flip: skip the mirrored pass
     bool use_explainer = false;  // --via-explain: CAMs from the explain engine even for built-in
                                  // models (the slow twin of the weight fast path)
+    std::optional<std::array<float, 3>> mean, std;  // --mean/--std; unset = the model's stored
+                                                     // ones, else ImageNet's (resolve_model_input)
 };
 
 // A classifier that has bias-free class maps: a global-average-pooling -> Linear head
@@ -49,7 +53,7 @@ public:
     // class weights from fc.weight; any other model is split by its features/head methods or
     // at its last 4-D activation and its head analysed: only a GAP -> Linear head has class
     // maps, anything else throws Error "<model>: seeds need class maps ...". Normalisation
-    // mean/std come from the model's sightline_mean/sightline_std attributes (else ImageNet).
+    // mean/std: options' when set, else the model's stored ones, else ImageNet's.
     static CamModel load(const fs::path& path, const CamOptions& options = {});
     CamModel(CamModel&&) noexcept;
     CamModel& operator=(CamModel&&) noexcept;

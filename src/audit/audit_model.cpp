@@ -1,15 +1,18 @@
 // audit_model: explain every labelled class of a dataset with one method and measure where the
 // map's mass lies (the statistics are src/evaluate/audit_stats.cpp; this file runs the model).
+#include <algorithm>
 #include <cmath>
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "sightline/audit.hpp"
 #include "sightline/data.hpp"
 #include "sightline/explain.hpp"
+#include "sightline/model_input.hpp"
 #include "sightline/palette.hpp"
 #include "sightline/tensor_io.hpp"
 
@@ -37,13 +40,33 @@ std::vector<std::string> split_commas(const std::string& s) {
     return out;
 }
 
+// The synthetic scenes' three test versions when present, else val, else the only split.
 std::vector<std::string> default_splits(const fs::path& data) {
     const fs::path sets = data / "ImageSets" / "Segmentation";
     std::vector<std::string> versions = {"test_matched", "test_swapped", "test_context"};
     bool all = true;
     for (const auto& v : versions) all = all && fs::exists(sets / (v + ".txt"));
     if (all) return versions;
-    return {"val"};
+    if (fs::exists(sets / "val.txt")) return {"val"};
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(sets, ec))
+        if (e.path().extension() == ".txt") found.push_back(e.path().stem().string());
+    if (found.size() == 1) return found;
+    std::sort(found.begin(), found.end());
+    throw UsageError(fmt::format("{}: no val split; give --split (one or more of: {})", sets.string(),
+                                 found.empty() ? std::string("none found") : fmt::format("{}", fmt::join(found, ", "))));
+}
+
+// --context: a folder as given, else under the dataset; empty = SegmentationContext/ when present.
+fs::path context_folder(const AuditOptions& o) {
+    if (o.context_dir.empty()) {
+        const fs::path standard = o.data / "SegmentationContext";
+        return fs::is_directory(standard) ? standard : fs::path();
+    }
+    if (fs::is_directory(o.context_dir)) return o.context_dir;
+    if (o.context_dir.is_relative() && fs::is_directory(o.data / o.context_dir)) return o.data / o.context_dir;
+    throw Error(fmt::format("{}: no such context mask folder (nor under {})", o.context_dir.string(), o.data.string()));
 }
 
 // id -> version ("matched", "swapped", "context") from the synthetic scenes' scenes.csv.
@@ -71,29 +94,16 @@ fs::path image_file(const fs::path& data, const std::string& id) {
     return data / "JPEGImages" / id;
 }
 
-Preprocess preprocess_for(const Classifier& model, const AuditOptions& o) {
-    Preprocess pre;
-    const torch::jit::Module& m = model.module();
-    auto floats = [&](const std::vector<float>& given, const char* attr, std::array<float, 3>& out,
-                      const char* flag) {
-        if (!given.empty()) {
-            if (given.size() != 3) throw UsageError(fmt::format("{}: give three values (R,G,B)", flag));
-            std::copy(given.begin(), given.end(), out.begin());
-        } else if (m.hasattr(attr)) {
-            std::vector<double> v = m.attr(attr).toDoubleVector();
-            if (v.size() == 3)
-                for (int c = 0; c < 3; ++c) out[c] = static_cast<float>(v[c]);
-        }
-    };
-    floats(o.mean, "sightline_mean", pre.mean, "--mean");
-    floats(o.std, "sightline_std", pre.std, "--std");
-    for (float s : pre.std)
-        if (!(s > 0)) throw UsageError("--std: values must be positive");
-    int size = o.size;
-    if (size < 0) throw UsageError(fmt::format("--size {}: must be >= 0", size));
-    if (size == 0 && m.hasattr("sightline_input_size")) size = static_cast<int>(m.attr("sightline_input_size").toInt());
-    pre.height = pre.width = size;
-    return pre;
+AuditPreprocessing describe(const ModelInput& in) {
+    AuditPreprocessing p;
+    p.mean = in.preprocess.mean;
+    p.std = in.preprocess.std;
+    p.height = in.preprocess.height;
+    p.width = in.preprocess.width;
+    p.source = in.source;
+    p.size_source = in.size_source;
+    p.note = in.note;
+    return p;
 }
 
 json signature(const AuditOptions& o, const Preprocess& pre, const std::vector<std::string>& splits) {
@@ -104,15 +114,17 @@ json signature(const AuditOptions& o, const Preprocess& pre, const std::vector<s
             {"layer", o.layer},
             {"data", fs::absolute(o.data).string()},
             {"splits", splits},
+            {"context", o.context_dir.string()},
+            {"target", o.target},
             {"method", o.method},
-            {"size", pre.height},
+            {"size", {pre.height, pre.width}},
             {"mean", pre.mean},
             {"std", pre.std},
             {"batch", o.batch},
             {"fixed", o.thresholds.fixed},
             {"grid_steps", o.thresholds.grid_steps},
             {"pointing_tolerance", o.thresholds.pointing_tolerance},
-            {"records", 2}};  // record format: 2 added the ideal users' masses
+            {"records", 3}};  // record format: 2 added the ideal users' masses, 3 explained_id
 }
 
 // Cache format of the records of one finished batch (doubles round-trip; NaN as null).
@@ -121,7 +133,8 @@ json to_json(const AuditRecord& r) {
     json fixed = json::array(), grid = json::array();
     for (double v : r.iou_fixed) fixed.push_back(num(v));
     for (double v : r.iou_grid) grid.push_back(num(v));
-    return {{"id", r.id}, {"version", r.version}, {"class_id", r.class_id}, {"correct", r.correct},
+    return {{"id", r.id}, {"version", r.version}, {"class_id", r.class_id}, {"explained_id", r.explained_id},
+            {"correct", r.correct},
             {"probability", num(r.probability)}, {"has_context", r.has_context}, {"total_mass", num(r.total_mass)},
             {"areas", {num(r.object_area), num(r.context_area), num(r.elsewhere_area)}},
             {"masses", {num(r.object_mass), num(r.context_mass), num(r.elsewhere_mass)}},
@@ -136,6 +149,7 @@ AuditRecord from_json(const json& j) {
     r.id = j.at("id");
     r.version = j.at("version");
     r.class_id = j.at("class_id");
+    r.explained_id = j.at("explained_id");
     r.correct = j.at("correct");
     r.probability = num(j.at("probability"));
     r.has_context = j.at("has_context");
@@ -161,9 +175,11 @@ struct Item {
     torch::Tensor x;  // [1,3,H,W]
 };
 
-// Explains the labelled classes of items (all of one input size); appends their records.
-void audit_items(Explainer& explainer, const Classifier& model, const std::string& method, const fs::path& data,
-                 const AuditThresholds& th, std::vector<Item>& items, std::vector<AuditRecord>& out) {
+// Explains items (all of one input size) for each labelled class: that class's map, or with
+// `predicted` the top-1 class's map, measured against the labelled object. Appends the records.
+void audit_items(Explainer& explainer, const Classifier& model, const std::string& method, bool predicted,
+                 const fs::path& data, const AuditThresholds& th, std::vector<Item>& items,
+                 std::vector<AuditRecord>& out) {
     std::vector<torch::Tensor> xs;
     for (const Item& it : items) xs.push_back(it.x);
     const torch::Tensor x = torch::cat(xs);
@@ -174,21 +190,29 @@ void audit_items(Explainer& explainer, const Classifier& model, const std::strin
     }
     const torch::Tensor softmax = torch::softmax(logits, 1), sigmoid = torch::sigmoid(logits);
     const torch::Tensor top1 = logits.argmax(1);
-    std::map<int, std::vector<std::size_t>> by_class;
+    // explained class id -> (item, labelled class id) pairs
+    std::map<int, std::vector<std::pair<std::size_t, int>>> by_class;
     for (std::size_t i = 0; i < items.size(); ++i)
-        for (int c : items[i].sample.labels) by_class[c].push_back(i);
+        for (int c : items[i].sample.labels) {
+            const int explained = predicted ? static_cast<int>(top1[static_cast<int64_t>(i)].item<int64_t>()) + 1 : c;
+            by_class[explained].emplace_back(i, c);
+        }
     std::map<std::pair<std::size_t, int>, AuditRecord> records;
-    for (const auto& [c, rows] : by_class) {
-        std::vector<int64_t> index(rows.begin(), rows.end());
+    for (const auto& [e, pairs] : by_class) {
+        std::vector<int64_t> index;
         std::vector<std::string> sources;
-        for (std::size_t i : rows) sources.push_back(image_file(data, items[i].sample.id).string());
+        for (const auto& [i, c] : pairs) {
+            index.push_back(static_cast<int64_t>(i));
+            sources.push_back(image_file(data, items[i].sample.id).string());
+        }
         TargetSpec spec;
         spec.kind = TargetSpec::kIndex;
-        spec.index = c - 1;
+        spec.index = e - 1;
         Explanation ex = explainer.explain(x.index_select(0, torch::tensor(index)), spec, {method}, sources);
         const torch::Tensor raw = ex.methods.at(0).raw.to(torch::kFloat).contiguous();
-        for (std::size_t k = 0; k < rows.size(); ++k) {
-            const Item& it = items[rows[k]];
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            const auto [row, c] = pairs[k];
+            const Item& it = items[row];
             torch::Tensor m = raw[static_cast<int64_t>(k)][0].clamp_min(0).contiguous();
             cv::Mat small(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_32FC1, m.data_ptr<float>());
             cv::Mat map;
@@ -198,7 +222,8 @@ void audit_items(Explainer& explainer, const Classifier& model, const std::strin
             audit_ideal_users(r, it.sample.mask, it.context, c, small.size(), sources[k]);
             r.id = it.sample.id;
             r.version = it.version;
-            const int64_t i = static_cast<int64_t>(rows[k]);
+            r.explained_id = e;
+            const int64_t i = static_cast<int64_t>(row);
             if (it.sample.labels.size() > 1) {  // multi-label image: the class's own sigmoid
                 r.probability = sigmoid[i][c - 1].item<double>();
                 r.correct = r.probability > 0.5;
@@ -206,7 +231,7 @@ void audit_items(Explainer& explainer, const Classifier& model, const std::strin
                 r.probability = softmax[i][c - 1].item<double>();
                 r.correct = top1[i].item<int64_t>() == c - 1;
             }
-            records.emplace(std::make_pair(rows[k], c), std::move(r));
+            records.emplace(std::make_pair(row, c), std::move(r));
         }
     }
     for (auto& [key, r] : records) out.push_back(std::move(r));  // image order, then class order
@@ -227,19 +252,22 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
     if (o.thresholds.pointing_tolerance < 0) throw UsageError("--pointing-tolerance: must be >= 0");
     if (o.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", o.batch));
     if (!fs::is_directory(o.data)) throw Error(fmt::format("{}: no such dataset folder", o.data.string()));
+    if (o.target != "label" && o.target != "predicted")
+        throw UsageError(fmt::format("--target {}: expected label or predicted", o.target));
 
     AuditResult result;
     result.model = o.model.string();
     result.method = o.method;
     result.data = o.data.string();
     result.thresholds = o.thresholds;
+    result.target = o.target;
     result.splits = o.splits.empty() ? default_splits(o.data) : o.splits;
     std::vector<std::unique_ptr<Dataset>> sets;
     for (const std::string& split : result.splits) sets.push_back(open_dataset(o.data, split));
     result.class_names = sets.front()->class_names();
     const std::map<std::string, std::string> versions = read_versions(o.data);
-    const fs::path context_dir = o.data / "SegmentationContext";
-    const bool has_context = fs::is_directory(context_dir);
+    const fs::path context_dir = context_folder(o);
+    const bool has_context = !context_dir.empty();
 
     auto read_item = [&](const Dataset& set, std::size_t i, const Preprocess& pre, const std::string& split) {
         Item it;
@@ -267,12 +295,15 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
 
     // 2. The model, split at the layer, on the first image.
     Classifier model = Classifier::load(o.model);
-    const Preprocess pre = preprocess_for(model, o);
+    const ModelInput input = resolve_model_input(model.module(), o.model, {o.size, o.mean, o.std});
+    const Preprocess& pre = input.preprocess;
+    result.preprocessing = describe(input);
     Item first = read_item(*sets.front(), 0, pre, result.splits.front());
+    check_model_accepts(model, first.x);
     model.set_layer(o.layer, first.x);
     result.layer = model.layer();
     ExplainOptions explain_options;
-    for (int c = 0; c < 3; ++c) explain_options.black.push_back(-pre.mean[c] / pre.std[c]);
+    explain_options.black = input.black();
     Explainer explainer(model, explain_options);
     const HeadAnalysis& head = explainer.head_analysis(first.x);
     result.head = head.description;
@@ -303,13 +334,20 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
             write_file_atomic(sig_file, sig.dump(1));
         }
     }
+    // Cache files are named after the splits (a split file's stem), numbered when two stems agree.
+    std::vector<std::string> cache_names;
+    for (std::size_t s = 0; s < result.splits.size(); ++s) {
+        std::string name = fs::path(result.splits[s]).stem().string();
+        if (std::count(cache_names.begin(), cache_names.end(), name)) name = fmt::format("{}-{}", name, s);
+        cache_names.push_back(name);
+    }
     std::size_t total = 0, done = 0;
     for (const auto& s : sets) total += s->size();
     for (std::size_t s = 0; s < sets.size(); ++s) {
         const Dataset& set = *sets[s];
         for (std::size_t start = 0, b = 0; start < set.size(); start += static_cast<std::size_t>(o.batch), ++b) {
             const std::size_t end = std::min(set.size(), start + static_cast<std::size_t>(o.batch));
-            const fs::path cache = o.resume_dir / fmt::format("{}.{}.json", result.splits[s], b);
+            const fs::path cache = o.resume_dir / fmt::format("{}.{}.json", cache_names[s], b);
             if (!o.resume_dir.empty() && fs::exists(cache)) {
                 json j = json::parse(read_file(cache), nullptr, false);
                 if (!j.is_discarded()) {
@@ -324,7 +362,8 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
             std::size_t unlabelled = 0;
             std::vector<Item> group;  // consecutive images of one input size
             auto flush = [&] {
-                if (!group.empty()) audit_items(explainer, model, o.method, o.data, o.thresholds, group, records);
+                if (!group.empty()) audit_items(explainer, model, o.method, o.target == "predicted", o.data, o.thresholds, group,
+                                             records);
                 group.clear();
             };
             for (std::size_t i = start; i < end; ++i) {

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -70,14 +71,41 @@ ClassList read_classes(const fs::path& path) {
     return list;
 }
 
+// The class names of a labels.csv field: separated by ';', and within each part by spaces unless
+// the whole part is a known name (a name may contain spaces).
+std::vector<std::string> class_names_in(const std::string& field, const std::map<std::string, int>& known) {
+    std::vector<std::string> names;
+    std::size_t start = 0;
+    while (start <= field.size()) {
+        std::size_t end = field.find(';', start);
+        if (end == std::string::npos) end = field.size();
+        const std::string part = trim(field.substr(start, end - start));
+        start = end + 1;
+        if (part.empty()) continue;
+        if (known.count(part)) {
+            names.push_back(part);
+            continue;
+        }
+        std::istringstream words(part);
+        for (std::string word; words >> word;) names.push_back(word);
+    }
+    return names;
+}
+
 // labels.csv rows: image -> class ids. Names are looked up in `classes`; when `grow` is set,
 // unknown names are appended instead (a folder without classes.txt).
 std::map<std::string, std::vector<int>> read_labels_csv(const fs::path& path, ClassList& classes, bool grow,
                                                         std::vector<std::string>* order = nullptr) {
     auto lines = read_lines(path);
-    if (lines.empty() || lines.front().second.rfind("image,labels", 0) != 0)
-        throw Error(fmt::format("{}: the first line must be the header 'image,labels', got '{}'", path.string(),
-                                lines.empty() ? "" : lines.front().second));
+    const std::string header = lines.empty() ? "" : lines.front().second;
+    std::string column;  // the second column's name, for messages
+    for (const char* accepted : {"image,labels", "image,class", "image,classes"})
+        if (header == accepted) column = std::string(accepted).substr(6);
+    if (column.empty())
+        throw Error(fmt::format("{}: the first line must be the header 'image,class' or 'image,labels' (columns: "
+                                "image = file name or id; class/labels = one class name, or several separated by "
+                                "spaces or ';'), got '{}'",
+                                path.string(), header));
     std::map<std::string, int> index;
     for (std::size_t i = 0; i < classes.names.size(); ++i) index[classes.names[i]] = static_cast<int>(i);
     std::map<std::string, std::vector<int>> rows;
@@ -85,17 +113,12 @@ std::map<std::string, std::vector<int>> read_labels_csv(const fs::path& path, Cl
         const auto& [number, line] = lines[l];
         std::size_t comma = line.find(',');
         if (comma == std::string::npos || line.find(',', comma + 1) != std::string::npos)
-            throw Error(fmt::format("{}: line {}: expected 2 columns 'image,labels', got '{}'", path.string(), number, line));
+            throw Error(fmt::format("{}: line {}: expected 2 columns 'image,{}', got '{}'", path.string(), number,
+                                    column, line));
         std::string image = trim(line.substr(0, comma)), field = line.substr(comma + 1);
         if (image.empty()) throw Error(fmt::format("{}: line {}: empty image name", path.string(), number));
         std::set<int> ids;
-        std::size_t start = 0;
-        while (start <= field.size()) {
-            std::size_t end = field.find(';', start);
-            if (end == std::string::npos) end = field.size();
-            std::string name = trim(field.substr(start, end - start));
-            start = end + 1;
-            if (name.empty()) continue;
+        for (const std::string& name : class_names_in(field, index)) {
             auto it = index.find(name);
             if (it == index.end() && grow && name != "background") {
                 classes.names.push_back(name);
@@ -177,7 +200,8 @@ private:
 };
 
 std::unique_ptr<Dataset> open_voc(const fs::path& root, const std::string& split) {
-    fs::path list = root / detail::kSplits / (split + ".txt");
+    const bool is_file = fs::path(split).extension() == ".txt" && fs::is_regular_file(split);
+    fs::path list = is_file ? fs::path(split) : root / detail::kSplits / (split + ".txt");
     if (!fs::exists(list))
         throw Error(fmt::format("{}: no such split file (splits here: {})", list.string(),
                                 fmt::join(splits_in(root / detail::kSplits), ", ")));
@@ -186,6 +210,15 @@ std::unique_ptr<Dataset> open_voc(const fs::path& root, const std::string& split
                             : ClassList{voc_class_names(), "the 21 PASCAL VOC classes (no classes.txt)"};
     std::map<std::string, std::vector<int>> labels;
     if (fs::exists(root / "labels.csv")) labels = read_labels_csv(root / "labels.csv", classes, false);
+    for (auto it = labels.begin(); it != labels.end();) {  // "x.jpg" in labels.csv names the id "x"
+        if (!is_image_file(it->first)) {
+            ++it;
+            continue;
+        }
+        auto node = labels.extract(it++);
+        node.key() = fs::path(node.key()).stem().string();
+        labels.insert(std::move(node));
+    }
     const bool masks = fs::is_directory(root / detail::kClassMasks);
     std::vector<Entry> entries;
     for (const auto& [number, id] : read_lines(list)) {

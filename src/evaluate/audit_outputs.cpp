@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "sightline/audit.hpp"
@@ -76,6 +77,12 @@ json class_json(const ClassAudit& c, const AuditThresholds& th) {
             {"behaviour", behaviour}};
 }
 
+json preprocessing_json(const AuditPreprocessing& p) {
+    json size = nullptr;
+    if (p.height > 0) size = {p.height, p.width};
+    return {{"mean", p.mean}, {"std", p.std}, {"size", size}, {"source", p.source}, {"size_source", p.size_source}};
+}
+
 json record_json(const AuditRecord& r, const std::vector<std::string>& names) {
     json iou = json::array(), grid = json::array();
     for (double v : r.iou_fixed) iou.push_back(number(v));
@@ -84,6 +91,7 @@ json record_json(const AuditRecord& r, const std::vector<std::string>& names) {
             {"version", r.version},
             {"class_id", r.class_id},
             {"class", names.at(static_cast<std::size_t>(r.class_id))},
+            {"explained_class", names.at(static_cast<std::size_t>(r.explained_id > 0 ? r.explained_id : r.class_id))},
             {"correct", r.correct},
             {"probability", number(r.probability)},
             {"total_mass", number(r.total_mass)},
@@ -156,7 +164,9 @@ std::string format_audit_table(const AuditResult& r) {
         for (const ClassAudit& c : r.summary.classes) brow(c);
         brow(r.summary.overall);
     }
-    out += fmt::format("\n{} images, {} explained (image, class) pairs", r.images, r.records.size());
+    out += fmt::format("\n{} images of split{} {}, {} explained (image, class) pairs, target: {}", r.images,
+                       r.splits.size() == 1 ? "" : "s", fmt::join(r.splits, ", "), r.records.size(),
+                       r.target == "predicted" ? "predicted (the top-1 class's map)" : "label (the labelled class's map)");
     if (r.unlabelled) out += fmt::format(", {} images without a label skipped", r.unlabelled);
     out += "\n";
     return out;
@@ -173,6 +183,8 @@ void write_audit_outputs(const fs::path& dir, const AuditResult& r) {
               {"method", r.method},
               {"data", r.data},
               {"splits", r.splits},
+              {"target", r.target},
+              {"preprocessing", preprocessing_json(r.preprocessing)},
               {"head", r.head},
               {"trustworthy", r.trustworthy},
               {"guarantee", r.guarantee},

@@ -10,6 +10,7 @@
 
 #include "sightline/explain.hpp"
 #include "sightline/model.hpp"
+#include "sightline/model_input.hpp"
 #include "sightline/tensor_io.hpp"
 #include "sightline/wsss.hpp"
 
@@ -21,7 +22,7 @@ struct CamModel::Impl {
     torch::Tensor weight;                  // [C,K] of fc (fast path)
     int64_t num_classes = 0;
     std::vector<std::string> class_names;
-    std::array<float, 3> mean{0.485f, 0.456f, 0.406f}, std{0.229f, 0.224f, 0.225f};
+    std::array<float, 3> mean{}, std{};    // resolve_model_input's
     fs::path path;
 };
 
@@ -45,15 +46,15 @@ CamModel CamModel::load(const fs::path& path, const CamOptions& options) {
     d.model = std::make_unique<Classifier>(Classifier::load(path));
     torch::jit::Module& m = d.model->module();
     m.eval();
-    if (m.hasattr("sightline_mean") && m.hasattr("sightline_std")) {
-        auto mean = m.attr("sightline_mean").toDoubleList(), sd = m.attr("sightline_std").toDoubleList();
-        if (mean.size() == 3 && sd.size() == 3)
-            for (std::size_t c = 0; c < 3; ++c) d.mean[c] = float(mean.get(c)), d.std[c] = float(sd.get(c));
-    }
+    const ModelInput input = resolve_model_input(m, path, {std::nullopt, options.mean, options.std});
+    d.mean = input.preprocess.mean;
+    d.std = input.preprocess.std;
     if (m.hasattr("sightline_class_names"))
         for (const auto& name : m.attr("sightline_class_names").toListRef()) d.class_names.push_back(name.toStringRef());
-    const int64_t side = m.hasattr("sightline_input_size") ? m.attr("sightline_input_size").toInt() : 224;
-    torch::Tensor example = torch::zeros({1, 3, side, side});
+    // The example only picks the split; its size matters for flatten heads.
+    const int64_t h = input.preprocess.height > 0 ? input.preprocess.height : 224;
+    const int64_t w = input.preprocess.width > 0 ? input.preprocess.width : 224;
+    torch::Tensor example = torch::zeros({1, 3, h, w});
     d.model->set_layer("", example);
 
     // Built-in GAP models: M_c = sum_k W_ck A_k with fc's weight, one einsum for every class.
@@ -64,7 +65,7 @@ CamModel CamModel::load(const fs::path& path, const CamOptions& options) {
     }
     // Any other model: only a GAP -> Linear head has class maps; the explain engine's 'cam'
     // reads the weights from the head gradient.
-    HeadAnalysis head = analyse_head(*d.model, torch::randn({1, 3, side, side}));
+    HeadAnalysis head = analyse_head(*d.model, torch::randn({1, 3, h, w}));
     if (head.kind != HeadKind::kGapLinear)
         throw Error(fmt::format("{}: seeds need class maps, i.e. a global-average-pooling -> Linear head; this "
                                 "model's head is {} ({})",
