@@ -144,7 +144,7 @@ TEST(ExplainCli, BadInputGivesOneClearLineAndNoOutput) {
         {"truncated model", "explain --model " + (in / "truncated.pt").string() + " --input " + img0.string() + o,
          "truncated.pt: cannot load TorchScript model", 1},
         {"unknown layer", "explain --model " + gradcam("gapnet.pt").string() + " --layer layer9 --input " + img0.string() + o,
-         "no layer named 'layer9'; available layers: features, features.0", 2},
+         "no layer named 'layer9'; closest: ", 2},
         {"activation not 4-D", "explain --model " + gradcam("gapnet.pt").string() + " --layer fc --input " + img0.string() + o,
          "activation at layer 'fc' has shape 1x10; expected 4-D", 1},
         {"output not [B, classes]", "explain --model " + (in / "spatial.pt").string() + " --input " + img0.string() + o,
