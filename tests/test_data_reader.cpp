@@ -197,7 +197,9 @@ TEST(ReaderErrors, MalformedLabelsCsvAndClassesTxt) {
     fs::path root = make_voc("voc");
     write_file_atomic(root / "labels.csv", "file,classes\n");
     EXPECT_EQ(error_of([&] { open_dataset(root, "train"); }),
-              (root / "labels.csv").string() + ": the first line must be the header 'image,labels', got 'file,classes'");
+              (root / "labels.csv").string() + ": the first line must be the header 'image,class' or 'image,labels' (columns: image = "
+                                                 "file name or id; class/labels = one class name, or several separated "
+                                                 "by spaces or ';'), got 'file,classes'");
     write_file_atomic(root / "labels.csv", "image,labels\na,cat,dog\n");
     EXPECT_EQ(error_of([&] { open_dataset(root, "train"); }),
               (root / "labels.csv").string() + ": line 2: expected 2 columns 'image,labels', got 'a,cat,dog'");
