@@ -1,0 +1,168 @@
+// Mask R-CNN against torchvision: the same random weights (tools/make_maskrcnn_fixtures.py, run at
+// build time with Debian's python3-torchvision) and the same two images give the same RPN
+// proposals and detections; state_dicts move both ways; bad state_dicts are one clear error.
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "sightline/core.hpp"
+#include "sightline/maskrcnn.hpp"
+#include "test_support.hpp"
+
+using namespace sightline;
+using sightline::test::message_of;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kFixtures = SIGHTLINE_MASKRCNN_FIXTURES_DIR;
+
+MaskRCNNConfig fixture_config() {
+    std::ifstream in(kFixtures / "config.json");
+    const nlohmann::json j = nlohmann::json::parse(in);
+    MaskRCNNConfig c;
+    c.depth = j.at("depth");
+    c.num_classes = j.at("num_classes");
+    c.min_size = j.at("min_size");
+    c.max_size = j.at("max_size");
+    c.box_score_thresh = j.at("box_score_thresh");
+    return c;
+}
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+    return a.numel() == 0 ? 0.0 : (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+// Rows in lexicographic order (stable sorts from the last column to the first): torchvision
+// orders proposals of equal score (objectness saturated at 1) with an unstable sort.
+torch::Tensor sorted_rows(const torch::Tensor& boxes) {
+    torch::Tensor out = boxes;
+    for (int64_t c = boxes.size(1) - 1; c >= 0; --c)
+        out = out.index_select(0, std::get<1>(out.select(1, c).sort(/*stable=*/true, 0, false)));
+    return out;
+}
+
+}  // namespace
+
+TEST(MaskRCNN, ForwardMatchesTorchvision) {
+    MaskRCNN model(fixture_config());
+    load_state_dict(*model, (kFixtures / "state_dict.pth").string());
+    const auto ref = read_tensor_dict((kFixtures / "reference.pth").string());
+    const std::vector<torch::Tensor> images = {ref.at("image0"), ref.at("image1")};
+    const MaskRCNNOutput out = model->detect(images);
+    ASSERT_EQ(out.detections.size(), 2u);
+    for (int i = 0; i < 2; ++i) {
+        const std::string n = std::to_string(i);
+        const torch::Tensor proposals = ref.at("proposals" + n);
+        ASSERT_EQ(out.proposals[i].sizes(), proposals.sizes()) << "image " << i;
+        const double d_prop = max_abs_diff(sorted_rows(out.proposals[i]), sorted_rows(proposals));
+        EXPECT_LE(d_prop, 1e-4) << "image " << i;
+
+        const InstanceDetections& d = out.detections[i];
+        ASSERT_GT(ref.at("boxes" + n).size(0), 10) << "the fixture should keep detections";
+        ASSERT_EQ(d.boxes.sizes(), ref.at("boxes" + n).sizes()) << "image " << i;
+        EXPECT_TRUE(torch::equal(d.labels, ref.at("labels" + n))) << "image " << i;
+        const double d_box = max_abs_diff(d.boxes, ref.at("boxes" + n));
+        const double d_score = max_abs_diff(d.scores, ref.at("scores" + n));
+        ASSERT_EQ(d.masks.sizes(), ref.at("masks" + n).sizes());
+        const double d_mask = max_abs_diff(d.masks, ref.at("masks" + n));
+        EXPECT_LE(d_box, 1e-4) << "image " << i;
+        EXPECT_LE(d_score, 1e-4) << "image " << i;
+        EXPECT_LE(d_mask, 1e-4) << "image " << i;
+        // The masks are real probabilities, not a constant: the comparison above can fail.
+        EXPECT_GT(ref.at("masks" + n).max().item<double>(), 0.9);
+        std::cout << "image " << i << ": " << proposals.size(0) << " proposals (max |diff| " << d_prop << "), "
+                  << d.boxes.size(0) << " detections (max |diff| boxes " << d_box << ", scores " << d_score
+                  << ", masks " << d_mask << ")\n";
+    }
+}
+
+TEST(MaskRCNN, SavedStateDictLoadsInTorchvisionStrict) {
+    MaskRCNN model(fixture_config());
+    load_state_dict(*model, (kFixtures / "state_dict.pth").string());
+    const fs::path saved = test::scratch_dir("maskrcnn_save") / "saved.pth";
+    save_state_dict(*model, saved.string());
+    const std::string command = "/usr/bin/python3 " + std::string(SIGHTLINE_SOURCE_DIR) +
+                                "/tools/make_maskrcnn_fixtures.py --check-load " + saved.string() + " " +
+                                kFixtures.string();
+    EXPECT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+TEST(MaskRCNN, BadStateDictIsOneErrorListingEveryProblem) {
+    MaskRCNNConfig config = fixture_config();
+    MaskRCNN model(config);
+    auto state = read_tensor_dict((kFixtures / "state_dict.pth").string());
+    state.erase("rpn.head.cls_logits.bias");
+    state["extra.weight"] = torch::zeros({2});
+    state["roi_heads.box_predictor.cls_score.weight"] = torch::zeros({5, 1024});
+    state["backbone.body.bn1.num_batches_tracked"] = torch::zeros({}, torch::kLong);  // ignored, as torchvision does
+    const fs::path bad = test::scratch_dir("maskrcnn_bad") / "bad.pth";
+    write_tensor_dict(state, bad.string());
+    const torch::Tensor before = model->named_state().at("backbone.body.conv1.weight").clone();
+    EXPECT_EQ(message_of([&] { load_state_dict(*model, bad.string()); }),
+              bad.string() + ": not a state_dict of this Mask R-CNN (ResNet-18, 4 classes): 1 missing "
+                             "(rpn.head.cls_logits.bias); 1 unexpected (extra.weight); 1 mismatched "
+                             "(roi_heads.box_predictor.cls_score.weight [5,1024] in the file, [4,1024] in the model)");
+    EXPECT_TRUE(torch::equal(before, model->named_state().at("backbone.body.conv1.weight"))) << "model changed";
+
+    // A ResNet-50 model lists the first names and counts the rest.
+    config.depth = 50;
+    MaskRCNN r50(config);
+    const std::string message = message_of([&] { load_state_dict(*r50, (kFixtures / "state_dict.pth").string()); });
+    EXPECT_NE(message.find("(ResNet-50, 4 classes): "), std::string::npos) << message;
+    EXPECT_NE(message.find(" missing (backbone.body.layer1.0.bn3.bias, "), std::string::npos) << message;
+    EXPECT_NE(message.find(" more"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+TEST(MaskRCNN, ReadTensorDictErrorsNameTheFile) {
+    const fs::path dir = test::scratch_dir("maskrcnn_read");
+    EXPECT_EQ(message_of([&] { read_tensor_dict((dir / "none.pth").string()); }),
+              (dir / "none.pth").string() + ": cannot open the file");
+    std::ofstream(dir / "text.pth") << "not a zip";
+    EXPECT_EQ(message_of([&] { read_tensor_dict((dir / "text.pth").string()); }),
+              (dir / "text.pth").string() +
+                  ": not a torch.save zip file (the legacy format of _use_new_zipfile_serialization=False and "
+                  "TorchScript files are not read)");
+    std::ofstream(dir / "cut.pth") << "PK\x03\x04 truncated";
+    const std::string cut = message_of([&] { read_tensor_dict((dir / "cut.pth").string()); });
+    EXPECT_EQ(cut.rfind((dir / "cut.pth").string() + ": cannot read the state_dict (", 0), 0u) << cut;
+}
+
+TEST(MaskRCNN, StateNamesFollowTorchvisionForEveryDepth) {
+    for (int64_t depth : {18, 34, 50}) {
+        MaskRCNNConfig c;
+        c.depth = depth;
+        c.num_classes = 3;
+        MaskRCNN model(c);
+        const auto state = model->named_state();
+        // 142 / 222 / 307 entries in torchvision 0.14's state_dict for these depths.
+        const size_t expected = depth == 18 ? 142 : depth == 34 ? 222 : 307;
+        EXPECT_EQ(state.size(), expected) << depth;
+        EXPECT_EQ(state.at("backbone.fpn.inner_blocks.0.0.weight").size(1), depth == 50 ? 256 : 64);
+        EXPECT_EQ(state.at("roi_heads.mask_predictor.mask_fcn_logits.weight").size(0), 3);
+        // trainable_layers 3: conv1 and layer1 are frozen, layer2..4 train.
+        EXPECT_FALSE(model->named_parameters()["backbone.body.layer1.0.conv1.weight"].requires_grad());
+        EXPECT_TRUE(model->named_parameters()["backbone.body.layer2.0.conv1.weight"].requires_grad());
+    }
+}
+
+TEST(MaskRCNN, PastedMaskFillsItsExpandedBoxOnly) {
+    // A 28x28 mask of ones in the box (10, 10)-(20, 20): padding by one zero pixel grows the box
+    // by 30/28 about its centre -> integer box (9, 9)-(20, 20), 12x12 pixels.
+    const torch::Tensor pasted = paste_masks_in_image(torch::ones({1, 1, 28, 28}), torch::tensor({{10.f, 10.f, 20.f, 20.f}}), 32, 40);
+    ASSERT_EQ(pasted.sizes(), (std::vector<int64_t>{1, 1, 32, 40}));
+    const torch::Tensor m = pasted[0][0];
+    using torch::indexing::Slice;
+    EXPECT_EQ(m.index({Slice(0, 9)}).abs().sum().item<float>(), 0.f);
+    EXPECT_EQ(m.index({Slice(21)}).abs().sum().item<float>(), 0.f);
+    EXPECT_EQ(m.index({Slice(), Slice(21)}).abs().sum().item<float>(), 0.f);
+    EXPECT_FLOAT_EQ(m[15][15].item<float>(), 1.f);
+    // Corner pixel: the 30 -> 12 resize samples padded (0.75, 0.75), between the zero border
+    // and the ones, bilinearly 0.75 * 0.75.
+    EXPECT_NEAR(m[9][9].item<float>(), 0.5625f, 1e-6f);
+}

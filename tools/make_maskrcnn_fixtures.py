@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""Mask R-CNN parity fixtures: torchvision's model with seeded random weights, run in eval mode.
+Run with Debian's python3 (python3-torchvision):
+
+    /usr/bin/python3 tools/make_maskrcnn_fixtures.py OUT_DIR
+
+writes OUT_DIR/state_dict.pth (torch.save(model.state_dict()), an OrderedDict, as users save it),
+OUT_DIR/reference.pth (a dict: image<i> [3,H,W] in [0,1]; proposals<i> [P,4] = model.rpn's output;
+boxes<i>, labels<i>, scores<i>, masks<i> = the model's detections) and OUT_DIR/config.json (the
+model's configuration, which the C++ test builds).
+
+The weights are torchvision's initialisation with three changes so that a wrong implementation
+cannot pass by accident: the frozen batch norms get random statistics (torchvision's are the
+identity), the RPN's objectness/box convs and the box/mask predictors are scaled up (torchvision's
+tiny initial values give near-constant scores and masks at 0.5).
+
+    /usr/bin/python3 tools/make_maskrcnn_fixtures.py --check-load FILE OUT_DIR
+
+builds the same model, loads FILE with load_state_dict(strict=True) and checks every tensor equals
+OUT_DIR/state_dict.pth's: what the C++ test runs on a state_dict written by Sightline.
+"""
+import json
+import os
+import sys
+
+import torch
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+CONFIG = {"depth": 18, "num_classes": 4, "min_size": 160, "max_size": 224, "box_score_thresh": 0.01}
+IMAGE_SIZES = [(120, 150), (100, 90)]  # (H, W): resized to 160x200 and 160x144, padded to 160x224
+
+
+def build():
+    backbone = resnet_fpn_backbone(backbone_name="resnet%d" % CONFIG["depth"], weights=None, trainable_layers=3)
+    return MaskRCNN(backbone, num_classes=CONFIG["num_classes"], min_size=CONFIG["min_size"],
+                    max_size=CONFIG["max_size"], box_score_thresh=CONFIG["box_score_thresh"])
+
+
+def randomise(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, FrozenBatchNorm2d):
+                n = m.weight.numel()
+                m.weight.copy_(torch.empty(n).uniform_(0.7, 1.3))
+                m.bias.copy_(torch.randn(n) * 0.1)
+                m.running_mean.copy_(torch.randn(n) * 0.1)
+                m.running_var.copy_(torch.empty(n).uniform_(0.7, 1.3))
+        model.rpn.head.cls_logits.weight.mul_(30)
+        model.rpn.head.bbox_pred.weight.mul_(10)
+        model.roi_heads.box_predictor.cls_score.weight.mul_(3)
+        model.roi_heads.box_predictor.bbox_pred.weight.mul_(3)
+        model.roi_heads.mask_predictor.mask_fcn_logits.weight.mul_(3)
+
+
+def images():
+    out = []
+    for h, w in IMAGE_SIZES:
+        # Smooth colour blobs (low-resolution noise upsampled) plus two bright rectangles.
+        low = torch.rand(1, 3, h // 10, w // 10)
+        img = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0]
+        img[:, h // 5: h // 2, w // 4: w // 2] = torch.tensor([0.9, 0.2, 0.1])[:, None, None]
+        img[:, h // 2: h - 10, w // 2: w - 5] = torch.tensor([0.1, 0.8, 0.9])[:, None, None]
+        out.append(img.contiguous())
+    return out
+
+
+def make(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    torch.manual_seed(0)
+    model = build()
+    randomise(model)
+    model.eval()
+    imgs = images()
+    captured = {}
+    model.rpn.register_forward_hook(lambda module, inputs, output: captured.update(proposals=output[0]))
+    with torch.no_grad():
+        detections = model(imgs)
+    ref = {}
+    for i, (img, det) in enumerate(zip(imgs, detections)):
+        ref["image%d" % i] = img
+        ref["proposals%d" % i] = captured["proposals"][i]
+        for key in ("boxes", "labels", "scores", "masks"):
+            ref["%s%d" % (key, i)] = det[key]
+        print("image %d: %d proposals, %d detections, scores %.3f..%.3f, masks mean %.3f" % (
+            i, len(captured["proposals"][i]), len(det["boxes"]), det["scores"].min(), det["scores"].max(),
+            det["masks"].mean()))
+    torch.save(model.state_dict(), os.path.join(out_dir, "state_dict.pth"))
+    torch.save(ref, os.path.join(out_dir, "reference.pth"))
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(dict(CONFIG, image_sizes=IMAGE_SIZES), f, indent=1)
+
+
+def check_load(path, out_dir):
+    model = build()
+    model.load_state_dict(torch.load(path), strict=True)
+    expected = torch.load(os.path.join(out_dir, "state_dict.pth"))
+    got = model.state_dict()
+    bad = [k for k in expected if not torch.equal(expected[k], got[k])]
+    if bad:
+        print("differs from the fixture: " + ", ".join(bad))
+        sys.exit(1)
+    print("ok: %d tensors loaded with strict=True" % len(got))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--check-load":
+        check_load(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 2:
+        make(sys.argv[1])
+    else:
+        sys.exit(__doc__)
