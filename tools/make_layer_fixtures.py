@@ -80,6 +80,24 @@ class LoopNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class GuardNet(nn.Module):
+    """Checks its input in forward (a branch that raises, before the layer) like many users' models."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        if x.dim() != 4:
+            raise ValueError("expected a batch of images")
+        x = self.block(torch.relu(self.stem(x)))
+        if bool(x.isnan().any()):
+            raise ValueError("NaN activations")
+        return self.fc(x.mean((2, 3)))
+
+
 def small_vgg11(classes):
     """torchvision's VGG-11 with a narrower classifier (the 4096-wide one is 120M parameters);
     the classifier keeps its in-place ReLUs, the features theirs."""
@@ -141,6 +159,7 @@ def main():
         "mobilenet_v2": (torchvision.models.mobilenet_v2(weights=None, num_classes=10), 64),
         "densenet121": (torchvision.models.densenet121(weights=None, num_classes=10), 64),
         "usernet": (UserNet(), 64),
+        "guardnet": (GuardNet(), 16),
     }
     # (model, how it is saved, layer)
     cases = [
@@ -155,6 +174,7 @@ def main():
         ("densenet121", "trace", "features.denseblock4"), ("densenet121", "trace", "features.norm5"),
         ("usernet", "trace", "backbone.layer4"), ("usernet", "script", "backbone.layer4"),
         ("usernet", "trace", "backbone.layer4.1"),
+        ("guardnet", "script", "block"), ("guardnet", "script", "stem"),
     ]
     manifest = {"script": version, "cases": [], "bad_models": {}}
     saved = set()

@@ -249,6 +249,10 @@ SplitGraph split_at_layer(const jit::Module& module, const std::string& layer,
                                                      graph->inputs().end());
     std::vector<jit::Node*> nodes = top_nodes(*graph);
     std::unordered_set<jit::Node*> before_cut;
+    // Nodes before the cut that read the model input, directly or through their blocks. A node
+    // with no outputs (a guard such as `if x.sum() > t: raise`) is one of them too: it belongs
+    // to features only, as the head has none of the values it reads.
+    std::unordered_set<jit::Node*> reads_input;
     bool past_cut = false;
     std::vector<jit::Value*> extras;  // input-dependent values crossing the cut, first-use order
     for (jit::Node* n : nodes) {
@@ -257,8 +261,10 @@ SplitGraph split_at_layer(const jit::Module& module, const std::string& layer,
         if (!past_cut) {
             before_cut.insert(n);
             if (std::any_of(reads.begin(), reads.end(),
-                            [&](jit::Value* v) { return depends_on_input.count(v) > 0; }))
+                            [&](jit::Value* v) { return depends_on_input.count(v) > 0; })) {
+                reads_input.insert(n);
                 for (jit::Value* out : n->outputs()) depends_on_input.insert(out);
+            }
             if (n == cut) past_cut = true;
             continue;
         }
@@ -299,9 +305,7 @@ SplitGraph split_at_layer(const jit::Module& module, const std::string& layer,
     past_cut = false;
     for (jit::Node* n : nodes) {
         if (n == cut) { past_cut = true; continue; }
-        bool independent = std::none_of(n->outputs().begin(), n->outputs().end(),
-                                        [&](jit::Value* v) { return depends_on_input.count(v) > 0; });
-        if (past_cut || independent) {
+        if (past_cut || reads_input.count(n) == 0) {
             jit::Node* copy = head->insertNode(head->createClone(n, lookup));
             for (std::size_t i = 0; i < n->outputs().size(); ++i) env[n->output(i)] = copy->output(i);
         }
