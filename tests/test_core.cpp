@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -85,4 +86,25 @@ TEST(Files, AtomicWriteLeavesNoTempFiles) {
 
 TEST(Files, UnwritableFolderIsReported) {
     EXPECT_THROW(ensure_writable_dir("/proc/sightline-cannot-exist"), Error);
+}
+
+// The peer-fixture rule of SIGHTLINE_NEED_FIXTURE: a configured folder that lacks a file is a
+// failure, never a silent skip; only an unconfigured one lets the test skip.
+TEST(TestSupport, ConfiguredPeerFixturesThatLackAFileAreAProblem) {
+    const char* before = std::getenv("SIGHTLINE_PEER_FIXTURES");
+    const std::string saved = before ? before : "";
+    const fs::path empty = test::scratch_dir("peer");
+    setenv("SIGHTLINE_PEER_FIXTURES", empty.c_str(), 1);
+    EXPECT_EQ(test::missing_fixture_problem("gradcam/resnet18.pt"),
+              empty.string() + " has no gradcam/resnet18.pt (SIGHTLINE_PEER_FIXTURES is set, so the peer "
+                               "fixtures are expected there)");
+    EXPECT_TRUE(test::find_fixture("gradcam/resnet18.pt").empty());
+    setenv("SIGHTLINE_PEER_FIXTURES", (empty / "nope").c_str(), 1);
+    EXPECT_EQ(test::missing_fixture_problem("x"),
+              "SIGHTLINE_PEER_FIXTURES names " + (empty / "nope").string() + ", which is not a folder");
+    std::ofstream(empty / "here.bin") << "x";
+    setenv("SIGHTLINE_PEER_FIXTURES", empty.c_str(), 1);
+    EXPECT_EQ(test::find_fixture("here.bin"), empty / "here.bin");
+    if (before) setenv("SIGHTLINE_PEER_FIXTURES", saved.c_str(), 1);
+    else unsetenv("SIGHTLINE_PEER_FIXTURES");
 }

@@ -30,6 +30,17 @@ fs::path peer_fixtures() {
     return !dir.empty() && fs::is_directory(dir, ec) ? dir : fs::path();
 }
 
+std::string missing_fixture_problem(const fs::path& relative) {
+    const char* env = std::getenv("SIGHTLINE_PEER_FIXTURES");
+    const fs::path configured = env && *env ? fs::path(env) : fs::path(SIGHTLINE_PEER_FIXTURES);
+    if (configured.empty()) return "";
+    std::error_code ec;
+    if (!fs::is_directory(configured, ec))
+        return "SIGHTLINE_PEER_FIXTURES names " + configured.string() + ", which is not a folder";
+    return configured.string() + " has no " + relative.string() + " (SIGHTLINE_PEER_FIXTURES is set, so the "
+           "peer fixtures are expected there)";
+}
+
 fs::path find_fixture(const fs::path& relative) {
     std::error_code ec;
     if (fs::exists(fixtures() / relative, ec)) return fixtures() / relative;

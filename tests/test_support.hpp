@@ -18,12 +18,20 @@ fs::path peer_fixtures();
 // `relative` under tests/fixtures when it is kept there, else under peer_fixtures(); empty when
 // it is in neither (use SIGHTLINE_NEED_FIXTURE to skip the test then).
 fs::path find_fixture(const fs::path& relative);
-// Declares `fs::path var` = find_fixture(relative), or skips the test with a one-line reason.
-#define SIGHTLINE_NEED_FIXTURE(var, relative)                                                   \
-    const ::sightline::test::fs::path var = ::sightline::test::find_fixture(relative);          \
-    if (var.empty())                                                                            \
+// Why `relative` cannot be used: "" when no peer folder is configured at all (the test may
+// skip), else what is wrong with the configured one (a folder that does not exist, or lacks
+// the file: the test must fail, as a CI run that configured the fixtures expects them used).
+std::string missing_fixture_problem(const fs::path& relative);
+// Declares `fs::path var` = find_fixture(relative). When it is missing: skips with a one-line
+// reason if no peer folder is configured, fails the test if one is.
+#define SIGHTLINE_NEED_FIXTURE(var, relative)                                                      \
+    const ::sightline::test::fs::path var = ::sightline::test::find_fixture(relative);             \
+    if (var.empty()) {                                                                             \
+        const std::string problem = ::sightline::test::missing_fixture_problem(relative);          \
+        if (!problem.empty()) FAIL() << problem;                                                   \
         GTEST_SKIP() << "needs the peer fixture " << ::sightline::test::fs::path(relative).string() \
-                     << " (set SIGHTLINE_PEER_FIXTURES to the folder of the full fixtures)"
+                     << " (set SIGHTLINE_PEER_FIXTURES to the folder of the full fixtures)";       \
+    }
 
 // A traced torchvision ResNet-18 (10 classes, random weights, seed 103), written once per
 // process by tools/make_torchvision_resnet18.py with Debian's python3-torchvision; empty (and
