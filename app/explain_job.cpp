@@ -106,18 +106,13 @@ json run_explain_job(const ExplainJob& job) {
     const ModelInput input = resolve_model_input(model.module(), job.model, job.preprocessing);
     const Preprocess& pre = input.preprocess;
     InputItem first = read_input(inputs.front(), pre);
-    check_model_accepts(model, first.tensor);
+    const int64_t classes = check_model_accepts(model, first.tensor).size(1);
     model.set_layer(job.layer, first.tensor);
     ExplainOptions options = job.options;
     options.black = input.black();
     Explainer explainer(model, options);
     const HeadAnalysis& head = explainer.head_analysis(first.tensor);
     if (!labels.empty()) {
-        int64_t classes;
-        {
-            torch::NoGradGuard no_grad;
-            classes = model.forward(first.tensor).size(1);
-        }
         drop_background_label(labels, classes, job.labels, job.quiet);
         // The target may name a class; look it up in the list as it is now.
         spec = parse_target(job.target, labels);

@@ -47,10 +47,10 @@ ModelInput resolve_model_input(const torch::jit::Module& model, const fs::path& 
 ModelInput resolve_model_input(const fs::path& model_path, const InputRequest& flags);
 
 class Classifier;
-// Runs the model once on `example` [1,3,H,W]. A failure that is a shape mismatch (a flatten
-// head fed another size) becomes one Error line: "<model>: the model does not run on HxW
-// input: the input size must match the model's; give it with --size HxW"; other failures
-// pass through.
-void check_model_accepts(const Classifier& model, const torch::Tensor& example);
+// Runs the model once on `example` [1,3,H,W] and returns its logits [1,C]. A failure that is a
+// shape mismatch (a flatten head fed another size) becomes one Error line: "<model>: the model
+// does not run on HxW input: the input size must match the model's; give it with --size HxW";
+// other failures pass through.
+torch::Tensor check_model_accepts(const Classifier& model, const torch::Tensor& example);
 
 }  // namespace sightline

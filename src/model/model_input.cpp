@@ -99,10 +99,10 @@ ModelInput resolve_model_input(const torch::jit::Module& model, const fs::path& 
     return in;
 }
 
-void check_model_accepts(const Classifier& model, const torch::Tensor& example) {
+torch::Tensor check_model_accepts(const Classifier& model, const torch::Tensor& example) {
     try {
         torch::NoGradGuard no_grad;
-        model.forward(example);
+        return model.forward(example);
     } catch (const Error& e) {
         const std::string message = e.what();
         bool shape = false;
