@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -122,4 +123,24 @@ TEST(LayerCutErrors, UnknownLayerNamesTheClosestOnesOnOneShortLine) {
     EXPECT_LT(m.find("features.denseblock4", closest), m.find("; top-level layers")) << m;
     EXPECT_NE(m.find("top-level layers: features, classifier"), std::string::npos) << m;
     EXPECT_NE(m.find("--layers"), std::string::npos) << m;
+}
+
+TEST(LayerNames, IndicesAsPytorchGradCamWritesThem) {
+    // target_layers=[model.layer4[-1]] and [model.features[-1]] are how users name these layers.
+    const torch::Tensor x = torch::randn({1, 3, 64, 64}, torch::Generator(at::detail::createCPUGenerator(5)));
+    for (auto [file, indexed, dotted] : {std::tuple{"resnet18_trace.pt", "layer4[-1]", "layer4.1"},
+                                         std::tuple{"resnet18_script.pt", "layer3[1].conv2", "layer3.1.conv2"},
+                                         std::tuple{"vgg11_trace.pt", "features[-1]", "features.20"},
+                                         std::tuple{"vgg11_trace.pt", "features[18]", "features.18"}}) {
+        Classifier by_index = Classifier::load(fixtures() / file), by_name = Classifier::load(fixtures() / file);
+        by_index.set_layer(indexed, x);
+        by_name.set_layer(dotted, x);
+        EXPECT_EQ(by_index.layer(), dotted) << indexed;
+        EXPECT_TRUE(torch::equal(by_index.features(x).activations, by_name.features(x).activations)) << indexed;
+    }
+    Classifier model = Classifier::load(fixtures() / "resnet18_trace.pt");
+    for (const char* bad : {"layer4[2]", "layer4[-3]", "layer4[x]", "layer4[1", "layer4[1]x", "layer9[0]"}) {
+        std::string m = test::message_of([&] { model.set_layer(bad, x); });
+        EXPECT_NE(m.find(fmt::format("no layer named '{}'; closest: ", bad)), std::string::npos) << m;
+    }
 }

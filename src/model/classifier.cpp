@@ -76,7 +76,7 @@ void Classifier::set_layer(const std::string& layer, const torch::Tensor& exampl
     if (!layer.empty()) {
         split_ = std::make_unique<detail::SplitGraph>(
             detail::split_at_layer(*module_, layer, path_.string()));
-        layer_ = layer;
+        layer_ = detail::canonical_layer_name(*module_, layer);
         split_kind_ = SplitKind::kNamedLayer;
         return;
     }

@@ -34,6 +34,44 @@ Path split_dotted(const std::string& name) {
     return parts;
 }
 
+// "layer4[-1]" / "features[3].conv" (pytorch-grad-cam's way of naming a layer) -> the dotted
+// path of names: an index picks a child by position, negative from the end. Empty when the
+// text does not name a submodule.
+std::optional<Path> resolve_path(const jit::Module& root, const std::string& text) {
+    Path path;
+    jit::Module m = root;
+    auto child_named = [&](const std::string& name) {
+        if (name.empty() || !m.hasattr(name) || !m.attr(name).isModule()) return false;
+        path.push_back(name);
+        m = m.attr(name).toModule();
+        return true;
+    };
+    for (const std::string& part : split_dotted(text)) {
+        const std::size_t bracket = part.find('[');
+        if (!child_named(part.substr(0, bracket))) return std::nullopt;
+        for (std::size_t at = bracket; at != std::string::npos; at = part.find('[', at)) {
+            const std::size_t close = part.find(']', at);
+            if (close == std::string::npos) return std::nullopt;
+            int64_t index = 0;
+            try {
+                std::size_t used = 0;
+                index = std::stoll(part.substr(at + 1, close - at - 1), &used);
+                if (used != close - at - 1) return std::nullopt;
+            } catch (const std::exception&) {
+                return std::nullopt;
+            }
+            std::vector<std::string> children;
+            for (const auto& child : m.named_children()) children.push_back(child.name);
+            const auto count = static_cast<int64_t>(children.size());
+            if (index < -count || index >= count) return std::nullopt;
+            if (!child_named(children[index < 0 ? index + count : index])) return std::nullopt;
+            at = close + 1;
+            if (at < part.size() && part[at] != '[') return std::nullopt;
+        }
+    }
+    return path;
+}
+
 // The attribute path from `self` to the module value `v` (a chain of prim::GetAttr), if any.
 std::optional<Path> module_path(jit::Value* v, jit::Value* self) {
     Path reversed;
@@ -200,6 +238,11 @@ std::unique_ptr<jit::GraphFunction> make_function(const std::string& name,
 
 }  // namespace
 
+std::string canonical_layer_name(const jit::Module& module, const std::string& layer) {
+    std::optional<Path> path = resolve_path(module, layer);
+    return path ? fmt::format("{}", fmt::join(*path, ".")) : layer;
+}
+
 std::vector<std::string> all_submodule_names(const jit::Module& module) {
     std::vector<std::string> names;
     for (const auto& child : module.named_modules())
@@ -221,8 +264,9 @@ std::vector<std::string> top_level_calls(const jit::Module& module) {
 
 SplitGraph split_at_layer(const jit::Module& module, const std::string& layer,
                           const std::string& model_name) {
-    const Path target = split_dotted(layer);
-    if (!find_submodule(module, target)) throw UsageError(unknown_layer_message(module, layer, model_name));
+    const std::optional<Path> resolved = resolve_path(module, layer);
+    if (!resolved) throw UsageError(unknown_layer_message(module, layer, model_name));
+    const Path& target = *resolved;
     std::shared_ptr<jit::Graph> graph = module.get_method("forward").graph()->copy();
     std::vector<jit::Node*> calls = expose_layer_calls(*graph, module, target);
     if (calls.empty() && called_in_nested_block(graph->block(), graph->inputs().at(0), target, false))
