@@ -6,8 +6,11 @@ Run with Debian's python3 (python3-torchvision):
 
 writes OUT_DIR/state_dict.pth (torch.save(model.state_dict()), an OrderedDict, as users save it),
 OUT_DIR/reference.pth (a dict: image<i> [3,H,W] in [0,1]; proposals<i> [P,4] = model.rpn's output;
-boxes<i>, labels<i>, scores<i>, masks<i> = the model's detections) and OUT_DIR/config.json (the
-model's configuration, which the C++ test builds).
+boxes<i>, labels<i>, scores<i>, masks<i> = the model's detections; target_boxes<i>,
+target_labels<i>, target_masks<i> = two ground-truth objects per image and loss_objectness,
+loss_rpn_box_reg, loss_classifier, loss_box_reg, loss_mask = the training losses on them, in train
+mode right after torch.manual_seed(loss_seed)) and OUT_DIR/config.json (the model's
+configuration, which the C++ test builds, and loss_seed).
 
 The weights are torchvision's initialisation with three changes so that a wrong implementation
 cannot pass by accident: the frozen batch norms get random statistics (torchvision's are the
@@ -29,6 +32,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 CONFIG = {"depth": 18, "num_classes": 4, "min_size": 160, "max_size": 224, "box_score_thresh": 0.01}
+LOSS_SEED = 7
 IMAGE_SIZES = [(120, 150), (100, 90)]  # (H, W): resized to 160x200 and 160x144, padded to 160x224
 
 
@@ -54,15 +58,32 @@ def randomise(model):
         model.roi_heads.mask_predictor.mask_fcn_logits.weight.mul_(3)
 
 
+def rectangles(h, w):
+    """The two objects of an image: (label, y0, y1, x0, x1, colour)."""
+    return [(1, h // 5, h // 2, w // 4, w // 2, (0.9, 0.2, 0.1)), (2, h // 2, h - 10, w // 2, w - 5, (0.1, 0.8, 0.9))]
+
+
 def images():
     out = []
     for h, w in IMAGE_SIZES:
         # Smooth colour blobs (low-resolution noise upsampled) plus two bright rectangles.
         low = torch.rand(1, 3, h // 10, w // 10)
         img = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0]
-        img[:, h // 5: h // 2, w // 4: w // 2] = torch.tensor([0.9, 0.2, 0.1])[:, None, None]
-        img[:, h // 2: h - 10, w // 2: w - 5] = torch.tensor([0.1, 0.8, 0.9])[:, None, None]
+        for _, y0, y1, x0, x1, colour in rectangles(h, w):
+            img[:, y0:y1, x0:x1] = torch.tensor(colour)[:, None, None]
         out.append(img.contiguous())
+    return out
+
+
+def targets():
+    out = []
+    for h, w in IMAGE_SIZES:
+        rects = rectangles(h, w)
+        masks = torch.zeros(len(rects), h, w, dtype=torch.uint8)
+        for k, (_, y0, y1, x0, x1, _) in enumerate(rects):
+            masks[k, y0:y1, x0:x1] = 1
+        out.append({"boxes": torch.tensor([[x0, y0, x1, y1] for _, y0, y1, x0, x1, _ in rects], dtype=torch.float32),
+                    "labels": torch.tensor([r[0] for r in rects], dtype=torch.int64), "masks": masks})
     return out
 
 
@@ -86,10 +107,21 @@ def make(out_dir):
         print("image %d: %d proposals, %d detections, scores %.3f..%.3f, masks mean %.3f" % (
             i, len(captured["proposals"][i]), len(det["boxes"]), det["scores"].min(), det["scores"].max(),
             det["masks"].mean()))
+    model.train()
+    gts = targets()
+    torch.manual_seed(LOSS_SEED)
+    with torch.no_grad():
+        losses = model(imgs, gts)
+    for i, gt in enumerate(gts):
+        for key in ("boxes", "labels", "masks"):
+            ref["target_%s%d" % (key, i)] = gt[key]
+    for key, value in losses.items():
+        ref[key] = value
+    print("losses: " + ", ".join("%s %.5f" % (k, v) for k, v in losses.items()))
     torch.save(model.state_dict(), os.path.join(out_dir, "state_dict.pth"))
     torch.save(ref, os.path.join(out_dir, "reference.pth"))
     with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(dict(CONFIG, image_sizes=IMAGE_SIZES), f, indent=1)
+        json.dump(dict(CONFIG, image_sizes=IMAGE_SIZES, loss_seed=LOSS_SEED), f, indent=1)
 
 
 def check_load(path, out_dir):

@@ -2,8 +2,8 @@
 // MaskRCNN(resnet_fpn_backbone(backbone_name='resnet18'|'resnet34'|'resnet50', weights=None), num_classes):
 // the same modules, parameter names and shapes (so state_dicts move both ways, see docs/mask-rcnn.md)
 // and the same inference arithmetic (resize, anchors, proposal filtering, RoIAlign levels, box
-// decoding, per-class NMS, mask pasting). RoIAlign and NMS are torchvision's own kernels
-// (torchvision_ops.hpp). Inference only for now; the training losses are not implemented.
+// decoding, per-class NMS, mask pasting) and the same five training losses. RoIAlign and NMS are
+// torchvision's own kernels (torchvision_ops.hpp).
 //
 // Shapes and units, once:
 //   image       [3,H,W] float32 RGB in [0,1] (not normalised: the model normalises).
@@ -32,8 +32,9 @@ struct MaskRCNNConfig {
     // exceed max_size; the batch is zero-padded to multiples of 32.
     int64_t min_size = 800, max_size = 1333;
     std::array<float, 3> image_mean{0.485f, 0.456f, 0.406f}, image_std{0.229f, 0.224f, 0.225f};
-    // RPN: top-n per level before NMS, per image after it (test values; training is not done yet).
+    // RPN: top-n per level before NMS, per image after it, at test and at training time.
     int64_t rpn_pre_nms_top_n = 1000, rpn_post_nms_top_n = 1000;
+    int64_t rpn_pre_nms_top_n_train = 2000, rpn_post_nms_top_n_train = 2000;
     double rpn_nms_thresh = 0.7, rpn_score_thresh = 0.0;
     // RoI heads post-processing.
     double box_score_thresh = 0.05, box_nms_thresh = 0.5;
@@ -55,6 +56,19 @@ struct MaskRCNNOutput {
     std::vector<torch::Tensor> proposals;
 };
 
+// One image's ground truth for the training losses.
+struct InstanceTarget {
+    torch::Tensor boxes;   // [G,4] float32 (x1, y1, x2, y2) in pixels of the image, x1 < x2, y1 < y2
+    torch::Tensor labels;  // [G] int64 in 1..num_classes-1
+    torch::Tensor masks;   // [G,H,W] uint8 0/1, the image's size
+};
+
+// torchvision's training loss dict; total() is their sum (torchvision weights them all 1).
+struct MaskRCNNLosses {
+    torch::Tensor objectness, rpn_box_reg, classifier, box_reg, mask;
+    torch::Tensor total() const { return objectness + rpn_box_reg + classifier + box_reg + mask; }
+};
+
 class MaskRCNNImpl : public torch::nn::Module {
 public:
     // Random weights initialised as torchvision initialises them (FrozenBatchNorm2d as identity).
@@ -63,6 +77,13 @@ public:
     // Inference on images of any sizes (each [3,H,W] in [0,1], at least one image), with the
     // test-time settings, whatever train()/eval() say. No gradients are recorded.
     MaskRCNNOutput detect(const std::vector<torch::Tensor>& images);
+
+    // The five training losses of torchvision's model in train mode, differentiable in the
+    // weights. The anchor and RoI samples are drawn from LibTorch's global generator with the
+    // same calls in the same order as torchvision (plus one uniform draw per image for the
+    // resize), so torch::manual_seed(s) here and torch.manual_seed(s) in Python draw the same.
+    // Throws Error for targets that do not fit their image (naming the image and the field).
+    MaskRCNNLosses losses(const std::vector<torch::Tensor>& images, const std::vector<InstanceTarget>& targets);
 
     const MaskRCNNConfig& config() const { return config_; }
 

@@ -41,7 +41,7 @@ MaskRCNNOutput MaskRCNNImpl::detect(const std::vector<torch::Tensor>& images) {
     const maskrcnn::ImageBatch batch = maskrcnn::transform_images(images, config_);
     const std::vector<torch::Tensor> features = backbone_->as<maskrcnn::BackboneImpl>()->forward(batch.tensors);
     MaskRCNNOutput out;
-    out.proposals = rpn_->as<maskrcnn::RPNImpl>()->forward(batch, features);
+    out.proposals = rpn_->as<maskrcnn::RPNImpl>()->forward(batch, features, /*training=*/false).proposals;
     out.detections = roi_heads_->as<maskrcnn::RoIHeadsImpl>()->forward(features, out.proposals, batch.sizes);
     for (size_t i = 0; i < images.size(); ++i) {
         InstanceDetections& d = out.detections[i];
@@ -49,6 +49,20 @@ MaskRCNNOutput MaskRCNNImpl::detect(const std::vector<torch::Tensor>& images) {
         d.boxes = maskrcnn::resize_boxes(d.boxes, batch.sizes[i], original);
         d.masks = paste_masks_in_image(d.masks, d.boxes, original.first, original.second);
     }
+    return out;
+}
+
+MaskRCNNLosses MaskRCNNImpl::losses(const std::vector<torch::Tensor>& images, const std::vector<InstanceTarget>& targets) {
+    const maskrcnn::ImageBatch batch = maskrcnn::transform_images(images, config_, &targets);
+    const std::vector<torch::Tensor> features = backbone_->as<maskrcnn::BackboneImpl>()->forward(batch.tensors);
+    auto& rpn = *rpn_->as<maskrcnn::RPNImpl>();
+    const maskrcnn::RPNResult proposals = rpn.forward(batch, features, /*training=*/true);
+    MaskRCNNLosses out;
+    std::tie(out.objectness, out.rpn_box_reg) = rpn.losses(proposals, batch);
+    const auto heads = roi_heads_->as<maskrcnn::RoIHeadsImpl>()->losses(features, proposals.proposals, batch);
+    out.classifier = heads[0];
+    out.box_reg = heads[1];
+    out.mask = heads[2];
     return out;
 }
 

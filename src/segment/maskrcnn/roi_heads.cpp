@@ -161,4 +161,78 @@ std::vector<InstanceDetections> RoIHeadsImpl::forward(const std::vector<torch::T
     return detections;
 }
 
+std::array<torch::Tensor, 3> RoIHeadsImpl::losses(const std::vector<torch::Tensor>& features,
+                                                 const std::vector<torch::Tensor>& proposals, const ImageBatch& batch) {
+    // select_training_samples: ground-truth boxes join the proposals; IoU >= 0.5 takes the
+    // matched box's label, else background; 512 RoIs per image, a quarter positive at most.
+    std::vector<torch::Tensor> sampled_boxes, sampled_labels, sampled_matches, sampled_targets;
+    for (size_t i = 0; i < proposals.size(); ++i) {
+        const InstanceTarget& t = batch.targets[i];
+        const torch::Tensor candidates = torch::cat({proposals[i], t.boxes});
+        torch::Tensor matches, labels;
+        if (t.boxes.size(0) == 0) {
+            matches = torch::zeros({candidates.size(0)}, torch::kLong);
+            labels = torch::zeros({candidates.size(0)}, torch::kLong);
+        } else {
+            const torch::Tensor raw = match_boxes(box_iou(t.boxes, candidates), 0.5, 0.5, false);
+            matches = raw.clamp_min(0);
+            labels = t.labels.index_select(0, matches);
+            labels.masked_fill_(raw == -1, 0);
+            labels.masked_fill_(raw == -2, -1);
+        }
+        sampled_boxes.push_back(candidates);
+        sampled_labels.push_back(labels);
+        sampled_matches.push_back(matches);
+    }
+    for (size_t i = 0; i < proposals.size(); ++i) {
+        auto [pos, neg] = sample_balanced(sampled_labels[i], 512, 0.25);
+        const torch::Tensor keep = torch::where(pos | neg)[0];
+        sampled_boxes[i] = sampled_boxes[i].index_select(0, keep);
+        sampled_labels[i] = sampled_labels[i].index_select(0, keep);
+        sampled_matches[i] = sampled_matches[i].index_select(0, keep);
+        const torch::Tensor gt = batch.targets[i].boxes.size(0) ? batch.targets[i].boxes : torch::zeros({1, 4});
+        sampled_targets.push_back(encode_boxes(gt.index_select(0, sampled_matches[i]), sampled_boxes[i], {10, 10, 5, 5}));
+    }
+
+    // fastrcnn_loss: cross-entropy over all sampled RoIs; smooth L1 (beta 1/9) of the true
+    // class's deltas over the positives, divided by the number of sampled RoIs.
+    const torch::Tensor box_features =
+        box_head->as<TwoMLPHeadImpl>()->forward(multiscale_roi_align(features, sampled_boxes, batch.sizes, kBoxPool, 2));
+    auto& predictor = *box_predictor->as<FastRCNNPredictorImpl>();
+    const torch::Tensor class_logits = predictor.cls_score(box_features);
+    const torch::Tensor box_regression = predictor.bbox_pred(box_features);
+    const torch::Tensor labels = torch::cat(sampled_labels), targets = torch::cat(sampled_targets);
+    const torch::Tensor classifier_loss = torch::nn::functional::cross_entropy(class_logits, labels);
+    const torch::Tensor pos = torch::where(labels > 0)[0];
+    const torch::Tensor pos_labels = labels.index_select(0, pos);
+    const torch::Tensor regression = box_regression.reshape({box_regression.size(0), box_regression.size(-1) / 4, 4});
+    const torch::Tensor box_loss = at::smooth_l1_loss(regression.index({pos, pos_labels}), targets.index_select(0, pos),
+                                                      at::Reduction::Sum, 1.0 / 9) /
+                                   labels.numel();
+
+    // maskrcnn_loss on the positive RoIs: targets are the matched ground-truth masks cut out by
+    // RoIAlign (28x28, adaptive sampling, soft values), binary cross-entropy with the label's logits.
+    std::vector<torch::Tensor> mask_boxes, mask_labels, mask_targets;
+    for (size_t i = 0; i < proposals.size(); ++i) {
+        const torch::Tensor positive = torch::where(sampled_labels[i] > 0)[0];
+        const torch::Tensor boxes = sampled_boxes[i].index_select(0, positive);
+        const torch::Tensor matched = sampled_matches[i].index_select(0, positive);
+        mask_boxes.push_back(boxes);
+        mask_labels.push_back(batch.targets[i].labels.index_select(0, matched));
+        const torch::Tensor rois = torch::cat({matched.unsqueeze(1).to(boxes.scalar_type()), boxes}, 1);
+        const torch::Tensor gt_masks = batch.targets[i].masks.unsqueeze(1).to(rois.scalar_type());
+        mask_targets.push_back(rois.size(0) ? roi_align(gt_masks, rois, 1.0, 28, 28, 0, false).select(1, 0)
+                                            : torch::zeros({0, 28, 28}));
+    }
+    const torch::Tensor mask_logits = mask_predictor->as<MaskRCNNPredictorImpl>()->forward(
+        mask_head->as<nn::Sequential>()->forward(multiscale_roi_align(features, mask_boxes, batch.sizes, kMaskPool, 2)));
+    const torch::Tensor all_mask_labels = torch::cat(mask_labels), all_mask_targets = torch::cat(mask_targets);
+    const torch::Tensor mask_loss =
+        all_mask_targets.numel() == 0
+            ? mask_logits.sum() * 0
+            : torch::binary_cross_entropy_with_logits(
+                  mask_logits.index({torch::arange(all_mask_labels.size(0)), all_mask_labels}), all_mask_targets);
+    return {classifier_loss, box_loss, mask_loss};
+}
+
 }  // namespace sightline::maskrcnn

@@ -57,7 +57,9 @@ RPNImpl::RPNImpl(const MaskRCNNConfig& cfg) : config(cfg) {
     head = register_module("head", std::make_shared<RPNHeadImpl>(256));
 }
 
-std::vector<torch::Tensor> RPNImpl::forward(const ImageBatch& batch, const std::vector<torch::Tensor>& features) {
+RPNResult RPNImpl::forward(const ImageBatch& batch, const std::vector<torch::Tensor>& features, bool training) {
+    const int64_t pre_nms_top_n = training ? config.rpn_pre_nms_top_n_train : config.rpn_pre_nms_top_n;
+    const int64_t post_nms_top_n = training ? config.rpn_post_nms_top_n_train : config.rpn_post_nms_top_n;
     auto& h = *head->as<RPNHeadImpl>();
     const int64_t num_images = batch.tensors.size(0);
     const int64_t image_h = batch.tensors.size(2), image_w = batch.tensors.size(3);
@@ -73,18 +75,20 @@ std::vector<torch::Tensor> RPNImpl::forward(const ImageBatch& batch, const std::
         anchors.push_back(level_anchors(32 << level, gh, gw, image_h / gh, image_w / gw));
         per_level.push_back(gh * gw * kAnchorsPerLocation);
     }
-    const torch::Tensor scores_all = torch::cat(objectness, 1).reshape({num_images, -1});
-    const torch::Tensor image_anchors = torch::cat(anchors);
-    const torch::Tensor reference = image_anchors.repeat({num_images, 1});
-    const torch::Tensor proposals_all =
-        decode_boxes(torch::cat(deltas, 1).reshape({-1, 4}), reference, {1, 1, 1, 1}).view({num_images, -1, 4});
+    RPNResult out;
+    out.objectness = torch::cat(objectness, 1).flatten();
+    out.deltas = torch::cat(deltas, 1).reshape({-1, 4});
+    out.anchors = torch::cat(anchors);
+    const torch::Tensor scores_all = out.objectness.detach().reshape({num_images, -1});
+    const torch::Tensor reference = out.anchors.repeat({num_images, 1});
+    const torch::Tensor proposals_all = decode_boxes(out.deltas.detach(), reference, {1, 1, 1, 1}).view({num_images, -1, 4});
 
     // Top pre_nms_top_n per level (by logit), with each candidate's level for the NMS.
     std::vector<torch::Tensor> top_idx, top_levels;
     int64_t offset = 0;
     for (size_t level = 0; level < per_level.size(); ++level) {
         const torch::Tensor level_scores = scores_all.slice(1, offset, offset + per_level[level]);
-        const int64_t k = std::min(config.rpn_pre_nms_top_n, per_level[level]);
+        const int64_t k = std::min(pre_nms_top_n, per_level[level]);
         top_idx.push_back(std::get<1>(level_scores.topk(k, 1)) + offset);
         top_levels.push_back(torch::full({num_images, k}, static_cast<int64_t>(level), torch::kLong));
         offset += per_level[level];
@@ -92,7 +96,6 @@ std::vector<torch::Tensor> RPNImpl::forward(const ImageBatch& batch, const std::
     const torch::Tensor idx = torch::cat(top_idx, 1);
     const torch::Tensor levels = torch::cat(top_levels, 1);
 
-    std::vector<torch::Tensor> result;
     for (int64_t i = 0; i < num_images; ++i) {
         torch::Tensor scores = torch::sigmoid(scores_all[i].index_select(0, idx[i]));
         torch::Tensor boxes = proposals_all[i].index_select(0, idx[i]);
@@ -103,10 +106,46 @@ std::vector<torch::Tensor> RPNImpl::forward(const ImageBatch& batch, const std::
         keep = torch::where(scores >= config.rpn_score_thresh)[0];
         boxes = boxes.index_select(0, keep), scores = scores.index_select(0, keep), lvl = lvl.index_select(0, keep);
         keep = batched_nms_like_torchvision(boxes, scores, lvl, config.rpn_nms_thresh);
-        keep = keep.slice(0, 0, config.rpn_post_nms_top_n);
-        result.push_back(boxes.index_select(0, keep));
+        keep = keep.slice(0, 0, post_nms_top_n);
+        out.proposals.push_back(boxes.index_select(0, keep));
     }
-    return result;
+    return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> RPNImpl::losses(const RPNResult& result, const ImageBatch& batch) {
+    // Anchor labels: 1 for IoU >= 0.7 (or an anchor tying for a box's best IoU), 0 below 0.3,
+    // -1 (ignored) between; regression targets towards the matched box.
+    std::vector<torch::Tensor> labels, targets, positives, negatives;
+    for (const InstanceTarget& t : batch.targets) {
+        torch::Tensor label, matched_boxes;
+        if (t.boxes.size(0) == 0) {
+            label = torch::zeros({result.anchors.size(0)});
+            matched_boxes = torch::zeros(result.anchors.sizes());
+        } else {
+            const torch::Tensor matches = match_boxes(box_iou(t.boxes, result.anchors), 0.7, 0.3, true);
+            matched_boxes = t.boxes.index_select(0, matches.clamp_min(0));
+            label = (matches >= 0).to(torch::kFloat);
+            label.masked_fill_(matches == -1, 0.0);
+            label.masked_fill_(matches == -2, -1.0);
+        }
+        labels.push_back(label);
+        targets.push_back(encode_boxes(matched_boxes, result.anchors, {1, 1, 1, 1}));
+    }
+    for (const torch::Tensor& label : labels) {
+        auto [pos, neg] = sample_balanced(label, 256, 0.5);
+        positives.push_back(pos);
+        negatives.push_back(neg);
+    }
+    const torch::Tensor pos = torch::where(torch::cat(positives))[0];
+    const torch::Tensor neg = torch::where(torch::cat(negatives))[0];
+    const torch::Tensor sampled = torch::cat({pos, neg});
+    const torch::Tensor all_labels = torch::cat(labels), all_targets = torch::cat(targets);
+    const torch::Tensor box_loss = at::smooth_l1_loss(result.deltas.index_select(0, pos),
+                                                      all_targets.index_select(0, pos), at::Reduction::Sum, 1.0 / 9) /
+                                   sampled.numel();
+    const torch::Tensor objectness_loss = torch::binary_cross_entropy_with_logits(
+        result.objectness.index_select(0, sampled), all_labels.index_select(0, sampled));
+    return {objectness_loss, box_loss};
 }
 
 }  // namespace sightline::maskrcnn

@@ -19,12 +19,11 @@ torch::Tensor normalise(const torch::Tensor& image, const MaskRCNNConfig& config
     return (image - mean.view({3, 1, 1})) / std.view({3, 1, 1});
 }
 
-// The short side to min_size unless the long side would pass max_size. The scale is computed
-// in float32 as torchvision does (a Python number divided by a float32 tensor is reciprocal()
-// times the number), and the output size is floor(size * scale) in double, as interpolate's
-// recompute_scale_factor=True computes it.
-torch::Tensor resize(const torch::Tensor& image, const MaskRCNNConfig& config) {
-    const int64_t h = image.size(1), w = image.size(2);
+// The output size: the short side to min_size unless the long side would pass max_size. The
+// scale is computed in float32 as torchvision does (a Python number divided by a float32 tensor
+// is reciprocal() times the number), and the size is floor(size * scale) in double, as
+// interpolate's recompute_scale_factor=True computes it.
+std::pair<int64_t, int64_t> resized_size(int64_t h, int64_t w, const MaskRCNNConfig& config) {
     const torch::Tensor short_side = torch::tensor(static_cast<float>(std::min(h, w)));
     const torch::Tensor long_side = torch::tensor(static_cast<float>(std::max(h, w)));
     const torch::Tensor scale = torch::min(short_side.reciprocal() * static_cast<double>(config.min_size),
@@ -35,16 +34,46 @@ torch::Tensor resize(const torch::Tensor& image, const MaskRCNNConfig& config) {
     if (out_h < 1 || out_w < 1)
         throw Error(fmt::format("Mask R-CNN: a {}x{} image resizes to {}x{} pixels (min_size {}, max_size {})", h, w,
                                 out_h, out_w, config.min_size, config.max_size));
-    return F::interpolate(image.unsqueeze(0), F::InterpolateFuncOptions()
-                                                  .size(std::vector<int64_t>{out_h, out_w})
-                                                  .mode(torch::kBilinear)
-                                                  .align_corners(false))[0];
+    return {out_h, out_w};
+}
+
+torch::Tensor interpolate_to(const torch::Tensor& x, std::pair<int64_t, int64_t> size, bool bilinear) {
+    auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{size.first, size.second});
+    if (bilinear) options.mode(torch::kBilinear).align_corners(false);
+    else options.mode(torch::kNearest);
+    return F::interpolate(x, options);
+}
+
+// The target's boxes and masks follow its image (masks by nearest neighbour, as torchvision).
+InstanceTarget resize_target(const InstanceTarget& t, size_t i, std::pair<int64_t, int64_t> from,
+                             std::pair<int64_t, int64_t> to) {
+    const int64_t g = t.boxes.defined() ? t.boxes.size(0) : -1;
+    if (g < 0 || t.boxes.dim() != 2 || t.boxes.size(1) != 4 || !t.labels.defined() || t.labels.dim() != 1 ||
+        t.labels.size(0) != g || !t.masks.defined() || t.masks.dim() != 3 || t.masks.size(0) != g ||
+        t.masks.size(1) != from.first || t.masks.size(2) != from.second)
+        throw Error(fmt::format("Mask R-CNN: target {} should have boxes [G,4], labels [G] and masks [G,{},{}] (its "
+                                "image's size)",
+                                i, from.first, from.second));
+    const torch::Tensor boxes = t.boxes.to(torch::kFloat);
+    const torch::Tensor bad = (boxes.select(1, 2) <= boxes.select(1, 0)) | (boxes.select(1, 3) <= boxes.select(1, 1));
+    if (bad.any().item<bool>())
+        throw Error(fmt::format("Mask R-CNN: target {} has a box of zero or negative width or height (box {})", i,
+                                torch::where(bad)[0][0].item<int64_t>()));
+    InstanceTarget out;
+    out.boxes = resize_boxes(boxes, from, to);
+    out.labels = t.labels.to(torch::kLong);
+    out.masks = g == 0 ? torch::zeros({0, to.first, to.second}, torch::kByte)
+                       : interpolate_to(t.masks.unsqueeze(1).to(torch::kFloat), to, false).select(1, 0).to(torch::kByte);
+    return out;
 }
 
 }  // namespace
 
-ImageBatch transform_images(const std::vector<torch::Tensor>& images, const MaskRCNNConfig& config) {
+ImageBatch transform_images(const std::vector<torch::Tensor>& images, const MaskRCNNConfig& config,
+                            const std::vector<InstanceTarget>* targets) {
     if (images.empty()) throw Error("Mask R-CNN: no images to detect in");
+    if (targets && targets->size() != images.size())
+        throw Error(fmt::format("Mask R-CNN: {} targets for {} images", targets->size(), images.size()));
     std::vector<torch::Tensor> resized;
     ImageBatch batch;
     int64_t max_h = 0, max_w = 0;
@@ -53,8 +82,13 @@ ImageBatch transform_images(const std::vector<torch::Tensor>& images, const Mask
         if (!image.defined() || image.dim() != 3 || image.size(0) != 3 || !image.is_floating_point())
             throw Error(fmt::format("Mask R-CNN: image {} should be a [3,H,W] floating-point tensor, got {}", i,
                                     image.defined() ? fmt::format("[{}]", fmt::join(image.sizes(), ",")) : "none"));
-        resized.push_back(resize(normalise(image.to(torch::kFloat), config), config));
-        batch.sizes.emplace_back(resized.back().size(1), resized.back().size(2));
+        // torchvision draws a random min_size in training even when there is only one.
+        if (targets) torch::empty({1}).uniform_(0.0, 1.0);
+        const std::pair<int64_t, int64_t> original{image.size(1), image.size(2)};
+        const std::pair<int64_t, int64_t> size = resized_size(original.first, original.second, config);
+        resized.push_back(interpolate_to(normalise(image.to(torch::kFloat), config).unsqueeze(0), size, true)[0]);
+        if (targets) batch.targets.push_back(resize_target((*targets)[i], i, original, size));
+        batch.sizes.push_back(size);
         max_h = std::max(max_h, resized.back().size(1));
         max_w = std::max(max_w, resized.back().size(2));
     }
