@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -33,6 +34,21 @@ MaskRCNNConfig fixture_config() {
     return c;
 }
 
+// The fixture model and reference tensors, read once per process (the state_dict is 124 MB).
+MaskRCNN& fixture_model() {
+    static MaskRCNN model = [] {
+        MaskRCNN m(fixture_config());
+        load_state_dict(*m, (kFixtures / "state_dict.pth").string());
+        return m;
+    }();
+    return model;
+}
+
+const std::map<std::string, torch::Tensor>& reference() {
+    static const auto ref = read_tensor_dict((kFixtures / "reference.pth").string());
+    return ref;
+}
+
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
     return a.numel() == 0 ? 0.0 : (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
 }
@@ -40,9 +56,8 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST(MaskRCNN, ForwardMatchesTorchvision) {
-    MaskRCNN model(fixture_config());
-    load_state_dict(*model, (kFixtures / "state_dict.pth").string());
-    const auto ref = read_tensor_dict((kFixtures / "reference.pth").string());
+    MaskRCNN& model = fixture_model();
+    const auto& ref = reference();
     const std::vector<torch::Tensor> images = {ref.at("image0"), ref.at("image1")};
     const MaskRCNNOutput out = model->detect(images);
     ASSERT_EQ(out.detections.size(), 2u);
@@ -73,9 +88,8 @@ TEST(MaskRCNN, ForwardMatchesTorchvision) {
 }
 
 TEST(MaskRCNN, TrainingLossesMatchTorchvision) {
-    MaskRCNN model(fixture_config());
-    load_state_dict(*model, (kFixtures / "state_dict.pth").string());
-    const auto ref = read_tensor_dict((kFixtures / "reference.pth").string());
+    MaskRCNN& model = fixture_model();
+    const auto& ref = reference();
     std::vector<torch::Tensor> images;
     std::vector<InstanceTarget> targets;
     for (const std::string n : {"0", "1"}) {
@@ -103,6 +117,8 @@ TEST(MaskRCNN, TrainingLossesMatchTorchvision) {
     EXPECT_GT(params["backbone.body.layer2.0.conv1.weight"].grad().abs().sum().item<double>(), 0.0);
     EXPECT_FALSE(params["backbone.body.layer1.0.conv1.weight"].grad().defined());
 
+    model->zero_grad();
+
     // A degenerate box is one clear error.
     targets[1].boxes = torch::tensor({{10.f, 10.f, 10.f, 20.f}, {1.f, 1.f, 5.f, 5.f}});
     EXPECT_EQ(message_of([&] { model->losses(images, targets); }),
@@ -110,8 +126,7 @@ TEST(MaskRCNN, TrainingLossesMatchTorchvision) {
 }
 
 TEST(MaskRCNN, SavedStateDictLoadsInTorchvisionStrict) {
-    MaskRCNN model(fixture_config());
-    load_state_dict(*model, (kFixtures / "state_dict.pth").string());
+    MaskRCNN& model = fixture_model();
     const fs::path saved = test::scratch_dir("maskrcnn_save") / "saved.pth";
     save_state_dict(*model, saved.string());
     const std::string command = "/usr/bin/python3 " + std::string(SIGHTLINE_SOURCE_DIR) +
@@ -123,7 +138,7 @@ TEST(MaskRCNN, SavedStateDictLoadsInTorchvisionStrict) {
 TEST(MaskRCNN, BadStateDictIsOneErrorListingEveryProblem) {
     MaskRCNNConfig config = fixture_config();
     MaskRCNN model(config);
-    auto state = read_tensor_dict((kFixtures / "state_dict.pth").string());
+    auto state = fixture_model()->named_state();
     state.erase("rpn.head.cls_logits.bias");
     state["extra.weight"] = torch::zeros({2});
     state["roi_heads.box_predictor.cls_score.weight"] = torch::zeros({5, 1024});
