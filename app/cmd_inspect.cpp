@@ -9,6 +9,7 @@
 #include "explain_job.hpp"
 #include "model_input_flags.hpp"
 #include "options.hpp"
+#include "sightline/inspect.hpp"
 
 namespace sightline::cli {
 
@@ -69,21 +70,13 @@ void run(const InspectFlags& f) {
     if (head.guarantees.empty()) std::cout << "  none: the head is non-linear, no method is provably faithful here\n";
     for (const auto& g : head.guarantees) std::cout << "  - " << g << "\n";
     std::cout << "methods:\n";
-    nlohmann::json methods = nlohmann::json::object();
     for (const auto& m : explanation_methods()) {
         GuaranteeStatus s = guarantee_status(m, head);
         std::cout << fmt::format("  {:<20} {:<5} {}\n", m.key, s.holds ? "yes" : "no", s.statement);
-        methods[m.key] = {{"holds", s.holds}, {"statement", s.statement}};
     }
     if (!f.input.empty()) print_input_note(input);  // noise needs no normalisation; an image does
-    if (!f.json_out.empty()) {
-        nlohmann::json out = {{"model", f.model.string()}, {"layer", model.layer()},
-                              {"split", model.split_description()},
-                              {"activation_shape", a.sizes().vec()},
-                              {"input_shape", x.sizes().vec()}, {"preprocessing", input.to_json()},
-                              {"head", head_analysis_json(head)}, {"methods", methods}};
-        write_file_atomic(f.json_out, out.dump(1));
-    }
+    if (!f.json_out.empty())
+        write_file_atomic(f.json_out, inspect_json(model, f.model.string(), x, head, input).dump(1));
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "options.hpp"
 #include "progress.hpp"
 #include "sightline/input_list.hpp"
+#include "sightline/inspect.hpp"
 #include "sightline/report.hpp"
 
 namespace sightline::cli {
@@ -59,20 +60,6 @@ void drop_background_label(std::vector<std::string>& labels, int64_t outputs, co
     throw Error(fmt::format("{}: has {} class names but the model has {} classes (give one name per output, "
                             "optionally after a background line)", file.string(), count, outputs));
 }
-
-}  // namespace
-
-json head_analysis_json(const HeadAnalysis& head) {
-    return {{"kind", to_string(head.kind)},
-            {"description", head.description},
-            {"ops", head.ops},
-            {"completeness_residual", head.completeness_residual},
-            {"gradient_constant_in_activations", head.gradient_constant_in_a},
-            {"gradient_spatially_uniform", head.gradient_spatially_uniform},
-            {"guarantees", head.guarantees}};
-}
-
-namespace {
 
 cv::Mat map_to_mat(const torch::Tensor& map) {
     torch::Tensor m = map.contiguous();

@@ -31,9 +31,6 @@ struct ExplainJob {
     bool quiet = false;                 // no warnings / progress (used by demo)
 };
 
-// The head analysis as JSON (summary.json, `inspect --json`).
-nlohmann::json head_analysis_json(const HeadAnalysis& head);
-
 // Runs the job and returns the summary (also written to out/summary.json, with the
 // preprocessing used under "preprocessing").
 nlohmann::json run_explain_job(const ExplainJob& job);

@@ -9,6 +9,7 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-pil python3-torch     # fixtures and cross-checks only
   python3-torchvision                         # its _C*.so gives RoIAlign/NMS at run time (docs/torchvision-ops.md)
+  python3-dev pybind11-dev python3-pytest     # `import sightline` (docs/python.md) and its tests
   chromium                                    # the demo report test renders index.html headless
 )
 missing=()

@@ -65,9 +65,10 @@ const MethodInfo& find_method(const std::string& key);
 
 // Which targets to explain.
 struct TargetSpec {
-    enum Kind { kTopK, kIndex, kAll } kind = kTopK;
+    enum Kind { kTopK, kIndex, kAll, kPerImage } kind = kTopK;
     int64_t k = 1;       // kTopK
     int64_t index = 0;   // kIndex
+    std::vector<int64_t> indices;  // kPerImage: one class per image of the batch (the Python API)
 };
 // Parses top1 | topK | <index> | <class name> | all; names are looked up in `class_names`.
 TargetSpec parse_target(const std::string& text, const std::vector<std::string>& class_names);

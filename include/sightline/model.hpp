@@ -39,6 +39,10 @@ public:
     // Loads a torch.jit.trace / torch.jit.script classifier. Throws Error naming the file for
     // a missing or truncated file or one that is not TorchScript.
     static Classifier load(const fs::path& path);
+    // The same for a module already in memory (the Python binding's ScriptModule), shared, not
+    // copied: it is set to eval mode and its parameters to requires_grad(false), as load()
+    // does. `name` stands for the file in messages.
+    static Classifier from_module(const torch::jit::Module& module, const fs::path& name);
 
     // Chooses the split. `layer` is a dotted submodule path ("layer4", "features.29"); empty
     // means the model's features/head methods if it has them, else the last 4-D activation,

@@ -52,7 +52,8 @@ Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_
         return m->needs_gradient && m->space == MapSpace::kFeature;
     });
     const int64_t k_known = target_spec.kind == TargetSpec::kTopK ? target_spec.k
-                            : target_spec.kind == TargetSpec::kIndex ? 1 : 0;
+                            : target_spec.kind == TargetSpec::kAll   ? 0
+                                                                     : 1;
     if (layer_gradients_wanted && k_known > 0) {
         // One head pass with autograd over the (image, target) rows gives the logits and the
         // gradients; a separate no-grad pass for the logits would read the head's weights

@@ -46,6 +46,16 @@ torch::Tensor choose_targets(const TargetSpec& spec, const torch::Tensor& logits
                 throw UsageError(fmt::format("--target {}: class index out of range; the model has "
                                              "{} classes (0..{})", spec.index, classes, classes - 1));
             return torch::full({batch, 1}, spec.index, torch::kLong);
+        case TargetSpec::kPerImage: {
+            if (static_cast<int64_t>(spec.indices.size()) != batch)
+                throw UsageError(fmt::format("targets: {} given for a batch of {} images; give one per image",
+                                             spec.indices.size(), batch));
+            for (int64_t index : spec.indices)
+                if (index < 0 || index >= classes)
+                    throw UsageError(fmt::format("target {}: class index out of range; the model has "
+                                                 "{} classes (0..{})", index, classes, classes - 1));
+            return torch::tensor(spec.indices, torch::kLong).unsqueeze(1);
+        }
         case TargetSpec::kTopK:
             if (spec.k > classes)
                 throw UsageError(fmt::format("--target top{}: the model has only {} classes", spec.k, classes));

@@ -54,17 +54,23 @@ torch::Tensor as_tensor(const c10::IValue& v, const fs::path& path, const char* 
 
 Classifier Classifier::load(const fs::path& path) {
     if (!fs::exists(path)) throw Error(fmt::format("{}: no such model file", path.string()));
-    Classifier c;
-    c.path_ = path;
+    jit::Module module;
     try {
-        c.module_ = std::make_unique<jit::Module>(jit::load(path.string()));
+        module = jit::load(path.string());
     } catch (const c10::Error& e) {
         throw Error(fmt::format("{}: cannot load TorchScript model (truncated or not a "
                                 "torch.jit.save file): {}",
                                 path.string(), first_line(e.what_without_backtrace())));
     }
+    return from_module(module, path);
+}
+
+Classifier Classifier::from_module(const jit::Module& module, const fs::path& name) {
+    Classifier c;
+    c.path_ = name;
+    c.module_ = std::make_unique<jit::Module>(module);
     if (!c.module_->find_method("forward"))
-        throw Error(fmt::format("{}: TorchScript module has no forward method", path.string()));
+        throw Error(fmt::format("{}: TorchScript module has no forward method", name.string()));
     c.module_->eval();
     // Explanations differentiate with respect to activations and inputs, never weights.
     for (auto p : c.module_->parameters()) p.set_requires_grad(false);

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/jit/ir/ir.h>
 
 #include "sightline/model.hpp"
@@ -75,9 +76,10 @@ HeadAnalysis analyse_head(const Classifier& model, const torch::Tensor& x) {
     torch::Tensor cls = logits.argmax(1);
     torch::Tensor g = head_gradient(model, a, f.extras, cls);
     // Probe A at other points: a head linear in A has the same gradient everywhere.
-    torch::manual_seed(0);
-    torch::Tensor probe_scaled = a * torch::rand_like(a) * 2;
-    torch::Tensor probe_negated = -a - torch::rand_like(a);
+    // Its own generator (seed 0): the caller's global one (in Python, torch's) stays untouched.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+    torch::Tensor probe_scaled = a * at::rand(a.sizes(), gen, a.options()) * 2;
+    torch::Tensor probe_negated = -a - at::rand(a.sizes(), gen, a.options());
     out.gradient_constant_in_a = close(g, head_gradient(model, probe_scaled, f.extras, cls)) &&
                                  close(g, head_gradient(model, probe_negated, f.extras, cls));
     out.gradient_spatially_uniform = close(g, g.mean({2, 3}, true).expand_as(g));
