@@ -25,7 +25,7 @@ void print_setup(const SegmentTrainOptions& o, const SegmentTrainSetup& s) {
     std::fflush(stdout);
 }
 
-void print_epoch(const SegmentEpochMetrics& m) {
+void print_segment_epoch(const SegmentEpochMetrics& m) {
     std::string val = std::isnan(m.val.miou) ? std::string()
                                              : fmt::format("  val mIoU {:.3f}{}", m.val.miou, m.best ? " (best)" : "");
     fmt::print("epoch {}/{}  loss {:.4f}{}  lr {:.4g}  data wait {:.0f}%  {:.1f} s\n", m.epoch, m.epochs, m.loss, val,
@@ -85,7 +85,7 @@ void add_train_segment_command(CLI::App& train) {
         o->scale_min = (*scale)[0];
         o->scale_max = (*scale)[1];
         StopOnSignals signals;
-        SegmentTrainCallbacks callbacks{step_bar(), print_epoch, [&signals] { return signals.signal() != 0; }};
+        SegmentTrainCallbacks callbacks{step_bar(), print_segment_epoch, [&signals] { return signals.signal() != 0; }};
         SegmentTrainResult r = train_segmenter(*o, callbacks, [&](const SegmentTrainSetup& s) { print_setup(*o, s); });
         if (r.interrupted) throw interrupted_error(r.checkpoint, signals.signal(), r.epochs_done, r.step_in_epoch);
         if (r.best_epoch > 0)

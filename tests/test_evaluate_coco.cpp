@@ -15,7 +15,7 @@ using nlohmann::json;
 
 namespace {
 
-fs::path coco_fixtures() { return fs::path(SIGHTLINE_SOURCE_DIR) / "tests" / "fixtures" / "cocoeval"; }
+using test::coco_fixtures;
 
 cv::Mat mask_from_rows(const std::vector<std::vector<int>>& rows) {
     cv::Mat m(static_cast<int>(rows.size()), static_cast<int>(rows[0].size()), CV_8UC1);

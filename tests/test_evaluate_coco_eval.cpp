@@ -18,7 +18,7 @@ namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();  // pycocotools' np.spacing(1)
 
-fs::path coco_fixtures() { return fs::path(SIGHTLINE_SOURCE_DIR) / "tests" / "fixtures" / "cocoeval"; }
+using test::coco_fixtures;
 
 // Square 100x100 images; category 1 "thing" (and 2 "other").
 CocoDataset dataset(const std::vector<int64_t>& image_ids, std::vector<CocoAnnotation> annotations) {

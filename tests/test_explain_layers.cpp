@@ -40,20 +40,20 @@ double relative_error(const torch::Tensor& a, const torch::Tensor& reference) {
     return ((a - reference).abs().max() / reference.abs().max().clamp_min(1e-12)).item<double>();
 }
 
-struct Case {
+struct LayerCase {
     nlohmann::json entry;
     std::string name() const { return entry["case"].get<std::string>(); }
 };
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name(); }
+void PrintTo(const LayerCase& c, std::ostream* os) { *os << c.name(); }
 
-std::vector<Case> cases() {
-    std::vector<Case> out;
+std::vector<LayerCase> layer_cases() {
+    std::vector<LayerCase> out;
     const nlohmann::json m = manifest();  // kept alive: a range-for over a temporary's member dangles
     for (const auto& e : m["cases"]) out.push_back({e});
     return out;
 }
 
-class LayerCut : public ::testing::TestWithParam<Case> {};
+class LayerCut : public ::testing::TestWithParam<LayerCase> {};
 
 }  // namespace
 
@@ -92,7 +92,7 @@ TEST_P(LayerCut, HeadOnlyGradientAndMapsMatchAnEagerHook) {
     EXPECT_LT((ex.methods[1].maps.squeeze(1) - normalise_maps(gradcam_ref, h, w)).abs().max().item<double>(), 1e-4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Torchvision, LayerCut, ::testing::ValuesIn(cases()),
+INSTANTIATE_TEST_SUITE_P(Torchvision, LayerCut, ::testing::ValuesIn(layer_cases()),
                          [](const auto& info) { return info.param.name(); });
 
 TEST(LayerCutFixtures, EveryCaseIsThere) {

@@ -23,6 +23,8 @@ static std::string slurp(const fs::path& p) {
 
 fs::path fixtures() { return fs::path(SIGHTLINE_SOURCE_DIR) / "tests" / "fixtures"; }
 
+fs::path coco_fixtures() { return fixtures() / "cocoeval"; }
+
 fs::path peer_fixtures() {
     const char* env = std::getenv("SIGHTLINE_PEER_FIXTURES");
     fs::path dir = env && *env ? fs::path(env) : fs::path(SIGHTLINE_PEER_FIXTURES);

@@ -11,6 +11,8 @@ namespace fs = std::filesystem;
 
 // tests/fixtures in the source tree: small reference outputs of the peer libraries.
 fs::path fixtures();
+// tests/fixtures/cocoeval: the COCO evaluation cases and pycocotools' results for them.
+fs::path coco_fixtures();
 // The folder of the full peer fixtures (too large to keep in the repository): the environment
 // variable SIGHTLINE_PEER_FIXTURES, else the CMake setting of the same name; empty when neither
 // names an existing folder.

@@ -9,6 +9,7 @@
 #include "sightline/architectures.hpp"
 #include "sightline/core.hpp"
 #include "test_support.hpp"
+#include "saved_weights.hpp"
 
 using namespace sightline;
 
@@ -38,22 +39,7 @@ fs::path TrainCli::root_;
 
 int line_count(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
 
-bool same_weights(const fs::path& a, const fs::path& b) {
-    torch::jit::Module ma = torch::jit::load(a.string()), mb = torch::jit::load(b.string());
-    auto pb = mb.named_parameters(true);
-    auto ib = pb.begin();
-    for (const auto& p : ma.named_parameters(true)) {
-        if (!torch::equal(p.value, (*ib).value)) return false;
-        ++ib;
-    }
-    auto bb = mb.named_buffers(true);
-    auto jb = bb.begin();
-    for (const auto& t : ma.named_buffers(true)) {
-        if (!torch::equal(t.value, (*jb).value)) return false;
-        ++jb;
-    }
-    return true;
-}
+using test::same_weights;
 
 // Starts the command in the background, waits until RUN/metrics.jsonl has `lines` lines,
 // sends `signal`, waits; returns the exit status the shell saw.

@@ -15,6 +15,7 @@
 #include "sightline/train.hpp"
 #include "sightline/wsss_objectives.hpp"
 #include "test_support.hpp"
+#include "saved_weights.hpp"
 #include "test_train_toy.hpp"
 
 using namespace sightline;
@@ -248,24 +249,7 @@ TrainOptions objective_run(const fs::path& out, const std::string& objective) {
     return o;
 }
 
-// Every parameter and buffer of two saved models, bit for bit.
-bool same_weights(const fs::path& a, const fs::path& b) {
-    torch::jit::Module ma = torch::jit::load(a.string()), mb = torch::jit::load(b.string());
-    auto pa = ma.named_parameters(true), pb = mb.named_parameters(true);
-    if (pa.size() != pb.size()) return false;
-    auto ib = pb.begin();
-    for (const auto& p : pa) {
-        if (p.name != (*ib).name || !torch::equal(p.value, (*ib).value)) return false;
-        ++ib;
-    }
-    auto ba = ma.named_buffers(true), bb = mb.named_buffers(true);
-    auto jb = bb.begin();
-    for (const auto& t : ba) {
-        if (!torch::equal(t.value, (*jb).value)) return false;
-        ++jb;
-    }
-    return true;
-}
+using test::same_weights;
 
 std::vector<nlohmann::json> metrics_of(const fs::path& run) {
     std::vector<nlohmann::json> lines;

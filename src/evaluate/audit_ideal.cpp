@@ -5,12 +5,13 @@
 #include <opencv2/imgproc.hpp>
 
 #include "sightline/audit.hpp"
+#include "evaluate/audit_values.hpp"
 
 namespace sightline {
 
 namespace {
 
-constexpr uint8_t kIgnore = 255;
+using audit_detail::kIgnore;
 
 // Area-average onto the grid, then bilinear (half-pixel centres) back to the full size: the
 // resize every CAM goes through after the layer's own pooling of the pixels into cells.

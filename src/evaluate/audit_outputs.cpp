@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sightline/audit.hpp"
+#include "evaluate/output_fields.hpp"
 
 namespace sightline {
 
@@ -14,8 +15,9 @@ namespace {
 
 using nlohmann::json;
 
-json number(double v) { return std::isnan(v) || std::isinf(v) ? json(nullptr) : json(v); }
-std::string csv_number(double v) { return std::isnan(v) ? "nan" : fmt::format("{}", v); }
+using output_fields::csv_field;
+using output_fields::csv_number;
+using output_fields::number;
 std::string pct(double v) { return std::isnan(v) ? "-" : fmt::format("{:.1f}", 100 * v); }
 std::string num(double v) {
     if (std::isnan(v)) return "-";
@@ -23,12 +25,6 @@ std::string num(double v) {
     return fmt::format("{:.2f}", v);
 }
 std::string version_label(const std::string& v) { return v.empty() ? "all images" : v; }
-std::string csv_field(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string out = "\"";
-    for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return out + "\"";
-}
 
 const char* kRule =
     "ratio r = (object mass share / object area share) / (context mass share / context area share), "

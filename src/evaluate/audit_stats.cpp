@@ -6,13 +6,14 @@
 #include <fmt/format.h>
 
 #include "sightline/audit.hpp"
+#include "evaluate/audit_values.hpp"
 
 namespace sightline {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr uint8_t kIgnore = 255;
+using audit_detail::kIgnore;
+using audit_detail::kNaN;
 
 void check_inputs(const cv::Mat& map, const cv::Mat& mask, const cv::Mat& context, int class_id,
                   const AuditThresholds& th, const std::string& name) {

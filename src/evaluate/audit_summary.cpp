@@ -6,12 +6,13 @@
 #include <fmt/format.h>
 
 #include "sightline/audit.hpp"
+#include "evaluate/audit_values.hpp"
 
 namespace sightline {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+using audit_detail::kNaN;
 
 // Mean of the defined (non-NaN) values; NaN when there is none.
 class Mean {
@@ -37,8 +38,8 @@ int version_rank(const std::string& v) {
     return 3;
 }
 
-std::string pct(double v) { return std::isnan(v) ? "-" : fmt::format("{:.0f}%", 100 * v); }
-std::string num(double v) { return std::isnan(v) ? "-" : fmt::format("{:.2f}", v); }
+std::string whole_percent(double v) { return std::isnan(v) ? "-" : fmt::format("{:.0f}%", 100 * v); }
+std::string two_decimals(double v) { return std::isnan(v) ? "-" : fmt::format("{:.2f}", v); }
 
 ClassAudit summarise(const std::vector<const AuditRecord*>& records, int class_id, const std::string& name,
                      const AuditThresholds& th) {
@@ -112,11 +113,13 @@ ClassAudit summarise(const std::vector<const AuditRecord*>& records, int class_i
                      : fmt::format("object holds {} of the mass on {} of the pixels (concentration {}), {} holds {} "
                                    "on {} (concentration {}); ratio {} over {} image(s), position {} between a pure context "
                                    "user's {} and a pure object user's {} at this map's resolution",
-                                   pct(c.object_mass), pct(c.object_area), num(c.object_concentration), ref,
-                                   pct(c.has_context ? c.context_mass : 1.0 - c.object_mass),
-                                   pct(c.has_context ? c.context_area : 1.0 - c.object_area),
-                                   num(c.reference_concentration), num(c.ratio), c.images, num(c.position),
-                                   num(c.context_user_ratio), num(c.object_user_ratio));
+                                   whole_percent(c.object_mass), whole_percent(c.object_area),
+                                   two_decimals(c.object_concentration), ref,
+                                   whole_percent(c.has_context ? c.context_mass : 1.0 - c.object_mass),
+                                   whole_percent(c.has_context ? c.context_area : 1.0 - c.object_area),
+                                   two_decimals(c.reference_concentration), two_decimals(c.ratio), c.images,
+                                   two_decimals(c.position), two_decimals(c.context_user_ratio),
+                                   two_decimals(c.object_user_ratio));
 
     // Behaviour per version.
     std::vector<std::string> versions;

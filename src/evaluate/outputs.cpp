@@ -7,6 +7,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "sightline/evaluate.hpp"
+#include "evaluate/output_fields.hpp"
 
 namespace sightline {
 
@@ -14,17 +15,10 @@ namespace {
 
 using nlohmann::json;
 
-json number(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
-// Shortest representation that reads back to the same double; "nan" when undefined.
-std::string csv_number(double v) { return std::isnan(v) ? "nan" : fmt::format("{}", v); }
+using output_fields::csv_field;
+using output_fields::csv_number;
+using output_fields::number;
 std::string percent(double v) { return std::isnan(v) ? "-" : fmt::format("{:.2f}", 100.0 * v); }
-
-std::string csv_field(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string out = "\"";
-    for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return out + "\"";
-}
 
 json summary_json(const Metrics& m) {
     return json{{"miou", number(m.miou)},

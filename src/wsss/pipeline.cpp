@@ -10,6 +10,7 @@
 #include "sightline/data.hpp"
 #include "sightline/train.hpp"
 #include "sightline/wsss.hpp"
+#include "evaluate/output_fields.hpp"
 #include "wsss/pipeline_segment.hpp"
 #include "wsss/pipeline_staging.hpp"
 #include "wsss/seeds_source.hpp"
@@ -23,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-json number(double x) { return std::isnan(x) ? json(nullptr) : json(x); }
+using output_fields::number;
 double read_number(const json& j) { return j.is_number() ? j.get<double>() : kUndefinedMetric; }
 
 double read_miou(const fs::path& metrics_json) {

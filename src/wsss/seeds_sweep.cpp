@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "sightline/wsss.hpp"
+#include "evaluate/output_fields.hpp"
 
 namespace sightline {
 
@@ -40,7 +41,7 @@ SweepResult sweep_result(const ThresholdSweep& sweep, const std::vector<std::str
 }
 
 namespace {
-nlohmann::json number(double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); }
+using output_fields::number;
 }  // namespace
 
 std::string sweep_json(const SweepResult& r) {
