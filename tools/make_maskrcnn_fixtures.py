@@ -10,7 +10,8 @@ boxes<i>, labels<i>, scores<i>, masks<i> = the model's detections; target_boxes<
 target_labels<i>, target_masks<i> = two ground-truth objects per image and loss_objectness,
 loss_rpn_box_reg, loss_classifier, loss_box_reg, loss_mask = the training losses on them, in train
 mode right after torch.manual_seed(loss_seed)) and OUT_DIR/config.json (the model's
-configuration, which the C++ test builds, and loss_seed).
+configuration, which the C++ test builds, loss_seed and threads, the thread count the reference
+was computed with).
 
 The weights are torchvision's initialisation with three changes so that a wrong implementation
 cannot pass by accident: the frozen batch norms get random statistics (torchvision's are the
@@ -33,6 +34,9 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 CONFIG = {"depth": 18, "num_classes": 4, "min_size": 160, "max_size": 224, "box_score_thresh": 0.01}
 LOSS_SEED = 7
+# Float sums are split across threads, so another thread count rounds differently (up to 1e-3 px
+# on boxes seen on a CI machine with more cores). The C++ test runs with the count recorded here.
+THREADS = 2
 IMAGE_SIZES = [(120, 150), (100, 90)]  # (H, W): resized to 160x200 and 160x144, padded to 160x224
 
 
@@ -89,6 +93,7 @@ def targets():
 
 def make(out_dir):
     os.makedirs(out_dir, exist_ok=True)
+    torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     model = build()
     randomise(model)
@@ -121,7 +126,7 @@ def make(out_dir):
     torch.save(model.state_dict(), os.path.join(out_dir, "state_dict.pth"))
     torch.save(ref, os.path.join(out_dir, "reference.pth"))
     with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(dict(CONFIG, image_sizes=IMAGE_SIZES, loss_seed=LOSS_SEED), f, indent=1)
+        json.dump(dict(CONFIG, image_sizes=IMAGE_SIZES, loss_seed=LOSS_SEED, threads=THREADS), f, indent=1)
 
 
 def check_load(path, out_dir):
