@@ -1,6 +1,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
@@ -85,7 +87,22 @@ TEST(Files, AtomicWriteLeavesNoTempFiles) {
 }
 
 TEST(Files, UnwritableFolderIsReported) {
-    EXPECT_THROW(ensure_writable_dir("/proc/sightline-cannot-exist"), Error);
+    // /proc refuses new entries; the line names the folder and the system's reason.
+    const std::string message = test::message_of([] { ensure_writable_dir("/proc/sightline-cannot-exist"); });
+    EXPECT_EQ(message.rfind("/proc/sightline-cannot-exist: cannot create output folder (", 0), 0u) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    // A regular file where the folder should be is "not a folder" or the system's equivalent.
+    const fs::path file = test::scratch_dir("unwritable") / "plain.txt";
+    write_file_atomic(file, std::string("x"));
+    const std::string on_file = test::message_of([&] { ensure_writable_dir(file); });
+    EXPECT_EQ(on_file.rfind(file.string() + ": cannot create output folder (", 0), 0u) << on_file;
+    if (::geteuid() != 0) {  // root may write anywhere, so only an ordinary user sees the second check
+        const fs::path locked = test::scratch_dir("locked");
+        fs::permissions(locked, fs::perms::owner_read | fs::perms::owner_exec);
+        EXPECT_EQ(test::message_of([&] { ensure_writable_dir(locked); }),
+                  locked.string() + ": output folder is not writable");
+        fs::permissions(locked, fs::perms::owner_all);
+    }
 }
 
 // The peer-fixture rule of SIGHTLINE_NEED_FIXTURE: a configured folder that lacks a file is a

@@ -281,10 +281,18 @@ TEST(Confusion, SizeMismatchNamesBothFiles) {
 
 TEST(Confusion, InvalidConstructionAndMerge) {
     EXPECT_THROW(ConfusionMatrix(0), UsageError);
-    EXPECT_THROW(ConfusionMatrix(256), UsageError);
-    EXPECT_THROW(ConfusionMatrix(21, 3), UsageError);  // the ignore value may not be a class
-    ConfusionMatrix a(3), b(4);
-    EXPECT_THROW(a.merge(b), Error);
+    EXPECT_EQ(error_of([] { ConfusionMatrix(0); }), "the class count must be 1..255 (8-bit masks), got 0");
+    EXPECT_EQ(error_of([] { ConfusionMatrix(256); }), "the class count must be 1..255 (8-bit masks), got 256");
+    // The ignore value may not be a class.
+    EXPECT_EQ(error_of([] { ConfusionMatrix(21, 3); }),
+              "the ignore value must be 21..255 (not a class id) or -1 for none, got 3");
+    EXPECT_EQ(error_of([] { ConfusionMatrix(3, 256); }),
+              "the ignore value must be 3..255 (not a class id) or -1 for none, got 256");
+    EXPECT_EQ(error_of([] { ConfusionMatrix(3, -1); }), "(no error)");
+    ConfusionMatrix a(3), b(4), c(3, -1);
+    // The default ignore value is VOC's 255.
+    EXPECT_EQ(error_of([&] { a.merge(b); }), "cannot merge confusion matrices of 3 and 4 classes (ignore 255 and 255)");
+    EXPECT_EQ(error_of([&] { a.merge(c); }), "cannot merge confusion matrices of 3 and 3 classes (ignore 255 and -1)");
 }
 
 // ---- parity with the numpy reference -------------------------------------------------------

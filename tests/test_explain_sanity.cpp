@@ -224,6 +224,7 @@ TEST(SanityRun, GuidedBackpropSurvivesCascadingRandomisationGradCamAndHiResCamDo
     for (int i = 0; i < 6; ++i) write_image_rgb(dir / "images" / ("toy" + std::to_string(i) + ".png"), toy_image(100 + i));
     SanityOptions o;
     o.model = trained_toy_model(dir);
+    const std::string model_bytes = read_file(o.model);
     o.input = dir / "images";
     o.methods = {"gradcam", "hirescam", "guidedbackprop"};
     o.preprocess.mean = {0.5f, 0.5f, 0.5f};
@@ -247,7 +248,8 @@ TEST(SanityRun, GuidedBackpropSurvivesCascadingRandomisationGradCamAndHiResCamDo
     EXPECT_FALSE(r.verdicts[2].passes);
     EXPECT_FALSE(r.verdicts[3].passes);  // the edge detector ignores the model
     EXPECT_NEAR(last(3, 2), 1.0, 1e-9);
-    // The model itself is restored after the run.
+    // Randomisation works on copies: the model file is byte for byte what it was.
+    EXPECT_EQ(read_file(o.model), model_bytes);
     nlohmann::json j = sanity_json(r);
     EXPECT_EQ(j["methods"]["gradcam"]["steps"].size(), 6u);
     EXPECT_EQ(j["mode"], "cascading");

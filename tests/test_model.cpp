@@ -33,3 +33,33 @@ TEST(GraphSplit, HeadOfFeaturesReproducesTheLogits) {
         EXPECT_TRUE(torch::allclose(logits, reference, 1e-5, 1e-5)) << model;
     }
 }
+
+// The two fixture models' heads: GAP -> Linear is the CAM architecture, flatten -> Linear is
+// linear in A but not spatially uniform; both are complete (raw HiResCAM sums to logit - bias).
+TEST(HeadAnalysis, TellsTheGapHeadFromTheFlattenHead) {
+    for (auto [model, input, kind, uniform] :
+         {std::tuple{"gapnet.pt", "input_3x64x80.npy", HeadKind::kGapLinear, true},
+          std::tuple{"flatnet.pt", "input_3x48x64.npy", HeadKind::kLinear, false}}) {
+        Classifier c = Classifier::load(fixture(model));
+        const torch::Tensor x = load_input(input);
+        c.set_layer("features", x);
+        const HeadAnalysis h = analyse_head(c, x);
+        EXPECT_EQ(h.kind, kind) << model << ": " << h.description;
+        EXPECT_TRUE(h.gradient_constant_in_a) << model;
+        EXPECT_EQ(h.gradient_spatially_uniform, uniform) << model;
+        EXPECT_LT(h.completeness_residual, 1e-4) << model;
+        EXPECT_FALSE(h.guarantees.empty()) << model;
+    }
+}
+
+// A library call must not reseed or advance the caller's random generator (in Python, torch's).
+TEST(HeadAnalysis, LeavesTheGlobalRandomStateAlone) {
+    Classifier c = Classifier::load(fixture("gapnet.pt"));
+    const torch::Tensor x = load_input("input_3x64x80.npy");
+    c.set_layer("features", x);
+    torch::manual_seed(11);
+    const torch::Tensor expected = torch::rand({8});
+    torch::manual_seed(11);
+    analyse_head(c, x);
+    EXPECT_TRUE(torch::equal(torch::rand({8}), expected));
+}

@@ -231,20 +231,31 @@ TEST(SegmentInference, OutputChannelsOtherThanTheClassCountIsAnError) {
 }
 
 TEST(SegmentInference, CrfRefinesWithoutChangingAConfidentAnswer) {
+    // Class 1 sums the normalised channels, class 0 their negation: bright pixels are class 1 with
+    // logits of about +-7, dark ones class 0 with about +-5. The CRF must keep both halves.
     torch::jit::Module m = pointwise_model(2);
+    m.register_parameter("weight", torch::tensor({-1.0f, -1.0f, -1.0f, 1.0f, 1.0f, 1.0f}).reshape({2, 3, 1, 1}), false);
+    m.register_parameter("bias", torch::zeros({2}), false);
     Segmenter seg(m, {"pointwise", 0, 1, {"background", "a"}}, "p.pt");
     cv::Mat img(24, 24, CV_8UC3, cv::Scalar(10, 10, 10));
     img(cv::Rect(0, 0, 12, 24)).setTo(cv::Scalar(250, 250, 250));
-    SegmentOptions o;
+    SegmentOptions plain, o;
     o.crf = true;
     o.crf_options.threads = 1;
+    const cv::Mat before = seg.segment(img, plain, "img");
     std::vector<float> q;
     cv::Mat labels = seg.segment(img, o, "img", &q);
     ASSERT_EQ(q.size(), static_cast<std::size_t>(2 * 24 * 24));
     EXPECT_NEAR(q[0] + q[24 * 24], 1.0f, 1e-4);
-    // Two flat halves: each half stays one label after the CRF.
-    EXPECT_EQ(cv::countNonZero(labels(cv::Rect(0, 0, 12, 24)) != labels.at<uint8_t>(0, 0)), 0);
-    EXPECT_EQ(cv::countNonZero(labels(cv::Rect(12, 0, 12, 24)) != labels.at<uint8_t>(0, 23)), 0);
+    // Without the CRF the bright left half is class 1 and the dark right half class 0 ...
+    EXPECT_EQ(cv::countNonZero(before(cv::Rect(0, 0, 12, 24)) != 1), 0);
+    EXPECT_EQ(cv::countNonZero(before(cv::Rect(12, 0, 12, 24)) != 0), 0);
+    // ... and the CRF keeps exactly that: one label per half, the two halves different.
+    EXPECT_EQ(cv::countNonZero(labels(cv::Rect(0, 0, 12, 24)) != 1), 0);
+    EXPECT_EQ(cv::countNonZero(labels(cv::Rect(12, 0, 12, 24)) != 0), 0);
+    // Its marginals stay confident on both sides of the edge (class 1's row-major plane).
+    EXPECT_GT(q[24 * 24 + 11], 0.9f);
+    EXPECT_LT(q[24 * 24 + 12], 0.1f);
 }
 
 TEST(SegmentTrain, LearnsTheSquaresAndKeepsTheBest) {

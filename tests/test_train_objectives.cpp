@@ -50,8 +50,22 @@ TEST(PuzzleCam, MergeUndoesTileExactly) {
 }
 
 TEST(PuzzleCam, OddSidesAreRefused) {
-    EXPECT_THROW(puzzle_tile(torch::zeros({1, 1, 5, 4})), c10::Error);
-    EXPECT_THROW(puzzle_merge(torch::zeros({3, 1, 2, 2})), c10::Error);
+    const auto message = [](const std::function<void()>& f) -> std::string {
+        try {
+            f();
+        } catch (const c10::Error& e) {
+            return e.what_without_backtrace();
+        }
+        return "(no error)";
+    };
+    EXPECT_EQ(message([] { puzzle_tile(torch::zeros({1, 1, 5, 4})); }),
+              "puzzle_tile: expected [B,C,H,W] with even H and W, got [1, 1, 5, 4]");
+    EXPECT_EQ(message([] { puzzle_tile(torch::zeros({1, 1, 4, 3})); }),
+              "puzzle_tile: expected [B,C,H,W] with even H and W, got [1, 1, 4, 3]");
+    EXPECT_EQ(message([] { puzzle_tile(torch::zeros({1, 4, 4})); }),
+              "puzzle_tile: expected [B,C,H,W] with even H and W, got [1, 4, 4]");
+    EXPECT_EQ(message([] { puzzle_merge(torch::zeros({3, 1, 2, 2})); }), "puzzle_merge: expected [4B,C,h,w], got [3, 1, 2, 2]");
+    EXPECT_EQ(message([] { puzzle_tile(torch::zeros({1, 1, 4, 4})); }), "(no error)");
 }
 
 TEST(PuzzleCam, ReconstructionLossKnownAnswer) {

@@ -1,5 +1,6 @@
 // Whole training runs on a tiny in-memory dataset (seconds each): outputs, learning,
 // determinism, exact resume after a stop between and within epochs, bad input.
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -211,7 +212,21 @@ TEST(TrainRun, EveryArchitectureTrainsAndSaves) {
         o.arch = arch.name;
         o.epochs = 1;
         train_classifier(train, {}, o);
-        EXPECT_EQ(read_model_card(run / "model.json").head, arch.head) << arch.name;
+        const ModelCard card = read_model_card(run / "model.json");
+        EXPECT_EQ(card.head, arch.head) << arch.name;
+        EXPECT_EQ(card.arch, arch.name);
+        // The saved model loads and gives finite logits, one per object class (no background) ...
+        torch::jit::Module m = torch::jit::load((run / "model.pt").string());
+        EXPECT_FALSE(m.is_training()) << arch.name;
+        torch::NoGradGuard no_grad;
+        const torch::Tensor logits = m.forward({torch::rand({2, 3, card.input_size, card.input_size})}).toTensor();
+        EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{2, 3})) << arch.name;
+        EXPECT_TRUE(torch::isfinite(logits).all().item<bool>()) << arch.name;
+        // ... and the epoch's loss is a finite, positive number.
+        const std::vector<nlohmann::json> lines = metrics_lines(run);
+        ASSERT_EQ(lines.size(), 1u) << arch.name;
+        const double loss = lines[0].at("loss").get<double>();
+        EXPECT_TRUE(std::isfinite(loss) && loss > 0) << arch.name << ": loss " << loss;
     }
 }
 
