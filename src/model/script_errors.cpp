@@ -2,6 +2,7 @@
 // banner, the serialized and the original code with "<--- HERE" markers, then the model's own
 // error ("builtins.ValueError: ..."); c10::Error adds a C++ backtrace after
 // "Exception raised from".
+#include <regex>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -29,17 +30,22 @@ std::string script_error_line(const std::exception& e) {
     std::vector<std::string> lines;
     std::istringstream in(message);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
-    // After the last code marker, the first line that is not indented code is the error.
+    // After the last code marker: the first "SomethingError: ..." line (a traced model lists
+    // its Python frames before it), else the first line that is not indented code.
     std::size_t start = 0;
     for (std::size_t i = 0; i < lines.size(); ++i)
         if (lines[i].find("<--- HERE") != std::string::npos) start = i + 1;
+    static const std::regex error_line(R"(^(builtins\.)?[A-Za-z_.]*(Error|Exception)[A-Za-z]*: .*)");
+    std::string fallback;
     for (std::size_t i = start; i < lines.size(); ++i) {
         if (start > 0 && !lines[i].empty() && (lines[i][0] == ' ' || lines[i][0] == '\t')) continue;
         std::string line = trimmed(lines[i]);
-        if (line.empty()) continue;
+        if (line.empty() || line.rfind("Traceback of TorchScript", 0) == 0) continue;
         if (line.rfind("builtins.", 0) == 0) line = line.substr(9);  // "builtins.ValueError: ..."
-        return line;
+        if (std::regex_match(line, error_line)) return line;
+        if (fallback.empty()) fallback = line;
     }
+    if (!fallback.empty()) return fallback;
     return "(no message)";
 }
 
