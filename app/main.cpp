@@ -76,7 +76,7 @@ void configure_pixel_limit() {
 
 // One line whatever the exception says (LibTorch and TorchScript messages span many lines;
 // the first says what went wrong).
-int report(const std::string& message, int code) {
+int report_error(const std::string& message, int code) {
     std::string line = message.substr(0, message.find('\n'));
     std::cerr << "sightline: error: " << line << "\n";
     return code;
@@ -98,15 +98,15 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         // --help and --version are "errors" with code 0; every real misuse exits 2 (README, "Conventions").
         if (e.get_exit_code() == 0) return app.exit(e);
-        return report(sightline::cli::one_line(e.what()), 2);
+        return report_error(sightline::cli::one_line(e.what()), 2);
     } catch (const sightline::Error& e) {
-        return report(e.what(), e.exit_code());
+        return report_error(e.what(), e.exit_code());
     } catch (const c10::Error& e) {
-        return report(e.what_without_backtrace(), 1);
+        return report_error(e.what_without_backtrace(), 1);
     } catch (const std::bad_alloc&) {
-        return report("out of memory", 1);
+        return report_error("out of memory", 1);
     } catch (const std::exception& e) {
-        return report(e.what(), 1);
+        return report_error(e.what(), 1);
     }
     return 0;
 }

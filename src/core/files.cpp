@@ -1,6 +1,7 @@
 // Atomic file writes, atomic folder replacement and input listing.
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +47,15 @@ fs::path clean_folder(const fs::path& dir) {
     fs::path d = dir.lexically_normal();
     if (d.filename().empty() && d.has_parent_path()) d = d.parent_path();
     return d;
+}
+
+// Whether entries can be created in `dir`, found by creating and removing a hidden folder:
+// access(W_OK) says yes to root everywhere, also in /proc where nothing can be created.
+bool can_create_entries(const fs::path& dir) {
+    const fs::path probe = hidden_sibling(dir / "probe", "probe");
+    if (::mkdir(probe.c_str(), 0700) != 0) return false;
+    ::rmdir(probe.c_str());
+    return true;
 }
 
 }  // namespace
@@ -117,7 +127,7 @@ void check_writable_dir(const fs::path& dir) {
     if (fs::exists(dir, ec)) {
         if (!fs::is_directory(dir, ec))
             throw Error(fmt::format("{}: cannot create output folder (a file of that name exists)", dir.string()));
-        if (::access(dir.c_str(), W_OK) != 0)
+        if (!can_create_entries(dir))
             throw Error(fmt::format("{}: output folder is not writable", dir.string()));
         return;
     }
@@ -128,7 +138,7 @@ void check_writable_dir(const fs::path& dir) {
     if (!fs::is_directory(ancestor, ec))
         throw Error(fmt::format("{}: cannot create output folder ({} is not a folder)", dir.string(),
                                 ancestor.string()));
-    if (::access(ancestor.c_str(), W_OK) != 0)
+    if (!can_create_entries(ancestor))
         throw Error(fmt::format("{}: cannot create output folder ({} is not writable)", dir.string(),
                                 ancestor.string()));
 }

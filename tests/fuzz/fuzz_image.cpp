@@ -2,6 +2,7 @@
 // JPEG) in front of libpng and OpenCV's decoders.
 #include "fuzz_support.hpp"
 #include "sightline/core.hpp"
+#include "sightline/image_limits.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     sightline::set_max_image_pixels(4096 * 4096);  // bounded work per input

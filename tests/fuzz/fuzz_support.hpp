@@ -17,6 +17,14 @@ inline std::filesystem::path scratch(const std::string& name) {
         std::filesystem::create_directories(d);
         return d;
     }();
+    // Removed when the process ends normally (a corpus replay, a fuzzing run that ends in time).
+    static const struct Cleanup {
+        std::filesystem::path dir;
+        ~Cleanup() {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        }
+    } cleanup{dir};
     return dir / name;
 }
 
