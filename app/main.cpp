@@ -59,9 +59,9 @@ void prefer_passive_openmp_when_busy(char** argv) {
     execv("/proc/self/exe", argv);  // returns only if the restart failed: run as we are
 }
 
-// The image pixel limit (sightline/core.hpp) from SIGHTLINE_MAX_PIXELS; OpenCV's own decoder
-// limit (read once, at its first decode) is set to the same value for the formats whose header
-// Sightline does not read itself (TIFF).
+// The image pixel limit (sightline/image_limits.hpp) from SIGHTLINE_MAX_PIXELS. (OpenCV's own
+// OPENCV_IO_MAX_IMAGE_PIXELS is read when its library loads, before main: setting it here would
+// do nothing; the limit is checked on the headers Sightline reads and on every decoded image.)
 void configure_pixel_limit() {
     if (const char* text = std::getenv("SIGHTLINE_MAX_PIXELS")) {
         char* end = nullptr;
@@ -71,7 +71,6 @@ void configure_pixel_limit() {
                 fmt::format("SIGHTLINE_MAX_PIXELS={}: expected a positive whole number of pixels", text));
         sightline::set_max_image_pixels(pixels);
     }
-    setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(sightline::max_image_pixels()).c_str(), 1);
 }
 
 // One line whatever the exception says (LibTorch and TorchScript messages span many lines;
@@ -80,6 +79,18 @@ int report_error(const std::string& message, int code) {
     std::string line = message.substr(0, message.find('\n'));
     std::cerr << "sightline: error: " << line << "\n";
     return code;
+}
+
+// The first word when it is not a command (CLI11 would say only "A subcommand is required"),
+// as one line naming it and the commands; empty when it is one, or a flag.
+std::string unknown_command(CLI::App& app, int argc, char** argv) {
+    if (argc < 2 || argv[1][0] == '-' || argv[1][0] == '\0') return "";
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+        if (sub->get_name() == argv[1]) return "";
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    return fmt::format("{}: unknown command; choose from {}", argv[1], names);
 }
 
 }  // namespace
@@ -94,6 +105,8 @@ int main(int argc, char** argv) {
     sightline::cli::add_common_checks(app);
     try {
         configure_pixel_limit();
+        const std::string unknown = unknown_command(app, argc, argv);
+        if (!unknown.empty()) return report_error(unknown, 2);
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         // --help and --version are "errors" with code 0; every real misuse exits 2 (README, "Conventions").

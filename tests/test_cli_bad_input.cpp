@@ -74,6 +74,24 @@ void write_png_declaring(const fs::path& p, uint32_t width, uint32_t height) {
     write_file_atomic(p, png.data(), png.size());
 }
 
+// The same for a TIFF: its first directory's ImageWidth / ImageLength entries rewritten.
+void write_tiff_declaring(const fs::path& p, uint16_t width, uint16_t height) {
+    std::vector<uchar> tiff;
+    cv::imencode(".tiff", cv::Mat(2, 2, CV_8UC3, cv::Scalar(1, 2, 3)), tiff);
+    ASSERT_TRUE(tiff[0] == 'I' && tiff[1] == 'I');  // OpenCV writes little-endian TIFFs
+    auto u16 = [&](std::size_t at) { return static_cast<uint32_t>(tiff[at] | tiff[at + 1] << 8); };
+    const std::size_t directory = u16(4) | u16(6) << 16;
+    for (uint32_t i = 0; i < u16(directory); ++i) {
+        const std::size_t e = directory + 2 + 12 * i;
+        const uint32_t tag = u16(e), value = tag == 256 ? width : tag == 257 ? height : 0;
+        if (!value) continue;
+        tiff[e + 8] = static_cast<uchar>(value & 0xff);
+        tiff[e + 9] = static_cast<uchar>(value >> 8);
+        if (u16(e + 2) == 4) tiff[e + 10] = tiff[e + 11] = 0;  // LONG
+    }
+    write_file_atomic(p, tiff.data(), tiff.size());
+}
+
 struct MatrixFixtures {
     fs::path in;
     MatrixFixtures() {
@@ -93,6 +111,7 @@ struct MatrixFixtures {
         write_text(in / "empty.png", "");
         write_png_declaring(in / "huge.png", 30000, 30000);
         write_png_declaring(in / "wide.png", 60000, 60000);
+        write_tiff_declaring(in / "huge.tif", 30000, 30000);
         fs::create_directories(in / "no_images");
         write_text(in / "no_images" / "notes.txt", "no pictures here\n");
         fs::create_directories(in / "one");
@@ -241,13 +260,15 @@ TEST(BadInputMatrix, ExplainModelsAndFiles) {
          "{in}/huge.png: image too large (30000 x 30000 > 67108864 pixels; raise the limit with SIGHTLINE_MAX_PIXELS)"},
         {"explain --model {in}/good.pt --input {in}/wide.png --out {out}", 1,
          "{in}/wide.png: image too large (60000 x 60000 > 67108864 pixels; raise the limit with SIGHTLINE_MAX_PIXELS)"},
+        {"explain --model {in}/good.pt --input {in}/huge.tif --out {out}", 1,
+         "{in}/huge.tif: image too large (30000 x 30000 > 67108864 pixels; raise the limit with SIGHTLINE_MAX_PIXELS)"},
         {"explain --model {in}/good.pt --input {in}/no_images --out {out}", 1,
          "{in}/no_images: folder holds no image or .npy files"},
         {"explain --model {in}/good.pt --input {in}/nothing.png --out {out}", 1, "{in}/nothing.png: no such file or folder"},
-        {"explain --model {in}/good.pt --layer conv9" + x, 2, "{in}/good.pt: no layer named 'conv9'; available layers: conv"},
+        {"explain --model {in}/good.pt --layer conv9" + x, 2, "{in}/good.pt: no layer named 'conv9'; closest: conv; top-level layers: conv (all: sightline inspect --model {in}/good.pt --layers)"},
         {"explain --model {in}/good.pt --labels {in}/empty.txt" + x, 1, "{in}/empty.txt: no class names (the file is empty)"},
         {"explain --model {in}/good.pt --labels {in}/labels2.txt" + x, 1,
-         "{in}/labels2.txt: has 2 class names but the model has 3 classes"},
+         "{in}/labels2.txt: has 2 class names but the model has 3 classes (give one name per output, optionally after a background line)"},
         {"explain --model {in}/good.pt --target 7" + x, 2, "--target 7: class index out of range; the model has 3 classes (0..2)"},
         {"explain --model {in}/good.pt --method gradcan" + x, 2, "unknown method 'gradcan'; choose from: cam, hirescam, gradcam, gradcamelementwise, gradcam++, xgradcam, layercam, eigencam, eigengradcam, scorecam, ablationcam, saliency, guidedbackprop, guidedgradcam, inputxgradient, integratedgradients, smoothgrad, occlusion"},
         {"explain --model {in}/good.pt --input {in}/x.npy --out /proc/sightline-out", 1, "/proc/sightline-out: cannot create output folder (/proc is not writable)", "/proc/sightline-out"},
@@ -351,10 +372,10 @@ TEST(BadInputMatrix, TrainDataAndOthers) {
         {"data synth --out {out} --spurious 2", 2, "--spurious: must be between 0 and 1, got 2"},
         {"data synth --out {out}/deeper/ds --size 8", 2, "--size must be in 32..1024, got 8", "{out}"},
         {"crf --image {in}/missing.png --out {out}", 2, "crf: give exactly one of --probs (soft maps) and --labels (a label map)"},
-        {"audit --model {in}/missing.pt --data {in}/dataset --out {out}", 1, "{in}/dataset/val/labels.csv: no such file (a dataset root holds ImageSets/Segmentation/ or an image folder with labels.csv)"},
+        {"audit --model {in}/missing.pt --data {in}/dataset --out {out}", 1, "{in}/dataset: no split lists (ImageSets/Segmentation/<split>.txt); audit needs a VOC-layout dataset with object masks"},
         {"wsss run --data {in}/missing --out {out}", 1, "{in}/missing: no such dataset folder"},
         {"", 2, "A subcommand is required"},
-        {"frobnicate", 2, "A subcommand is required"},
+        {"frobnicate", 2, "frobnicate: unknown command; choose from list, explain, inspect, bench, demo, data, eval, audit, crf, train, wsss, segment, sanity, score"},
     });
 }
 

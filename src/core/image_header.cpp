@@ -53,6 +53,28 @@ void read_jpeg(const unsigned char* d, std::size_t n, ImageHeader& h) {
     }
 }
 
+// TIFF (6.0, section 2): byte order "II" or "MM", 42, the offset of the first image file
+// directory; its entries 256 (ImageWidth) and 257 (ImageLength) are SHORT or LONG values.
+// OpenCV decodes the first directory's image.
+void read_tiff(const unsigned char* d, std::size_t n, ImageHeader& h) {
+    const bool little = d[0] == 'I';
+    auto u16 = [&](std::size_t p) -> uint32_t { return little ? d[p] | d[p + 1] << 8 : d[p] << 8 | d[p + 1]; };
+    auto u32 = [&](std::size_t p) -> uint32_t {
+        return little ? (u16(p) | uint32_t{u16(p + 2)} << 16) : (uint32_t{u16(p)} << 16 | u16(p + 2));
+    };
+    const std::size_t directory = u32(4);
+    if (directory > n || n - directory < 2) return;
+    const uint32_t entries = u16(directory);
+    for (uint32_t i = 0; i < entries; ++i) {
+        const std::size_t e = directory + 2 + std::size_t{12} * i;
+        if (e > n || n - e < 12) return;
+        const uint32_t tag = u16(e), type = u16(e + 2);
+        const int64_t value = type == 3 ? u16(e + 8) : type == 4 ? u32(e + 8) : 0;
+        if (tag == 256) h.width = value;
+        if (tag == 257) h.height = value;
+    }
+}
+
 }  // namespace
 
 ImageHeader read_image_header(const std::string& bytes) {
@@ -68,6 +90,10 @@ ImageHeader read_image_header(const std::string& bytes) {
     } else if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) {
         h.format = ImageHeader::Format::kJpeg;
         read_jpeg(d, n, h);
+    } else if (n >= 8 && ((d[0] == 'I' && d[1] == 'I' && d[2] == 42 && d[3] == 0) ||
+                          (d[0] == 'M' && d[1] == 'M' && d[2] == 0 && d[3] == 42))) {
+        h.format = ImageHeader::Format::kTiff;
+        read_tiff(d, n, h);
     } else if (n >= 26 && d[0] == 'B' && d[1] == 'M') {
         h.format = ImageHeader::Format::kBmp;
         h.width = std::llabs(little_endian_i32(d + 18));

@@ -10,7 +10,7 @@
 namespace sightline::detail {
 
 struct ImageHeader {
-    enum class Format { kUnknown, kPng, kJpeg, kBmp } format = Format::kUnknown;
+    enum class Format { kUnknown, kPng, kJpeg, kBmp, kTiff } format = Format::kUnknown;
     int64_t width = 0, height = 0;  // 0 when the header does not say (or is cut short)
     bool complete = true;           // JPEG: an end-of-image marker follows the last scan
 };

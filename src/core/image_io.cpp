@@ -50,6 +50,9 @@ LoadedImage read_image_rgb(const fs::path& path) {
     }
     if (raw.empty())
         throw Error(fmt::format("{}: cannot decode image (corrupt or unsupported format)", path.string()));
+    // Formats whose header is not read above (OpenCV decodes more than PNG/JPEG/BMP/TIFF) meet
+    // the limit after decoding; OpenCV itself refuses more than 2^30 pixels.
+    check_image_pixels(path.string(), raw.cols, raw.rows);
     // 16-bit images are scaled to 8 bits; the models see 0..255 colour like the peers.
     if (raw.depth() == CV_16U) raw.convertTo(raw, CV_8U, 1.0 / 257.0);
     else if (raw.depth() != CV_8U)
