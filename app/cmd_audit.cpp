@@ -87,7 +87,7 @@ void add_audit_command(CLI::App& app) {
     cmd->add_option("--pointing-tolerance", o.thresholds.pointing_tolerance,
                     "pointing game: pixels between the map's maximum and the object")
         ->capture_default_str();
-    cmd->add_option("--batch", o.batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--batch", o.batch, "images per forward pass")->capture_default_str();
     add_model_input_flags(cmd, flags->input);
     cmd->callback([flags] { run(*flags); });
 }

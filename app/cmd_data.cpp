@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "sightline/data.hpp"
+#include "sightline/folders.hpp"
 
 namespace sightline::cli {
 
@@ -54,9 +55,14 @@ void add_data_command(CLI::App& app) {
     synth->add_option("--seed", synth_options->seed, "Random seed (same seed, same files)")->capture_default_str();
     synth->add_option("--threads", synth_options->threads, "Worker threads (0 = all cores; output unchanged)")
         ->capture_default_str();
-    synth->callback([synth_options, synth_out] {
+    auto synth_force = std::make_shared<bool>(false);
+    synth->add_flag("--force", *synth_force, "Replace an existing dataset in --out (atomically, when complete)");
+    synth->callback([synth_options, synth_out, synth_force] {
         auto start = std::chrono::steady_clock::now();
-        GenerationSummary s = generate_synth(*synth_out, *synth_options, progress_bar("synth"));
+        GenerationSummary s;
+        build_folder_atomically(*synth_out, *synth_force, [&](const fs::path& staging) {
+            s = generate_synth(staging, *synth_options, progress_bar("synth"));
+        });
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         report(*synth_out, s, seconds);
         fmt::print("train objects on their own context: {:.3f} (--spurious {})\n", s.train_on_own_context,
@@ -76,10 +82,15 @@ void add_data_command(CLI::App& app) {
     fashion->add_option("--source", *fashion_source, "Folder with the Fashion-MNIST IDX files")->capture_default_str();
     fashion->add_option("--threads", fashion_options->threads, "Worker threads (0 = all cores; output unchanged)")
         ->capture_default_str();
-    fashion->callback([fashion_options, fashion_out, fashion_source] {
+    auto fashion_force = std::make_shared<bool>(false);
+    fashion->add_flag("--force", *fashion_force, "Replace an existing dataset in --out (atomically, when complete)");
+    fashion->callback([fashion_options, fashion_out, fashion_source, fashion_force] {
         fashion_options->source = *fashion_source;
         auto start = std::chrono::steady_clock::now();
-        GenerationSummary s = generate_fashion(*fashion_out, *fashion_options, progress_bar("fashion"));
+        GenerationSummary s;
+        build_folder_atomically(*fashion_out, *fashion_force, [&](const fs::path& staging) {
+            s = generate_fashion(staging, *fashion_options, progress_bar("fashion"));
+        });
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         report(*fashion_out, s, seconds);
     });

@@ -101,7 +101,7 @@ void add_demo_command(CLI::App& app) {
     cmd->add_option("--out", flags->out, "output folder (index.html, summary.json)")->capture_default_str();
     cmd->add_flag("--quick", flags->quick, "smaller data and shorter training (about a minute)");
     cmd->add_flag("--force", flags->force, "start over instead of resuming");
-    cmd->add_option("--threads", flags->threads, "LibTorch threads")->capture_default_str()->check(CLI::Range(1, 256));
+    cmd->add_option("--threads", flags->threads, "LibTorch threads")->capture_default_str();
     cmd->callback([flags] { run(*flags); });
 }
 

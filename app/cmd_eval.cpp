@@ -13,6 +13,7 @@
 #include "commands.hpp"
 #include "sightline/coco.hpp"
 #include "sightline/evaluate.hpp"
+#include "sightline/folders.hpp"
 
 namespace sightline::cli {
 
@@ -76,6 +77,7 @@ void run_coco(const EvalCommand& cmd) {
 }
 
 void run(const EvalCommand& cmd) {
+    if (!cmd.out.empty()) check_writable_dir(cmd.out);
     if (!cmd.coco.empty()) return run_coco(cmd);
     if (cmd.options.pred.empty() || cmd.options.gt.empty())
         throw UsageError(fmt::format("{} is required (or --coco GT.json --results DT.json for COCO AP)",

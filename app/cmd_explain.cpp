@@ -22,9 +22,11 @@ void run(ExplainFlags& f) {
     ExplainJob& job = f.job;
     job.methods = split_list(f.methods);
     job.preprocessing = input_request(f.input);
-    nlohmann::json summary = run_explain_job(job);
-    std::cout << fmt::format("explained {} map(s) -> {}\n", summary["items"].size(),
-                             (job.out / "summary.json").string());
+    std::size_t skipped = 0;
+    nlohmann::json summary = run_explain_job(job, &skipped);
+    const std::size_t inputs = summary["inputs"].get<std::size_t>();
+    std::cout << fmt::format("explained {} input(s), skipped {} finished by an earlier run; {} map(s) -> {}\n",
+                             inputs - skipped, skipped, summary["items"].size(), (job.out / "summary.json").string());
 }
 
 }  // namespace
@@ -47,7 +49,7 @@ void add_explain_command(CLI::App& app) {
                     "split file (e.g. ImageSets/Segmentation/val.txt): explain only the images it names, "
                     "relative to the --input folder, with or without extension");
     cmd->add_option("--out", j.out, "output folder")->required();
-    cmd->add_option("--batch", j.batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--batch", j.batch, "images per forward pass")->capture_default_str();
     cmd->add_flag("--raw", j.raw, "also write the raw map (before ReLU/normalisation/resize) as .raw.npy");
     cmd->add_flag("--overlay,!--no-overlay", j.overlay, "write PNG heat-map overlays (default on)");
     cmd->add_option("--colormap", j.colormap, "overlay colour map")->capture_default_str();

@@ -9,6 +9,7 @@
 #include "options.hpp"
 #include "progress.hpp"
 #include "sightline/sanity.hpp"
+#include "sightline/folders.hpp"
 
 namespace sightline::cli {
 
@@ -41,7 +42,7 @@ void run(ScoreFlags& f) {
         }
     }
     const ModelInput input = apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
-    if (!f.out.empty()) ensure_writable_dir(f.out);
+    if (!f.out.empty()) check_writable_dir(f.out);  // created with score.json: a failed run leaves nothing
 
     std::unique_ptr<ProgressBar> bar;
     ScoreReport report = run_score(o, [&](std::size_t done, std::size_t total) {
@@ -74,7 +75,7 @@ void add_score_command(CLI::App& app) {
     cmd->add_option("--fill", o.fill, "constant baseline value in normalised input units (0 = the mean colour)")
         ->capture_default_str();
     cmd->add_option("--steps", o.steps, "deletion/insertion curve steps")->capture_default_str();
-    cmd->add_option("--batch", o.batch, "perturbed inputs per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--batch", o.batch, "perturbed inputs per forward pass")->capture_default_str();
     cmd->add_option("--score", f->output, "prob (softmax of the target) | logit")->capture_default_str();
     cmd->add_option("--road-percentiles", f->percentiles, "ROAD percentiles (default 10,20,...,90)");
     cmd->add_option("--noise", o.noise, "ROAD imputer noise (0 = deterministic)")->capture_default_str();

@@ -9,6 +9,7 @@
 #include "explain_job.hpp"
 #include "options.hpp"
 #include "sightline/data.hpp"
+#include "sightline/folders.hpp"
 #include "sightline/train.hpp"
 
 namespace sightline::cli::demo {
@@ -66,14 +67,17 @@ json make_data(const Context& c) {
     scenes.n = c.quick ? 240 : 600;
     scenes.size = 64;
     scenes.spurious = 0.95;
-    if (!fs::exists(c.scenes() / "dataset.json")) generate_synth(c.scenes(), scenes);
+    // Built in staging and swapped in: complete or absent, synced once (not file by file).
+    if (!fs::exists(c.scenes() / "dataset.json"))
+        build_folder_atomically(c.scenes(), true, [&](const fs::path& dir) { generate_synth(dir, scenes); });
     SynthOptions multi;
     multi.n = c.quick ? 200 : 480;
     multi.size = 64;
     multi.spurious = 0.5;
     multi.multi = true;
     multi.seed = 2;
-    if (!fs::exists(c.multi() / "dataset.json")) generate_synth(c.multi(), multi);
+    if (!fs::exists(c.multi() / "dataset.json"))
+        build_folder_atomically(c.multi(), true, [&](const fs::path& dir) { generate_synth(dir, multi); });
     auto count = [](const fs::path& root, const std::string& split) {
         return read_lines(root / "ImageSets" / "Segmentation" / (split + ".txt")).size();
     };

@@ -15,6 +15,8 @@
 #include "sightline/input_list.hpp"
 #include "sightline/inspect.hpp"
 #include "sightline/report.hpp"
+#include "sightline/folders.hpp"
+#include "sightline/explain_options.hpp"
 
 namespace sightline::cli {
 
@@ -68,13 +70,18 @@ cv::Mat map_to_mat(const torch::Tensor& map) {
 
 }  // namespace
 
-json run_explain_job(const ExplainJob& job) {
-    // Check everything that can be checked before any work.
+json run_explain_job(const ExplainJob& job, std::size_t* skipped) {
+    // Check everything that can be checked before any work; nothing is created until the
+    // first map is written.
     for (const auto& key : job.methods) find_method(key);
     if (job.methods.empty()) throw UsageError("--method: give at least one method");
+    validate(job.options);
     const int colormap = colormap_from_name(job.colormap);
     std::vector<std::string> labels;
-    if (!job.labels.empty()) labels = read_lines(job.labels);
+    if (!job.labels.empty()) {
+        labels = read_lines(job.labels);
+        if (labels.empty()) throw Error(fmt::format("{}: no class names (the file is empty)", job.labels.string()));
+    }
     TargetSpec spec = parse_target(job.target, labels);
     std::vector<fs::path> inputs =
         job.list.empty() ? list_inputs(job.input, true) : list_inputs_named(job.input, job.list, true);
@@ -85,9 +92,8 @@ json run_explain_job(const ExplainJob& job) {
             throw UsageError(fmt::format("{}: same file stem as {}; outputs would collide", p.string(),
                                          it->second.string()));
     }
-    ensure_writable_dir(job.out);
+    check_writable_dir(job.out);
     const fs::path records = job.out / ".sightline" / "explain";
-    ensure_writable_dir(records);
 
     Classifier model = Classifier::load(job.model);
     const ModelInput input = resolve_model_input(model.module(), job.model, job.preprocessing);
@@ -116,6 +122,7 @@ json run_explain_job(const ExplainJob& job) {
         }
         pending.push_back(p);
     }
+    if (skipped) *skipped = inputs.size() - pending.size();
 
     ProgressBar progress(job.quiet ? 0 : pending.size(), "explain");
     for (std::size_t start = 0; start < pending.size();) {
@@ -197,6 +204,7 @@ json run_explain_job(const ExplainJob& job) {
                     {"head", head_analysis_json(head)},
                     {"target", job.target},
                     {"preprocessing", input.to_json()},
+                    {"inputs", inputs.size()},
                     {"items", json::array()}};
     for (const auto& p : inputs) {
         json rec = json::parse(read_file(record_path(p)));

@@ -32,7 +32,8 @@ struct ExplainJob {
 };
 
 // Runs the job and returns the summary (also written to out/summary.json, with the
-// preprocessing used under "preprocessing").
-nlohmann::json run_explain_job(const ExplainJob& job);
+// preprocessing used under "preprocessing"). `skipped`, when given, receives the number of
+// inputs a previous run had already finished.
+nlohmann::json run_explain_job(const ExplainJob& job, std::size_t* skipped = nullptr);
 
 }  // namespace sightline::cli

@@ -9,9 +9,12 @@
 
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
+#include <fmt/format.h>
 
 #include "commands.hpp"
 #include "sightline/core.hpp"
+#include "validators.hpp"
+#include "sightline/image_limits.hpp"
 
 namespace {
 
@@ -56,6 +59,40 @@ void prefer_passive_openmp_when_busy(char** argv) {
     execv("/proc/self/exe", argv);  // returns only if the restart failed: run as we are
 }
 
+// The image pixel limit (sightline/image_limits.hpp) from SIGHTLINE_MAX_PIXELS. (OpenCV's own
+// OPENCV_IO_MAX_IMAGE_PIXELS is read when its library loads, before main: setting it here would
+// do nothing; the limit is checked on the headers Sightline reads and on every decoded image.)
+void configure_pixel_limit() {
+    if (const char* text = std::getenv("SIGHTLINE_MAX_PIXELS")) {
+        char* end = nullptr;
+        const long long pixels = std::strtoll(text, &end, 10);
+        if (!*text || *end || pixels < 1)
+            throw sightline::UsageError(
+                fmt::format("SIGHTLINE_MAX_PIXELS={}: expected a positive whole number of pixels", text));
+        sightline::set_max_image_pixels(pixels);
+    }
+}
+
+// One line whatever the exception says (LibTorch and TorchScript messages span many lines;
+// the first says what went wrong).
+int report_error(const std::string& message, int code) {
+    std::string line = message.substr(0, message.find('\n'));
+    std::cerr << "sightline: error: " << line << "\n";
+    return code;
+}
+
+// The first word when it is not a command (CLI11 would say only "A subcommand is required"),
+// as one line naming it and the commands; empty when it is one, or a flag.
+std::string unknown_command(CLI::App& app, int argc, char** argv) {
+    if (argc < 2 || argv[1][0] == '-' || argv[1][0] == '\0') return "";
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+        if (sub->get_name() == argv[1]) return "";
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    return fmt::format("{}: unknown command; choose from {}", argv[1], names);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,23 +102,24 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.set_version_flag("--version", "sightline 0.1.0");
     sightline::cli::add_all_commands(app);
+    sightline::cli::add_common_checks(app);
     try {
+        configure_pixel_limit();
+        const std::string unknown = unknown_command(app, argc, argv);
+        if (!unknown.empty()) return report_error(unknown, 2);
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         // --help and --version are "errors" with code 0; every real misuse exits 2 (README, "Conventions").
-        const int code = app.exit(e);
-        return code == 0 ? 0 : 2;
+        if (e.get_exit_code() == 0) return app.exit(e);
+        return report_error(sightline::cli::one_line(e.what()), 2);
     } catch (const sightline::Error& e) {
-        std::cerr << "sightline: error: " << e.what() << "\n";
-        return e.exit_code();
+        return report_error(e.what(), e.exit_code());
     } catch (const c10::Error& e) {
-        // LibTorch messages span several lines; the first one says what went wrong.
-        std::string message = e.what_without_backtrace();
-        std::cerr << "sightline: error: " << message.substr(0, message.find('\n')) << "\n";
-        return 1;
+        return report_error(e.what_without_backtrace(), 1);
+    } catch (const std::bad_alloc&) {
+        return report_error("out of memory", 1);
     } catch (const std::exception& e) {
-        std::cerr << "sightline: error: " << e.what() << "\n";
-        return 1;
+        return report_error(e.what(), 1);
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -31,7 +32,7 @@ std::array<float, 3> parse_triple(const std::string& text, const std::string& op
         try {
             std::size_t used = 0;
             out[i] = std::stof(parts[i], &used);
-            if (used != parts[i].size()) throw std::invalid_argument("trailing");
+            if (used != parts[i].size() || !std::isfinite(out[i])) throw std::invalid_argument("not finite");
         } catch (const std::exception&) {
             throw UsageError(fmt::format("{} '{}': '{}' is not a number", option, text, parts[i]));
         }

@@ -164,7 +164,7 @@ TEST(ExplainCli, BadInputGivesOneClearLineAndNoOutput) {
         {"cam on a flatten head", "explain --model " + gradcam("flatnet.pt").string() + " --method cam --input " +
          (in / "flat.npy").string() + o, "method 'cam' needs a global-average-pooling -> Linear head", 2},
         {"output not writable", "explain " + model_flags() + " --input " + img0.string() + " --out /proc/sightline",
-         "/proc/sightline: cannot create output folder", 1},
+         "/proc/sightline: cannot create output folder (/proc is not writable)", 1},
         {"labels count", "explain " + model_flags() + " --labels " + (in / "truncated.pt").string() + " --input " + img0.string() + o,
          "truncated.pt: has", 1},
     };

@@ -7,6 +7,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "sightline/core.hpp"
+#include "sightline/folders.hpp"
+#include "sightline/image_limits.hpp"
 #include "test_support.hpp"
 
 using namespace sightline;
@@ -103,6 +105,73 @@ TEST(Files, UnwritableFolderIsReported) {
                   locked.string() + ": output folder is not writable");
         fs::permissions(locked, fs::perms::owner_all);
     }
+}
+
+// check_writable_dir decides before any work and creates nothing (its probe is removed again).
+TEST(Files, WritableCheckCreatesNothing) {
+    const fs::path dir = test::scratch_dir("check-writable");
+    check_writable_dir(dir / "a" / "b");
+    check_writable_dir(dir);
+    EXPECT_TRUE(fs::is_empty(dir));
+    write_file_atomic(dir / "file", std::string("x"));
+    EXPECT_THROW(check_writable_dir(dir / "file" / "out"), Error);
+    EXPECT_THROW(check_writable_dir(dir / "file"), Error);
+    // access(W_OK) says yes to root in /proc; creating there fails for everyone.
+    try {
+        check_writable_dir("/proc/sightline-cannot-exist");
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "/proc/sightline-cannot-exist: cannot create output folder (/proc is not writable)");
+    }
+}
+
+// A folder built atomically is complete or absent: a failed build leaves neither it, its
+// staging folder nor the parents it created; --force swaps a complete one in.
+TEST(Files, FolderBuiltAtomicallyIsCompleteOrAbsent) {
+    const fs::path dir = test::scratch_dir("atomic-folder");
+    EXPECT_THROW(build_folder_atomically(dir / "new" / "ds", false,
+                                         [](const fs::path& d) {
+                                             write_file_atomic(d / "half", std::string("x"));
+                                             throw Error("build failed");
+                                         }),
+                 Error);
+    EXPECT_TRUE(fs::is_empty(dir));
+    write_file_atomic(dir / "ds" / "old", std::string("old"));
+    EXPECT_THROW(build_folder_atomically(dir / "ds", false, [](const fs::path&) {}), Error);
+    build_folder_atomically(dir / "ds", true, [](const fs::path& d) { write_file_atomic(d / "new", std::string("n")); });
+    EXPECT_FALSE(fs::exists(dir / "ds" / "old"));
+    EXPECT_EQ(read_file(dir / "ds" / "new"), "n");
+    int entries = 0;
+    for (const auto& e : fs::directory_iterator(dir)) entries += e.path().filename() == "ds" ? 0 : 1;
+    EXPECT_EQ(entries, 0) << "staging left behind";
+}
+
+// A .npy header may declare far more data than the file holds: refused before allocating.
+TEST(Npy, DeclaredSizeIsCheckedAgainstTheFile) {
+    const fs::path p = test::scratch_dir("npy-declared") / "huge.npy";
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 100000, 100000), }";
+    header.append(117 - header.size(), ' ');  // 10 + 118 bytes: 64-aligned
+    header.push_back('\n');
+    std::string bytes("\x93NUMPY\x01\x00", 8);
+    bytes.push_back(static_cast<char>(header.size()));
+    bytes.push_back(0);
+    write_file_atomic(p, bytes + header + std::string(64, '\0'));
+    try {
+        (void)read_npy(p);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("the header declares shape [3,100000,100000], more than the 64 bytes"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+// Sizes whose product overflows 64 bits are still refused.
+TEST(ImageLimits, HugeDeclaredSizesAreRefusedWithoutOverflow) {
+    EXPECT_NO_THROW(check_image_pixels("a.png", 8192, 8192));
+    EXPECT_NO_THROW(check_image_pixels("a.png", 0, 0));  // not declared
+    EXPECT_THROW(check_image_pixels("a.png", 8193, 8192), Error);
+    EXPECT_THROW(check_image_pixels("a.png", int64_t{1} << 40, int64_t{1} << 40), Error);
 }
 
 // The peer-fixture rule of SIGHTLINE_NEED_FIXTURE: a configured folder that lacks a file is a

@@ -29,7 +29,7 @@ TEST(DataCli, BadOptionsAndMissingSourceFailWithOneLine) {
     fs::path out = test::scratch_dir("bad");
     auto r = test::run_sightline("data synth --out " + out.string() + " --spurious 1.5");
     EXPECT_EQ(r.exit_code, 2);
-    EXPECT_EQ(r.err, "sightline: error: --spurious must be a probability in [0, 1], got 1.5\n");
+    EXPECT_EQ(r.err, "sightline: error: --spurious: must be between 0 and 1, got 1.5\n");
     fs::path empty = test::scratch_dir("empty");
     r = test::run_sightline("data fashion --out " + out.string() + " --source " + empty.string());
     EXPECT_EQ(r.exit_code, 1);

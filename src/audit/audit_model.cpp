@@ -53,9 +53,13 @@ std::vector<std::string> default_splits(const fs::path& data) {
     for (const auto& e : fs::directory_iterator(sets, ec))
         if (e.path().extension() == ".txt") found.push_back(e.path().stem().string());
     if (found.size() == 1) return found;
+    if (found.empty())  // the data, not the command line, is wrong
+        throw Error(fmt::format("{}: no split lists (ImageSets/Segmentation/<split>.txt); audit needs a VOC-layout "
+                                "dataset with object masks",
+                                data.string()));
     std::sort(found.begin(), found.end());
     throw UsageError(fmt::format("{}: no val split; give --split (one or more of: {})", sets.string(),
-                                 found.empty() ? std::string("none found") : fmt::format("{}", fmt::join(found, ", "))));
+                                 fmt::join(found, ", ")));
 }
 
 // --context: a folder as given, else under the dataset; empty = SegmentationContext/ when present.

@@ -3,15 +3,39 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "core/image_header.hpp"
 #include "sightline/core.hpp"
+#include "sightline/image_limits.hpp"
 
 namespace sightline {
 
+namespace {
+
+int64_t g_max_image_pixels = kDefaultMaxImagePixels;
+
+}  // namespace
+
+int64_t max_image_pixels() { return g_max_image_pixels; }
+void set_max_image_pixels(int64_t pixels) { g_max_image_pixels = pixels; }
+
+void check_image_pixels(const std::string& name, int64_t width, int64_t height) {
+    // Divided, not multiplied: a header may declare sizes whose product overflows.
+    if (width > 0 && height > 0 && (width > g_max_image_pixels || height > g_max_image_pixels / width))
+        throw Error(fmt::format("{}: image too large ({} x {} > {} pixels; raise the limit with "
+                                "SIGHTLINE_MAX_PIXELS)",
+                                name, width, height, g_max_image_pixels));
+}
+
 LoadedImage read_image_rgb(const fs::path& path) {
     if (!fs::exists(path)) throw Error(fmt::format("{}: no such image file", path.string()));
+    if (fs::is_directory(path)) throw Error(fmt::format("{}: is a folder, not an image file", path.string()));
     if (fs::file_size(path) == 0) throw Error(fmt::format("{}: image file is empty", path.string()));
     std::string bytes = read_file(path);
-    if (bytes.size() >= 8 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) {
+    const detail::ImageHeader header = detail::read_image_header(bytes);
+    check_image_pixels(path.string(), header.width, header.height);
+    if (header.format == detail::ImageHeader::Format::kJpeg && !header.complete)
+        throw Error(fmt::format("{}: truncated JPEG (the data ends before the end-of-image marker)", path.string()));
+    if (header.format == detail::ImageHeader::Format::kPng) {
         LoadedImage png;
         png.rgb = decode_png_rgb(bytes, path.string(), &png.source_channels);
         if (png.source_channels == 2) png.source_channels = 1;  // grey + alpha: grey for the note
@@ -26,6 +50,9 @@ LoadedImage read_image_rgb(const fs::path& path) {
     }
     if (raw.empty())
         throw Error(fmt::format("{}: cannot decode image (corrupt or unsupported format)", path.string()));
+    // Formats whose header is not read above (OpenCV decodes more than PNG/JPEG/BMP/TIFF) meet
+    // the limit after decoding; OpenCV itself refuses more than 2^30 pixels.
+    check_image_pixels(path.string(), raw.cols, raw.rows);
     // 16-bit images are scaled to 8 bits; the models see 0..255 colour like the peers.
     if (raw.depth() == CV_16U) raw.convertTo(raw, CV_8U, 1.0 / 257.0);
     else if (raw.depth() != CV_8U)

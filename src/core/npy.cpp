@@ -4,6 +4,7 @@
 #include <regex>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "sightline/core.hpp"
 
@@ -41,8 +42,26 @@ void parse_header(const std::string& header, const fs::path& path, NpyArray& out
     std::string dims = m[1];
     static const std::regex num_re(R"(\d+)");
     for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num_re);
-         it != std::sregex_iterator(); ++it)
+         it != std::sregex_iterator(); ++it) {
+        if (it->str().size() > 18)
+            throw Error(fmt::format("{}: .npy header declares an impossible dimension {}", path.string(), it->str()));
         out.shape.push_back(std::stoll(it->str()));
+    }
+}
+
+// The data size the header declares, or an Error when it exceeds the bytes the file holds
+// (checked before allocating: a 200-byte file may declare terabytes).
+std::size_t declared_bytes(const NpyArray& a, const fs::path& path, uint64_t available) {
+    uint64_t bytes = dtype_size(a.dtype, path);
+    for (int64_t d : a.shape) {
+        if (d != 0 && bytes > available / static_cast<uint64_t>(d)) bytes = available + 1;  // stop before overflow
+        else bytes *= static_cast<uint64_t>(d);
+    }
+    if (bytes > available)
+        throw Error(fmt::format("{}: truncated .npy data (the header declares shape [{}], more than the {} "
+                                "bytes after the header)",
+                                path.string(), fmt::join(a.shape, ","), available));
+    return static_cast<std::size_t>(bytes);
 }
 
 }  // namespace
@@ -94,12 +113,17 @@ NpyArray read_npy(const fs::path& path) {
     } else {
         throw Error(fmt::format("{}: unsupported .npy version {}", path.string(), version[0]));
     }
+    std::error_code size_ec;
+    const uint64_t file_size = fs::file_size(path, size_ec);
+    if (size_ec || header_len > file_size - static_cast<uint64_t>(in.tellg()))
+        throw Error(fmt::format("{}: truncated .npy header", path.string()));
     std::string header(header_len, '\0');
     if (!in.read(header.data(), header_len))
         throw Error(fmt::format("{}: truncated .npy header", path.string()));
     NpyArray out;
     parse_header(header, path, out);
-    std::size_t expected = static_cast<std::size_t>(out.numel()) * dtype_size(out.dtype, path);
+    const uint64_t data_start = static_cast<uint64_t>(in.tellg());
+    const std::size_t expected = declared_bytes(out, path, file_size < data_start ? 0 : file_size - data_start);
     out.bytes.resize(expected);
     if (expected > 0 && !in.read(out.bytes.data(), static_cast<std::streamsize>(expected)))
         throw Error(fmt::format("{}: truncated .npy data (expected {} bytes, got {})",

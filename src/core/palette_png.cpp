@@ -12,7 +12,9 @@
 
 #include <fmt/format.h>
 
+#include "core/image_header.hpp"
 #include "sightline/palette.hpp"
+#include "sightline/image_limits.hpp"
 
 namespace sightline {
 
@@ -171,7 +173,8 @@ cv::Mat decode_png_rgb(const std::string& bytes, const std::string& name, int* s
         case PNG_COLOR_TYPE_RGB_ALPHA: *source_channels = 4; break;
         default: *source_channels = 3; break;
     }
-    if (static_cast<uint64_t>(width) * height > (uint64_t{1} << 31) || png_get_rowbytes(g.png, g.info) != width * 3)
+    check_image_pixels(name, width, height);
+    if (png_get_rowbytes(g.png, g.info) != width * 3)
         throw Error(fmt::format("{}: cannot decode image (unsupported PNG layout)", name));
     cv::Mat rgb(static_cast<int>(height), static_cast<int>(width), CV_8UC3);
     std::vector<png_bytep> rows(height);
@@ -189,6 +192,8 @@ cv::Mat read_index_png(const fs::path& path) {
     if (bytes.empty()) throw Error(fmt::format("{}: mask file is empty", name));
     if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0)
         throw Error(fmt::format("{}: not a PNG file (masks must be palette or 8-bit grey PNGs)", name));
+    const detail::ImageHeader declared = detail::read_image_header(bytes);
+    check_image_pixels(name, declared.width, declared.height);
 
     PngIo io;
     ReadGuard g;
@@ -210,8 +215,7 @@ cv::Mat read_index_png(const fs::path& path) {
     if (png_get_rowbytes(g.png, g.info) != h.width)
         throw Error(fmt::format("{}: unexpected PNG row layout ({} bytes for {} pixels)", name,
                                 png_get_rowbytes(g.png, g.info), h.width));
-    if (static_cast<uint64_t>(h.width) * h.height > (uint64_t{1} << 31))
-        throw Error(fmt::format("{}: mask too large ({}x{})", name, h.width, h.height));
+    check_image_pixels(name, h.width, h.height);
 
     cv::Mat indices(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC1);
     std::vector<png_bytep> rows(h.height);

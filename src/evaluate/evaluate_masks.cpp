@@ -104,6 +104,11 @@ std::vector<std::string> resolve_class_names(const std::string& classes, const f
 EvalResult evaluate_masks(const EvalOptions& options,
                           const std::function<void(std::size_t, std::size_t)>& progress) {
     EvalResult result;
+    // The folders first: a missing one is the error to report, not what it would have held.
+    if (!fs::is_directory(options.gt))
+        throw Error(fmt::format("{}: no such ground-truth folder (--gt)", options.gt.string()));
+    if (!fs::is_directory(options.pred))
+        throw Error(fmt::format("{}: no such prediction folder", options.pred.string()));
     result.class_names = resolve_class_names(options.classes, options.gt, options.split);
     const int k = static_cast<int>(result.class_names.size());
     ConfusionMatrix total(k, options.ignore);  // checks the ignore value first

@@ -4,6 +4,7 @@
 
 #include "explain/context.hpp"
 #include "explain/rules.hpp"
+#include "sightline/explain_options.hpp"
 
 namespace sightline::detail {
 
@@ -58,7 +59,8 @@ torch::Tensor input_x_gradient(MethodContext& c) {
 torch::Tensor integrated_gradients(MethodContext& c) {
     torch::Tensor x = c.input_rows(), base = black_baseline(c).expand_as(x);
     torch::Tensor rows = c.target_rows();
-    const int steps = std::max(1, c.options.ig_steps);
+    validate(c.options);
+    const int steps = c.options.ig_steps;
     const int64_t n = x.size(0);
     // All steps of all rows as one batch list: [steps * N, 3, H, W], step-major.
     std::vector<torch::Tensor> path;
@@ -74,7 +76,8 @@ torch::Tensor smooth_grad(MethodContext& c) {
     if (base != "saliency" && base != "inputxgradient" && base != "guidedbackprop")
         throw UsageError(fmt::format("--smooth-base '{}': choose saliency, inputxgradient or guidedbackprop", base));
     torch::Tensor x = c.input_rows(), rows = c.target_rows();
-    const int samples = std::max(1, c.options.smooth_samples);
+    validate(c.options);
+    const int samples = c.options.smooth_samples;
     torch::Tensor range = (x.amax({1, 2, 3}, true) - x.amin({1, 2, 3}, true));
     auto gen = at::make_generator<at::CPUGeneratorImpl>(c.options.seed);
     std::vector<torch::Tensor> noisy;

@@ -3,14 +3,15 @@
 // windows that cover it.
 #include "explain/context.hpp"
 #include "explain/rules.hpp"
+#include "sightline/explain_options.hpp"
 
 namespace sightline::detail {
 
 torch::Tensor occlusion(MethodContext& c) {
     torch::NoGradGuard no_grad;
     const int64_t height = c.input.size(2), width = c.input.size(3), k = c.k();
-    const int64_t win = std::max(1, c.options.occlusion_window);
-    const int64_t stride = std::max(1, c.options.occlusion_stride);
+    validate(c.options);
+    const int64_t win = c.options.occlusion_window, stride = c.options.occlusion_stride;
     std::vector<std::pair<int64_t, int64_t>> corners;
     for (int64_t y = 0;; y += stride) {
         int64_t y0 = std::min(y, std::max<int64_t>(0, height - win));

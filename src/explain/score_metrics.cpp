@@ -131,7 +131,7 @@ ScoreReport run_score(const ScoreOptions& o, const Progress& progress) {
         throw UsageError(fmt::format("--baseline: '{}' is not blur or constant", o.baseline));
     if (o.steps < 1) throw UsageError(fmt::format("--steps: must be at least 1 (got {})", o.steps));
     for (double p : o.road_percentiles)
-        if (p <= 0 || p >= 100) throw UsageError(fmt::format("--road-percentiles: {} is not in (0, 100)", p));
+        if (!(p > 0 && p < 100)) throw UsageError(fmt::format("--road-percentiles: {} is not in (0, 100)", p));
     if (o.maps.empty()) {
         if (o.methods.empty()) throw UsageError("--method: give at least one method");
         for (const auto& key : o.methods) find_method(key);

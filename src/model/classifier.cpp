@@ -5,6 +5,7 @@
 
 #include "model/graph_split.hpp"
 #include "sightline/model.hpp"
+#include "sightline/script_errors.hpp"
 
 namespace sightline {
 
@@ -25,7 +26,7 @@ void check_logits(const torch::Tensor& logits, int64_t batch, const fs::path& pa
 }
 
 // Runs TorchScript code; its errors (multi-line interpreter traces) become one Error line
-// naming the model file, with the error's own last line.
+// naming the model file, with the model's own error.
 template <typename F>
 auto guarded(const fs::path& path, const char* what, F&& f) -> decltype(f()) {
     try {
@@ -33,13 +34,7 @@ auto guarded(const fs::path& path, const char* what, F&& f) -> decltype(f()) {
     } catch (const Error&) {
         throw;
     } catch (const std::exception& e) {
-        std::string message = e.what();
-        std::size_t end = message.find_last_not_of("\n ");
-        message = message.substr(0, end == std::string::npos ? 0 : end + 1);
-        std::size_t trace = message.find("Exception raised from");
-        if (trace != std::string::npos) message = message.substr(0, trace);
-        std::string line = message.substr(message.find_last_of('\n') == std::string::npos ? 0 : message.find_last_of('\n') + 1);
-        throw Error(fmt::format("{}: {} failed: {}", path.string(), what, line));
+        throw Error(fmt::format("{}: {} failed: {}", path.string(), what, script_error_line(e)));
     }
 }
 
@@ -71,6 +66,7 @@ Classifier Classifier::from_module(const jit::Module& module, const fs::path& na
     c.module_ = std::make_unique<jit::Module>(module);
     if (!c.module_->find_method("forward"))
         throw Error(fmt::format("{}: TorchScript module has no forward method", name.string()));
+    check_single_input(*c.module_, name);
     c.module_->eval();
     // Explanations differentiate with respect to activations and inputs, never weights.
     for (auto p : c.module_->parameters()) p.set_requires_grad(false);
@@ -79,6 +75,12 @@ Classifier Classifier::from_module(const jit::Module& module, const fs::path& na
 
 void Classifier::set_layer(const std::string& layer, const torch::Tensor& example) {
     split_.reset();
+    // The whole model first: a model that fails on this input (a `raise` in forward, a shape
+    // it does not accept) is reported with its own error, before its graph is cut.
+    {
+        torch::NoGradGuard no_grad;
+        forward(example);
+    }
     if (!layer.empty()) {
         split_ = std::make_unique<detail::SplitGraph>(
             detail::split_at_layer(*module_, layer, path_.string()));

@@ -71,6 +71,9 @@ InputItem read_input(const fs::path& path, const Preprocess& pre) {
         if (!ok)
             throw Error(fmt::format("{}: input .npy has shape [{}]; expected [3,H,W] or [1,3,H,W]",
                                     path.string(), fmt::join(a.shape, ",")));
+        if (a.numel() == 0)
+            throw Error(fmt::format("{}: input .npy has shape [{}]: an image needs at least one pixel",
+                                    path.string(), fmt::join(a.shape, ",")));
         item.tensor = npy_to_tensor(a);
         if (item.tensor.dim() == 3) item.tensor = item.tensor.unsqueeze(0);
         if (!torch::isfinite(item.tensor).all().item<bool>())

@@ -9,6 +9,8 @@
 
 #include "segment/segment_detail.hpp"
 #include "sightline/palette.hpp"
+#include "sightline/folders.hpp"
+#include "sightline/script_errors.hpp"
 
 namespace sightline {
 
@@ -37,16 +39,18 @@ torch::Tensor forward_padded(torch::jit::Module& model, const torch::Tensor& x, 
     c10::IValue out;
     try {
         out = model.forward({input});
-    } catch (const c10::Error& e) {
-        std::string what = e.what_without_backtrace();
-        throw Error(fmt::format("{}: forward failed on a [{}] input ({})", name, fmt::join(input.sizes(), ","),
-                                what.substr(0, what.find('\n'))));
+    } catch (const std::exception& e) {  // c10::Error and TorchScript's JITException alike
+        throw Error(fmt::format("{}: forward failed on a [{}] input: {}", name, fmt::join(input.sizes(), ","),
+                                script_error_line(e)));
     }
     if (!out.isTensor()) throw Error(fmt::format("{}: forward did not return a tensor", name));
     torch::Tensor logits = out.toTensor();
     if (logits.dim() != 4 || logits.size(0) != x.size(0) || logits.size(2) != h + ph || logits.size(3) != w + pw)
         throw Error(fmt::format("{}: output has shape [{}] for a [{}] input, expected [B,K,H,W] of the input's size",
                                 name, fmt::join(logits.sizes(), ","), fmt::join(input.sizes(), ",")));
+    if (!torch::isfinite(logits).all().item<bool>())
+        throw Error(fmt::format("{}: the model's output contains NaN or Inf for a [{}] input", name,
+                                fmt::join(input.sizes(), ",")));
     if (ph || pw) logits = logits.slice(2, 0, h).slice(3, 0, w);
     return logits;
 }
@@ -135,6 +139,10 @@ struct Segmenter::Impl {
     }
 
     void check_channels(const torch::Tensor& logits, const std::string& source) const {
+        // Label PNGs hold one byte per pixel.
+        if (logits.size(1) > 256)
+            throw Error(fmt::format("{}: the model outputs {} channels for {}; a label PNG holds at most 256 classes",
+                                    name, logits.size(1), source));
         if (classes > 0 && logits.size(1) != classes)
             throw Error(fmt::format("{}: the model outputs {} channels for {}, expected {} (one per class{})", name,
                                     logits.size(1), source, classes,
@@ -163,6 +171,7 @@ Segmenter::Segmenter(const fs::path& path, const std::string& classes) : impl_(s
         throw Error(fmt::format("{}: not a loadable TorchScript model ({})", s.name, what.substr(0, what.find('\n'))));
     }
     s.model.eval();
+    check_single_input(s.model, path);
     SegmentModelCard& c = s.card;
     c.arch = s.model.hasattr("sightline_arch") ? s.model.attr("sightline_arch").toStringRef() : "torchscript";
     c.size_multiple = s.model.hasattr("sightline_size_multiple") ? s.model.attr("sightline_size_multiple").toInt() : 32;
@@ -246,7 +255,7 @@ SegmentSummary segment_images(const SegmentOptions& o, const std::function<void(
     if (inputs.empty()) throw Error(fmt::format("{}: no images found", o.input.string()));
     at::set_num_threads(o.threads);
     const Segmenter segmenter(o.model, o.classes);
-    ensure_writable_dir(o.out);
+    check_writable_dir(o.out);  // created with its first file: a failed first image leaves nothing
     const auto started = std::chrono::steady_clock::now();
     SegmentSummary summary;
     for (std::size_t i = 0; i < inputs.size(); ++i) {

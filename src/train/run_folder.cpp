@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "train/checkpoint.hpp"
+#include "sightline/folders.hpp"
 
 namespace sightline::detail {
 
@@ -23,8 +24,9 @@ json open_run_folder(const fs::path& out, bool resume,
                 throw Error(fmt::format("{}: a run exists here; pass --resume to continue it or choose another --out",
                                         existing.string()));
     }
-    ensure_writable_dir(out);
-    ensure_writable_dir(out / "checkpoint");
+    // Created with the first checkpoint: a run refused later (an architecture option, the data)
+    // leaves nothing behind.
+    check_writable_dir(out);
     return meta;
 }
 

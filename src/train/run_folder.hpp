@@ -20,8 +20,8 @@ fs::path checkpoint_path(const fs::path& out);
 
 // Called before a run writes anything. Resume: reads the checkpoint's meta data and returns
 // it after check_resume(checkpoint, meta) accepted it. Fresh run: refuses a folder that
-// already holds a run (a checkpoint or model.pt) and returns null. Either way OUT and
-// OUT/checkpoint exist and are writable after.
+// already holds a run (a checkpoint or model.pt) and returns null. Either way OUT can be
+// written after (it is created with the first checkpoint).
 nlohmann::json open_run_folder(
     const fs::path& out, bool resume,
     const std::function<void(const fs::path& checkpoint, const nlohmann::json& meta)>& check_resume);

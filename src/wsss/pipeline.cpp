@@ -14,6 +14,7 @@
 #include "wsss/pipeline_segment.hpp"
 #include "wsss/pipeline_staging.hpp"
 #include "wsss/seeds_source.hpp"
+#include "sightline/folders.hpp"
 
 namespace sightline {
 
@@ -53,7 +54,7 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     check_options(o);
     // The data is opened (and its splits checked) before any stage writes.
     std::unique_ptr<Dataset> train = open_dataset(o.data, o.train_split);
-    ensure_writable_dir(o.out);
+    check_writable_dir(o.out);  // each stage creates its folder when it writes
     torch::set_num_threads(std::max(1, o.threads));
     WsssRunResult result;
     auto stage = [&](const std::string& name, const fs::path& done_marker, const std::function<std::string()>& work,

@@ -21,6 +21,8 @@ StagingDir::~StagingDir() {
 }
 
 void StagingDir::commit() {
+    deferred_.reset();
+    sync_file_system(staging_);
     std::error_code ec;
     if (!fs::exists(final_)) {
         fs::create_directories(final_.parent_path().empty() ? fs::path(".") : final_.parent_path(), ec);

@@ -2,7 +2,9 @@
 // failed or killed stage leaves no partial output and a stage folder that exists is complete.
 #pragma once
 
-#include "sightline/core.hpp"
+#include <memory>
+
+#include "sightline/folders.hpp"
 
 namespace sightline::detail {
 
@@ -22,6 +24,7 @@ public:
 private:
     fs::path final_, staging_;
     bool committed_ = false;
+    std::unique_ptr<DeferredSync> deferred_ = std::make_unique<DeferredSync>();  // synced once at commit
 };
 
 }  // namespace sightline::detail
