@@ -28,6 +28,7 @@ void add_crf_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_wsss_command(CLI::App& app);
 void add_segment_command(CLI::App& app);
+void add_instance_command(CLI::App& app);
 // `train segment` (cmd_train_segment.cpp), added by add_train_command.
 void add_train_segment_command(CLI::App& train);
 void add_sanity_command(CLI::App& app);

@@ -47,7 +47,7 @@ fs::path make_two_instances(const std::string& name) {
     return root;
 }
 
-fs::path make_synth(const std::string& name) {
+fs::path make_instance_synth(const std::string& name) {
     const fs::path root = test::scratch_dir(name);
     SynthOptions o;
     o.n = 6;
@@ -147,7 +147,7 @@ TEST(CocoInstances, PolygonsRleCrowdAndCategoryIds) {
 }
 
 TEST(SynthInstances, CocoFileHasTheSameObjectsAsThePngs) {
-    const fs::path root = make_synth("synth_coco");
+    const fs::path root = make_instance_synth("synth_coco");
     std::size_t objects = 0;
     for (const std::string split : {"train", "val", "test"}) {
         const auto voc = open_voc_instances(root, split);
@@ -172,7 +172,7 @@ TEST(SynthInstances, CocoFileHasTheSameObjectsAsThePngs) {
 }
 
 TEST(SynthInstances, GroundTruthScoredAgainstItselfHasApOne) {
-    const fs::path root = make_synth("synth_ap");
+    const fs::path root = make_instance_synth("synth_ap");
     const fs::path gt_file = root / "annotations/instances_val.json";
     const CocoDataset gt = read_coco_dataset(gt_file);
     ASSERT_FALSE(gt.annotations.empty());
