@@ -93,4 +93,58 @@ struct InstanceSummary {
 InstanceSummary segment_instances(const InstanceOptions& options,
                                   const std::function<void(std::size_t, std::size_t)>& progress = {});
 
+// ---- `sightline train instance` ---------------------------------------------------------------------
+
+// One-to-one with the flags. The recipe is torchvision's references/detection (SGD momentum 0.9,
+// weight decay 1e-4, linear warm-up over the first epoch's min(warmup_iters, steps - 1) steps from
+// warmup_factor, then x lr_gamma at each epoch of lr_steps; horizontal flip p = 0.5; images
+// without objects left out of training), from random weights (all five backbone stages train).
+struct InstanceTrainOptions {
+    fs::path data;                 // --data: VOC folder with SegmentationObject/ (or a COCO .json)
+    fs::path val_data;             // --val-data: a COCO .json for validation (default: --data's val split)
+    fs::path out;                  // --out: RUN folder
+    int64_t depth = 50;
+    int64_t min_size = 800, max_size = 1333;
+    int64_t epochs = 26;
+    int64_t batch = 2;
+    double lr = 0.02;
+    double momentum = 0.9;
+    double weight_decay = 1e-4;
+    std::vector<int64_t> lr_steps = {16, 22};
+    double lr_gamma = 0.1;
+    int64_t warmup_iters = 1000;
+    double warmup_factor = 1e-3;
+    bool flip = true;
+    std::string train_split = "train";
+    std::string val_split = "val";  // "none": no validation
+    uint64_t seed = 1;
+    int threads = 2;
+    bool resume = false;
+    int64_t stop_after_epoch = 0;  // debug: stop as if killed after this epoch
+};
+
+struct InstanceEpochMetrics {
+    int64_t epoch = 0, epochs = 0;
+    double loss = 0, lr = 0, seconds = 0;
+    double val_mask_ap = -1, val_box_ap = -1;  // -1 without validation
+    bool best = false;
+};
+
+struct InstanceTrainResult {
+    int64_t epochs_done = 0;
+    bool stopped = false;          // stop_after_epoch hit
+    double best_mask_ap = -1;
+    int64_t best_epoch = 0;
+};
+
+// Trains and writes RUN/model.pth + model.json (last epoch, when finished), RUN/best.pth +
+// best.json (best val mask AP), RUN/metrics.jsonl and RUN/checkpoint/checkpoint.pt after every
+// epoch (exact resume with options.resume: same options required). Bad options, data or an
+// existing run without --resume: Error before anything is written.
+InstanceTrainResult train_instance(const InstanceTrainOptions& options,
+                                   const std::function<void(const InstanceEpochMetrics&)>& on_epoch = {});
+
+// torchvision's learning rate at `step` (0-based) of `epoch` (0-based).
+double instance_learning_rate(const InstanceTrainOptions& options, int64_t epoch, int64_t step, int64_t steps_per_epoch);
+
 }  // namespace sightline
