@@ -17,10 +17,10 @@ namespace sightline {
 
 namespace {
 
-using json = nlohmann::json;
+using RunJson = nlohmann::json;
 
-json options_json(const InstanceTrainOptions& o) {
-    return json{{"data", o.data.string()},   {"val-data", o.val_data.string()}, {"depth", o.depth},
+RunJson options_json(const InstanceTrainOptions& o) {
+    return RunJson{{"data", o.data.string()},   {"val-data", o.val_data.string()}, {"depth", o.depth},
                 {"min-size", o.min_size},    {"max-size", o.max_size},          {"epochs", o.epochs},
                 {"batch", o.batch},          {"lr", o.lr},                      {"momentum", o.momentum},
                 {"weight-decay", o.weight_decay}, {"lr-steps", o.lr_steps},     {"lr-gamma", o.lr_gamma},
@@ -48,13 +48,13 @@ struct Progress {
     int64_t epochs_done = 0;
     double best_ap = -1;
     int64_t best_epoch = 0;
-    json history = json::array();
+    RunJson history = RunJson::array();
 };
 
-void save_checkpoint(const fs::path& path, const json& options, const Progress& p, const MaskRCNNImpl& model,
+void save_checkpoint(const fs::path& path, const RunJson& options, const Progress& p, const MaskRCNNImpl& model,
                      torch::optim::Optimizer& optimizer) {
     torch::serialize::OutputArchive archive;
-    const json meta{{"format", "sightline-instance-checkpoint-1"}, {"options", options},
+    const RunJson meta{{"format", "sightline-instance-checkpoint-1"}, {"options", options},
                     {"epochs_done", p.epochs_done}, {"best_ap", p.best_ap}, {"best_epoch", p.best_epoch},
                     {"history", p.history}};
     archive.write("meta", c10::IValue(meta.dump()));
@@ -71,7 +71,7 @@ void save_checkpoint(const fs::path& path, const json& options, const Progress& 
     write_file_atomic(path, bytes.str());
 }
 
-json read_checkpoint_meta(const fs::path& path, torch::serialize::InputArchive& archive) {
+RunJson read_checkpoint_meta(const fs::path& path, torch::serialize::InputArchive& archive) {
     try {
         archive.load_from(path.string());
     } catch (const c10::Error&) {
@@ -80,7 +80,7 @@ json read_checkpoint_meta(const fs::path& path, torch::serialize::InputArchive& 
     c10::IValue meta;
     if (!archive.try_read("meta", meta) || !meta.isString())
         throw Error(fmt::format("{}: not a sightline instance checkpoint", path.string()));
-    json j = json::parse(meta.toStringRef(), nullptr, false);
+    RunJson j = RunJson::parse(meta.toStringRef(), nullptr, false);
     if (!j.is_object() || j.value("format", "") != "sightline-instance-checkpoint-1")
         throw Error(fmt::format("{}: not a sightline instance checkpoint", path.string()));
     return j;
@@ -160,10 +160,10 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
     config.trainable_layers = 5;  // from random weights every stage trains (torchvision without weights)
     const InstanceModelCard card = card_for_dataset(config, *train);
 
-    const json options = options_json(o);
+    const RunJson options = options_json(o);
     const fs::path checkpoint = checkpoint_file(o.out);
     torch::serialize::InputArchive archive;
-    json meta;
+    RunJson meta;
     if (o.resume) {
         if (!fs::exists(checkpoint)) throw Error(fmt::format("{}: no checkpoint to resume from", checkpoint.string()));
         meta = read_checkpoint_meta(checkpoint, archive);
@@ -249,7 +249,7 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
         progress.history.push_back({{"epoch", m.epoch}, {"loss", m.loss}, {"lr", m.lr}, {"val_mask_AP", m.val_mask_ap},
                                     {"val_box_AP", m.val_box_ap}, {"best", m.best}});
         std::string lines;
-        for (const json& h : progress.history) lines += h.dump() + "\n";
+        for (const RunJson& h : progress.history) lines += h.dump() + "\n";
         write_file_atomic(o.out / "metrics.jsonl", lines);
         save_checkpoint(checkpoint, options, progress, *model, optimizer);
         if (on_epoch) on_epoch(m);
