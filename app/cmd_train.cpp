@@ -118,6 +118,7 @@ void add_train_command(CLI::App& app) {
     train->require_subcommand(1);
     add_classify(*train);
     add_train_segment_command(*train);
+    add_train_instance_command(*train);
 }
 
 }  // namespace sightline::cli

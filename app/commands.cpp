@@ -15,6 +15,7 @@ void add_all_commands(CLI::App& app) {
     add_train_command(app);
     add_wsss_command(app);
     add_segment_command(app);
+    add_instance_command(app);
     add_sanity_command(app);
     add_score_command(app);
 }

@@ -28,8 +28,11 @@ void add_crf_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_wsss_command(CLI::App& app);
 void add_segment_command(CLI::App& app);
+void add_instance_command(CLI::App& app);
 // `train segment` (cmd_train_segment.cpp), added by add_train_command.
 void add_train_segment_command(CLI::App& train);
+// `train instance` (cmd_train_instance.cpp), added by add_train_command.
+void add_train_instance_command(CLI::App& train);
 void add_sanity_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 // sanity.json and the sanity.png grid (rows methods, columns steps) into `dir` (cmd_sanity.cpp).

@@ -108,6 +108,11 @@ struct CocoDataset {
 // height x width.
 CocoDataset read_coco_dataset(const fs::path& path);
 
+// Writes a ground-truth file that read_coco_dataset reads back to the same dataset, atomically:
+// images (id, file_name, height, width), categories (id, name), annotations (id, image_id,
+// category_id, iscrowd, area, bbox and, when set, segmentation as compressed RLE).
+void write_coco_dataset(const fs::path& path, const CocoDataset& dataset);
+
 struct CocoDetection {
     int64_t image_id = 0, category_id = 0;
     double score = 0;

@@ -39,6 +39,7 @@ struct Sample {
     cv::Mat image;             // CV_8UC3, RGB
     cv::Mat mask;              // CV_8UC1 class ids, 255 = ignore; empty when the set has none
     std::vector<int> labels;   // object class ids present (>= 1), sorted, no duplicates
+    fs::path image_path;       // the file it was read from (empty for generated samples)
 };
 
 class Dataset {

@@ -233,6 +233,7 @@ GenerationSummary generate_fashion(const fs::path& out, const FashionOptions& o,
     meta["sources"] = {{"train", "train-images-idx3-ubyte items 0..59999"},
                        {"val", fmt::format("t10k items 0..{}", half - 1)},
                        {"test", fmt::format("t10k items {}..{}", half, test.images.shape[0] - 1)}};
+    if (o.instances) detail::write_coco_instance_files(out, {"train", "val", "test"});
     write_file_atomic(out / "dataset.json", meta.dump(2) + "\n");
     return summary;
 }

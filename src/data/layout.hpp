@@ -31,6 +31,10 @@ void write_labels_csv(const fs::path& root, const std::vector<std::string>& clas
 // classes.txt (or another name): one name per line.
 void write_names(const fs::path& path, const std::vector<std::string>& names);
 
+// annotations/instances_<split>.json for each split (the COCO twin of SegmentationObject/),
+// read back from the files already written so both describe the same objects.
+void write_coco_instance_files(const fs::path& root, const std::vector<std::string>& splits);
+
 // The sorted object ids (not 0, not 255) present in an index mask.
 std::vector<int> labels_in_mask(const cv::Mat& mask);
 

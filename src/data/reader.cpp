@@ -179,6 +179,7 @@ public:
         Sample s;
         s.id = e.id;
         s.image = read_image_rgb(e.image).rgb;
+        s.image_path = e.image;
         if (!e.mask.empty()) {
             s.mask = read_index_png(e.mask);
             if (s.mask.size() != s.image.size())

@@ -311,6 +311,7 @@ GenerationSummary generate_synth(const fs::path& out, const SynthOptions& o, con
     meta["versions"] = {{"matched", "object on its own class's context"},
                         {"swapped", "same object and pose on a context of a class not in the image"},
                         {"context", "objects removed; labels.csv keeps the scene's labels"}};
+    if (o.instances) detail::write_coco_instance_files(out, {"train", "val", "test"});
     write_file_atomic(out / "dataset.json", meta.dump(2) + "\n");
     return summary;
 }

@@ -1,0 +1,269 @@
+// `sightline train instance`: Mask R-CNN training with torchvision's detection recipe, per-epoch
+// validation mask AP, best model kept, exact resume from the end of an epoch.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "sightline/data.hpp"
+#include "sightline/instance.hpp"
+
+namespace sightline {
+
+namespace {
+
+using RunJson = nlohmann::json;
+
+RunJson options_json(const InstanceTrainOptions& o) {
+    return RunJson{{"data", o.data.string()},   {"val-data", o.val_data.string()}, {"depth", o.depth},
+                {"min-size", o.min_size},    {"max-size", o.max_size},          {"epochs", o.epochs},
+                {"batch", o.batch},          {"lr", o.lr},                      {"momentum", o.momentum},
+                {"weight-decay", o.weight_decay}, {"lr-steps", o.lr_steps},     {"lr-gamma", o.lr_gamma},
+                {"warmup-iters", o.warmup_iters}, {"warmup-factor", o.warmup_factor}, {"flip", o.flip},
+                {"train-split", o.train_split}, {"val", o.val_split},           {"seed", o.seed}};
+}
+
+void validate(const InstanceTrainOptions& o) {
+    const auto need = [](bool ok, const std::string& m) {
+        if (!ok) throw UsageError(m);
+    };
+    need(!o.data.empty(), "--data is required");
+    need(!o.out.empty(), "--out is required");
+    need(o.epochs >= 1, fmt::format("--epochs must be >= 1, got {}", o.epochs));
+    need(o.batch >= 1, fmt::format("--batch must be >= 1, got {}", o.batch));
+    need(o.lr > 0 && o.momentum >= 0 && o.weight_decay >= 0, "--lr must be > 0, --momentum and --weight-decay >= 0");
+    need(o.lr_gamma > 0 && o.warmup_factor > 0 && o.warmup_factor <= 1 && o.warmup_iters >= 0,
+         "--lr-gamma must be > 0, --warmup-factor in (0, 1], --warmup-iters >= 0");
+    need(o.threads >= 1, fmt::format("--threads must be >= 1, got {}", o.threads));
+}
+
+fs::path checkpoint_file(const fs::path& out) { return out / "checkpoint" / "checkpoint.pt"; }
+
+struct Progress {
+    int64_t epochs_done = 0;
+    double best_ap = -1;
+    int64_t best_epoch = 0;
+    RunJson history = RunJson::array();
+};
+
+void save_checkpoint(const fs::path& path, const RunJson& options, const Progress& p, const MaskRCNNImpl& model,
+                     torch::optim::Optimizer& optimizer) {
+    torch::serialize::OutputArchive archive;
+    const RunJson meta{{"format", "sightline-instance-checkpoint-1"}, {"options", options},
+                    {"epochs_done", p.epochs_done}, {"best_ap", p.best_ap}, {"best_epoch", p.best_epoch},
+                    {"history", p.history}};
+    archive.write("meta", c10::IValue(meta.dump()));
+    torch::serialize::OutputArchive weights;
+    for (const auto& [name, t] : model.named_state()) weights.write(name, t.detach());
+    archive.write("model", weights);
+    torch::serialize::OutputArchive optim;
+    optimizer.save(optim);
+    archive.write("optimizer", optim);
+    // The RPN and RoI samplers draw from LibTorch's generator: resuming needs its state.
+    archive.write("torch_generator", at::detail::getDefaultCPUGenerator().get_state());
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    write_file_atomic(path, bytes.str());
+}
+
+RunJson read_checkpoint_meta(const fs::path& path, torch::serialize::InputArchive& archive) {
+    try {
+        archive.load_from(path.string());
+    } catch (const c10::Error&) {
+        throw Error(fmt::format("{}: not a readable checkpoint", path.string()));
+    }
+    c10::IValue meta;
+    if (!archive.try_read("meta", meta) || !meta.isString())
+        throw Error(fmt::format("{}: not a sightline instance checkpoint", path.string()));
+    RunJson j = RunJson::parse(meta.toStringRef(), nullptr, false);
+    if (!j.is_object() || j.value("format", "") != "sightline-instance-checkpoint-1")
+        throw Error(fmt::format("{}: not a sightline instance checkpoint", path.string()));
+    return j;
+}
+
+void load_state(torch::serialize::InputArchive& archive, MaskRCNNImpl& model, torch::optim::Optimizer& optimizer) {
+    torch::serialize::InputArchive weights;
+    archive.read("model", weights);
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, t] : model.named_state()) {
+        torch::Tensor saved;
+        weights.read(name, saved);
+        t.copy_(saved);
+    }
+    torch::serialize::InputArchive optim;
+    archive.read("optimizer", optim);
+    optimizer.load(optim);
+    torch::Tensor generator;
+    archive.read("torch_generator", generator);
+    at::Generator default_generator = at::detail::getDefaultCPUGenerator();
+    default_generator.set_state(generator);
+}
+
+// Mask and box AP of the model on the validation set (its ground truth as COCO evaluates it).
+std::pair<double, double> validation_ap(MaskRCNNImpl& model, const InstanceDataset& val, const CocoDataset& gt,
+                                        const std::vector<int64_t>& category_ids) {
+    CocoResults results;
+    for (std::size_t i = 0; i < val.size(); ++i) {
+        const InstanceSample s = val.get(i);
+        const InstanceDetections d = model.detect({rgb_to_tensor(s.image)}).detections.at(0);
+        for (CocoDetection& det : coco_results_of(d, s.image_id, category_ids)) {
+            det.area = (*det.bbox)[2] * (*det.bbox)[3];  // loadRes' rule for results with boxes
+            results.detections.push_back(std::move(det));
+        }
+    }
+    return {evaluate_coco(gt, results, CocoIouType::segm).stats[0], evaluate_coco(gt, results, CocoIouType::bbox).stats[0]};
+}
+
+void save_model(const MaskRCNNImpl& model, const InstanceModelCard& card, const fs::path& out, const std::string& stem) {
+    save_state_dict(model, (out / (stem + ".pth")).string());
+    write_file_atomic(out / (stem + ".json"), instance_model_card_json(card));
+}
+
+}  // namespace
+
+double instance_learning_rate(const InstanceTrainOptions& o, int64_t epoch, int64_t step, int64_t steps_per_epoch) {
+    double lr = o.lr;
+    for (int64_t milestone : o.lr_steps)
+        if (epoch >= milestone) lr *= o.lr_gamma;
+    const int64_t warmup = std::min(o.warmup_iters, steps_per_epoch - 1);
+    if (epoch == 0 && warmup > 0 && step < warmup)  // LinearLR(start_factor, total_iters)
+        lr *= o.warmup_factor + (1.0 - o.warmup_factor) * static_cast<double>(step) / static_cast<double>(warmup);
+    return lr;
+}
+
+InstanceTrainResult train_instance(const InstanceTrainOptions& o,
+                                   const std::function<void(const InstanceEpochMetrics&)>& on_epoch) {
+    validate(o);
+    const auto train = open_instance_dataset(o.data, o.train_split);
+    std::unique_ptr<InstanceDataset> val;
+    if (!o.val_data.empty()) val = open_instance_dataset(o.val_data, "");
+    else if (o.val_split != "none") val = open_instance_dataset(o.data, o.val_split);
+    if (val && val->class_names() != train->class_names())
+        throw Error(fmt::format("{}: its classes differ from the training data's", o.val_data.empty() ? o.data.string()
+                                                                                                      : o.val_data.string()));
+    // torchvision's recipe trains on images with objects only.
+    std::vector<std::size_t> usable;
+    for (std::size_t i = 0; i < train->size(); ++i)
+        if (instance_target(train->get(i)).labels.size(0) > 0) usable.push_back(i);
+    if (usable.empty()) throw Error(fmt::format("{}: no training image has an object", o.data.string()));
+
+    MaskRCNNConfig config;
+    config.depth = o.depth;
+    config.num_classes = static_cast<int64_t>(train->class_names().size());
+    config.min_size = o.min_size;
+    config.max_size = o.max_size;
+    config.trainable_layers = 5;  // from random weights every stage trains (torchvision without weights)
+    const InstanceModelCard card = card_for_dataset(config, *train);
+
+    const RunJson options = options_json(o);
+    const fs::path checkpoint = checkpoint_file(o.out);
+    torch::serialize::InputArchive archive;
+    RunJson meta;
+    if (o.resume) {
+        if (!fs::exists(checkpoint)) throw Error(fmt::format("{}: no checkpoint to resume from", checkpoint.string()));
+        meta = read_checkpoint_meta(checkpoint, archive);
+        if (meta["options"] != options)
+            throw Error(fmt::format("{}: the run was started with other options ({}); resume with the same ones",
+                                    checkpoint.string(), meta["options"].dump()));
+    } else if (fs::exists(checkpoint) || fs::exists(o.out / "model.pth")) {
+        throw Error(fmt::format("{}: already holds a run (--resume continues it)", o.out.string()));
+    }
+    ensure_writable_dir(o.out / "checkpoint");
+
+    at::set_num_threads(o.threads);
+    torch::manual_seed(o.seed);
+    MaskRCNN model(card.config);
+    std::vector<torch::Tensor> params;
+    for (const auto& p : model->parameters())
+        if (p.requires_grad()) params.push_back(p);
+    torch::optim::SGD optimizer(params,
+                                torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+    Progress progress;
+    if (o.resume) {
+        load_state(archive, *model, optimizer);
+        progress.epochs_done = meta["epochs_done"];
+        progress.best_ap = meta["best_ap"];
+        progress.best_epoch = meta["best_epoch"];
+        progress.history = meta["history"];
+    }
+    CocoDataset val_gt;
+    if (val) {
+        write_coco_instances(*val, o.out / "val_instances.json");
+        val_gt = read_coco_dataset(o.out / "val_instances.json");
+    }
+
+    const auto steps = static_cast<int64_t>((usable.size() + static_cast<std::size_t>(o.batch) - 1) /
+                                            static_cast<std::size_t>(o.batch));
+    InstanceTrainResult result;
+    for (int64_t epoch = progress.epochs_done; epoch < o.epochs; ++epoch) {
+        const auto started = std::chrono::steady_clock::now();
+        model->train();
+        Rng order_rng(mix_seed(o.seed, static_cast<uint64_t>(epoch)));
+        std::vector<std::size_t> order = usable;
+        order_rng.shuffle(order);
+        double loss_sum = 0, lr = o.lr;
+        for (int64_t step = 0; step < steps; ++step) {
+            std::vector<torch::Tensor> images;
+            std::vector<InstanceTarget> targets;
+            for (int64_t b = 0; b < o.batch; ++b) {
+                const std::size_t at = static_cast<std::size_t>(step * o.batch + b);
+                if (at >= order.size()) break;
+                InstanceSample s = train->get(order[at]);
+                Rng flip_rng(mix_seed(mix_seed(o.seed, static_cast<uint64_t>(epoch) + 1000), order[at]));
+                if (o.flip && flip_rng.bernoulli(0.5)) horizontal_flip(s);
+                images.push_back(rgb_to_tensor(s.image));
+                targets.push_back(instance_target(s));
+            }
+            lr = instance_learning_rate(o, epoch, step, steps);
+            for (auto& group : optimizer.param_groups())
+                static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+            optimizer.zero_grad();
+            const torch::Tensor loss = model->losses(images, targets).total();
+            if (!std::isfinite(loss.item<double>()))
+                throw Error(fmt::format("epoch {} step {}: the loss is not finite (lower --lr)", epoch + 1, step + 1));
+            loss.backward();
+            optimizer.step();
+            loss_sum += loss.item<double>();
+        }
+        InstanceEpochMetrics m;
+        m.epoch = epoch + 1;
+        m.epochs = o.epochs;
+        m.loss = loss_sum / static_cast<double>(steps);
+        m.lr = lr;
+        if (val) {
+            std::tie(m.val_mask_ap, m.val_box_ap) = validation_ap(*model, *val, val_gt, card.category_ids);
+            m.best = progress.best_epoch == 0 || m.val_mask_ap > progress.best_ap;
+            if (m.best) {
+                progress.best_ap = m.val_mask_ap;
+                progress.best_epoch = m.epoch;
+                save_model(*model, card, o.out, "best");
+            }
+        }
+        m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        progress.epochs_done = epoch + 1;
+        progress.history.push_back({{"epoch", m.epoch}, {"loss", m.loss}, {"lr", m.lr}, {"val_mask_AP", m.val_mask_ap},
+                                    {"val_box_AP", m.val_box_ap}, {"best", m.best}});
+        std::string lines;
+        for (const RunJson& h : progress.history) lines += h.dump() + "\n";
+        write_file_atomic(o.out / "metrics.jsonl", lines);
+        save_checkpoint(checkpoint, options, progress, *model, optimizer);
+        if (on_epoch) on_epoch(m);
+        result.epochs_done = epoch + 1;
+        if (o.stop_after_epoch > 0 && epoch + 1 == o.stop_after_epoch && epoch + 1 < o.epochs) {
+            result.stopped = true;
+            break;
+        }
+    }
+    if (!result.stopped) save_model(*model, card, o.out, "model");
+    result.epochs_done = progress.epochs_done;
+    result.best_mask_ap = progress.best_ap;
+    result.best_epoch = progress.best_epoch;
+    return result;
+}
+
+}  // namespace sightline

@@ -1,0 +1,78 @@
+// `sightline train instance`: torchvision's learning-rate schedule, a tiny run that writes its
+// files and feeds `sightline instance`, and an exact resume.
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "sightline/data.hpp"
+#include "sightline/instance.hpp"
+#include "test_support.hpp"
+
+using namespace sightline;
+
+namespace {
+
+std::string slurp_text(const fs::path& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST(InstanceTrain, LearningRateIsTorchvisionsWarmupThenSteps) {
+    InstanceTrainOptions o;  // lr 0.02, warm-up 1000 from 0.001, x0.1 at epochs 16 and 22
+    const int64_t steps = 11;  // warm-up over min(1000, 11 - 1) = 10 steps
+    EXPECT_DOUBLE_EQ(instance_learning_rate(o, 0, 0, steps), 0.02 * 0.001);
+    EXPECT_DOUBLE_EQ(instance_learning_rate(o, 0, 5, steps), 0.02 * (0.001 + 0.999 * 0.5));
+    EXPECT_DOUBLE_EQ(instance_learning_rate(o, 0, 10, steps), 0.02);
+    EXPECT_DOUBLE_EQ(instance_learning_rate(o, 1, 0, steps), 0.02);
+    EXPECT_DOUBLE_EQ(instance_learning_rate(o, 15, 3, steps), 0.02);
+    EXPECT_NEAR(instance_learning_rate(o, 16, 0, steps), 0.002, 1e-15);
+    EXPECT_NEAR(instance_learning_rate(o, 22, 0, steps), 0.0002, 1e-15);
+}
+
+TEST(InstanceTrain, TinyRunResumesExactlyAndFeedsInstance) {
+    const fs::path root = test::scratch_dir("data");
+    SynthOptions s;
+    s.n = 4;
+    s.size = 64;
+    s.multi = true;
+    s.instances = true;
+    s.threads = 1;
+    generate_synth(root, s);
+    const fs::path dir = test::scratch_dir("runs");
+    const std::string flags = " --data " + root.string() +
+                              " --depth 18 --min-size 64 --max-size 64 --epochs 2 --batch 2 --lr 0.005 --threads 2";
+    const auto a = test::run_sightline("train instance" + flags + " --out " + (dir / "a").string());
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_NE(a.out.find("epoch 2/2"), std::string::npos) << a.out;
+    for (const char* file : {"model.pth", "model.json", "best.pth", "best.json", "metrics.jsonl", "checkpoint/checkpoint.pt"})
+        EXPECT_TRUE(fs::exists(dir / "a" / file)) << file;
+    const InstanceModelCard card = read_instance_model_card(dir / "a/model.json");
+    EXPECT_EQ(card.class_names, synth_class_names());
+    EXPECT_EQ(card.config.min_size, 64);
+
+    // Killed after epoch 1, resumed: the same weights and metrics as the run in one go.
+    const auto b1 = test::run_sightline("train instance" + flags + " --out " + (dir / "b").string() + " --stop-after-epoch 1");
+    EXPECT_EQ(b1.exit_code, 1);
+    EXPECT_EQ(b1.err, "sightline: error: " + (dir / "b/checkpoint/checkpoint.pt").string() +
+                          ": stopped (--stop-after-epoch) after epoch 1; checkpoint saved, continue with --resume\n");
+    EXPECT_FALSE(fs::exists(dir / "b/model.pth"));
+    const auto again = test::run_sightline("train instance" + flags + " --out " + (dir / "b").string());
+    EXPECT_EQ(again.exit_code, 1);
+    EXPECT_EQ(again.err, "sightline: error: " + (dir / "b").string() + ": already holds a run (--resume continues it)\n");
+    const auto b2 = test::run_sightline("train instance" + flags + " --out " + (dir / "b").string() + " --resume");
+    ASSERT_EQ(b2.exit_code, 0) << b2.err;
+    const auto wa = read_tensor_dict((dir / "a/model.pth").string()), wb = read_tensor_dict((dir / "b/model.pth").string());
+    ASSERT_EQ(wa.size(), wb.size());
+    for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(name))) << name;
+    EXPECT_EQ(slurp_text(dir / "a/metrics.jsonl"), slurp_text(dir / "b/metrics.jsonl"));
+
+    // The trained model runs with its card found beside it.
+    const auto p = test::run_sightline("instance --model " + (dir / "a/model.pth").string() + " --coco " +
+                                       (root / "annotations/instances_val.json").string() + " --input " +
+                                       (root / "JPEGImages").string() + " --out " + (dir / "pred").string());
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    EXPECT_TRUE(fs::exists(dir / "pred/results.json"));
+}
