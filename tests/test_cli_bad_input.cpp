@@ -375,7 +375,7 @@ TEST(BadInputMatrix, TrainDataAndOthers) {
         {"audit --model {in}/missing.pt --data {in}/dataset --out {out}", 1, "{in}/dataset: no split lists (ImageSets/Segmentation/<split>.txt); audit needs a VOC-layout dataset with object masks"},
         {"wsss run --data {in}/missing --out {out}", 1, "{in}/missing: no such dataset folder"},
         {"", 2, "A subcommand is required"},
-        {"frobnicate", 2, "frobnicate: unknown command; choose from list, explain, inspect, bench, demo, data, eval, audit, crf, train, wsss, segment, sanity, score"},
+        {"frobnicate", 2, "frobnicate: unknown command; choose from list, explain, inspect, bench, demo, data, eval, audit, crf, train, wsss, segment, instance, sanity, score"},
     });
 }
 
