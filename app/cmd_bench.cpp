@@ -120,7 +120,7 @@ void add_bench_command(CLI::App& app) {
     bench->require_subcommand(1);
     auto flags = std::make_shared<BenchFlags>();
     CLI::App* cmd = bench->add_subcommand("explain", "Explanation time per method / plain forward time");
-    cmd->add_option("--model", flags->models, "TorchScript classifiers (tools/make_bench_models.py makes ResNets)");
+    cmd->add_option("--model", flags->models, "TorchScript classifiers (tools/make_bench_models.py makes ResNet-18/50, VGG-16, DenseNet-121, MobileNet-v2)");
     cmd->add_option("--layer", flags->layer, "target layer (default: layer4 where the model has one, else features)");
     cmd->add_option("--methods", flags->methods, "methods to time")->capture_default_str();
     cmd->add_option("--batch", flags->batches, "batch sizes")->capture_default_str();

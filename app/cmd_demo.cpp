@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "demo.hpp"
+#include "options.hpp"
 
 namespace sightline::cli {
 
@@ -49,10 +50,10 @@ const std::vector<Stage>& stages() {
 }
 
 void run(const DemoFlags& f) {
-    torch::set_num_threads(f.threads);
+    apply_torch_threads(f.threads);
     if (f.force) fs::remove_all(f.out);
     ensure_writable_dir(f.out / "stages");
-    const demo::Context context{f.out, f.quick, f.threads};
+    const demo::Context context{f.out, f.quick};
     // A finished demo of the other size would mix data; say so instead of guessing.
     const fs::path mode_file = f.out / "stages" / "mode.txt";
     const std::string mode = f.quick ? "quick" : "full";
@@ -101,7 +102,7 @@ void add_demo_command(CLI::App& app) {
     cmd->add_option("--out", flags->out, "output folder (index.html, summary.json)")->capture_default_str();
     cmd->add_flag("--quick", flags->quick, "smaller data and shorter training (about a minute)");
     cmd->add_flag("--force", flags->force, "start over instead of resuming");
-    cmd->add_option("--threads", flags->threads, "LibTorch threads")->capture_default_str();
+    add_torch_threads_option(cmd, flags->threads);
     cmd->callback([flags] { run(*flags); });
 }
 

@@ -4,9 +4,10 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
-#include "explain_job.hpp"
 #include "model_input_flags.hpp"
 #include "options.hpp"
+#include "progress.hpp"
+#include "sightline/explain_job.hpp"
 
 namespace sightline::cli {
 
@@ -22,9 +23,20 @@ void run(ExplainFlags& f) {
     ExplainJob& job = f.job;
     job.methods = split_list(f.methods);
     job.preprocessing = input_request(f.input);
-    std::size_t skipped = 0;
-    nlohmann::json summary = run_explain_job(job, &skipped);
-    const std::size_t inputs = summary["inputs"].get<std::size_t>();
+    std::unique_ptr<ProgressBar> bar;
+    ExplainJobCallbacks callbacks;
+    callbacks.progress = [&](std::size_t done, std::size_t total) {
+        if (!bar) bar = std::make_unique<ProgressBar>(total, "explain");
+        bar->advance();
+        if (done == total) bar->finish();
+    };
+    callbacks.message = [&](const std::string& line) {
+        if (bar) bar->break_line();  // a message starts on its own line
+        std::cerr << "sightline: " << line << "\n";
+    };
+    const ExplainJobResult result = run_explain_job(job, callbacks);
+    const nlohmann::json& summary = result.summary;
+    const std::size_t inputs = summary["inputs"].get<std::size_t>(), skipped = result.skipped;
     std::cout << fmt::format("explained {} input(s), skipped {} finished by an earlier run; {} map(s) -> {}\n",
                              inputs - skipped, skipped, summary["items"].size(), (job.out / "summary.json").string());
 }

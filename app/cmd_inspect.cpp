@@ -6,7 +6,6 @@
 #include <fmt/ranges.h>
 
 #include "commands.hpp"
-#include "explain_job.hpp"
 #include "model_input_flags.hpp"
 #include "options.hpp"
 #include "sightline/inspect.hpp"

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "options.hpp"
 #include "progress.hpp"
 #include "sightline/instance.hpp"
 
@@ -24,8 +25,10 @@ void add_instance_command(CLI::App& app) {
     c->add_option("--score-threshold", o->score_threshold, "Lowest score drawn in the PNGs (results.json keeps all)")
         ->capture_default_str();
     c->add_flag("--no-overlay", *no_overlay, "Do not write <stem>_overlay.png");
-    c->add_option("--threads", o->threads, "LibTorch threads")->capture_default_str();
-    c->callback([o, model, config, input, coco, out, no_overlay] {
+    auto threads = std::make_shared<int>(2);
+    add_torch_threads_option(c, *threads);
+    c->callback([o, model, config, input, coco, out, no_overlay, threads] {
+        apply_torch_threads(*threads);
         o->model = *model;
         o->config = *config;
         o->input = *input;

@@ -37,7 +37,7 @@ void run(SanityFlags& f) {
         bar->advance();
         if (done == total) bar->finish();
     });
-    write_sanity_outputs(report, f.out);
+    write_sanity_outputs(report, input.to_json(), f.out);
     print_input_note(input);
     std::cout << sanity_table(report);
     std::cout << fmt::format("wrote {}/{{sanity.json,sanity.png}} ({} images, {:.1f} s)\n", f.out.string(),
@@ -46,9 +46,11 @@ void run(SanityFlags& f) {
 
 }  // namespace
 
-void write_sanity_outputs(const SanityReport& report, const fs::path& dir) {
+void write_sanity_outputs(const SanityReport& report, const nlohmann::json& preprocessing, const fs::path& dir) {
     ensure_writable_dir(dir);
-    write_file_atomic(dir / "sanity.json", sanity_json(report).dump(1));
+    nlohmann::json j = sanity_json(report);
+    j["preprocessing"] = preprocessing;  // what the maps were computed on: mean, std, size and their source
+    write_file_atomic(dir / "sanity.json", j.dump(1));
     // Rows: methods; columns: the original model, then each randomisation step. Each tile is the
     // first image's map over the image (pytorch-grad-cam's overlay).
     const int jet = colormap_from_name("jet");

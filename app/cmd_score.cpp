@@ -53,7 +53,9 @@ void run(ScoreFlags& f) {
     print_input_note(input);
     std::cout << score_table(report);
     if (!f.out.empty()) {
-        write_file_atomic(f.out / "score.json", score_json(report).dump(1));
+        nlohmann::json j = score_json(report);
+        j["preprocessing"] = input.to_json();
+        write_file_atomic(f.out / "score.json", j.dump(1));
         std::cout << fmt::format("wrote {}\n", (f.out / "score.json").string());
     }
 }

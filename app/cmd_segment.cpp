@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "options.hpp"
 #include "progress.hpp"
 #include "sightline/segment.hpp"
 
@@ -33,8 +34,10 @@ void add_segment_command(CLI::App& app) {
     c->add_option("--crf-iterations", o->crf_options.iterations, "CRF mean-field iterations")->capture_default_str();
     c->add_flag("--probs", o->probabilities, "Also write probabilities <stem>.npy (K x H x W float32)");
     c->add_flag("--no-overlay", *no_overlay, "Do not write <stem>_overlay.png");
-    c->add_option("--threads", o->threads, "LibTorch threads")->capture_default_str();
-    c->callback([o, model, input, out, no_overlay, gaussian, bilateral] {
+    auto threads = std::make_shared<int>(2);
+    add_torch_threads_option(c, *threads, "LibTorch threads (and the CRF's)");
+    c->callback([o, model, input, out, no_overlay, gaussian, bilateral, threads] {
+        apply_torch_threads(*threads);
         o->model = *model;
         o->input = *input;
         o->out = *out;
@@ -43,7 +46,7 @@ void add_segment_command(CLI::App& app) {
         if (!bilateral->empty())
             o->crf_options.bilateral_sxy = (*bilateral)[0], o->crf_options.bilateral_srgb = (*bilateral)[1],
             o->crf_options.bilateral_compat = (*bilateral)[2];
-        o->crf_options.threads = o->threads;
+        o->crf_options.threads = *threads;
         std::unique_ptr<ProgressBar> bar;
         SegmentSummary s = segment_images(*o, [&](std::size_t done, std::size_t total) {
             if (!bar) bar = std::make_unique<ProgressBar>(total, "segment");

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "options.hpp"
 #include "train_run.hpp"
 #include "sightline/train.hpp"
 
@@ -69,8 +70,8 @@ void add_classify(CLI::App& train) {
                   "Validation splits (default: val_matched,val_swapped,val_context if present, else val)")
         ->delimiter(',');
     c->add_option("--seed", o->seed, "Seed: initialisation, data order, augmentation")->capture_default_str();
-    c->add_option("--threads", o->threads, "LibTorch threads (results are reproducible per thread count)")
-        ->capture_default_str();
+    auto threads = std::make_shared<int>(2);
+    add_torch_threads_option(c, *threads, "LibTorch threads (results are reproducible per thread count)");
     c->add_option("--workers", o->workers, "Data loading threads (do not change results)")->capture_default_str();
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint, exactly");
     c->add_flag("--shuffle-labels", o->shuffle_labels, "Permute the training labels (data randomisation test)");
@@ -97,7 +98,8 @@ void add_classify(CLI::App& train) {
         ->capture_default_str();
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")
         ->group("");  // hidden
-    c->callback([o, data, out, no_flip, no_jitter] {
+    c->callback([o, data, out, no_flip, no_jitter, threads] {
+        apply_torch_threads(*threads);
         o->data = *data;
         o->out = *out;
         o->flip = !*no_flip;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "options.hpp"
 #include "train_run.hpp"
 #include "sightline/instance.hpp"
 
@@ -39,10 +40,12 @@ void add_train_instance_command(CLI::App& train) {
     c->add_option("--train-split", o->train_split)->capture_default_str();
     c->add_option("--val", o->val_split, "Validation split ('none': no validation)")->capture_default_str();
     c->add_option("--seed", o->seed)->capture_default_str();
-    c->add_option("--threads", o->threads, "LibTorch threads")->capture_default_str();
+    auto threads = std::make_shared<int>(2);
+    add_torch_threads_option(c, *threads);
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint");
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")->group("");
-    c->callback([o, data, val_data, out, no_flip] {
+    c->callback([o, data, val_data, out, no_flip, threads] {
+        apply_torch_threads(*threads);
         o->data = *data;
         o->val_data = *val_data;
         o->out = *out;

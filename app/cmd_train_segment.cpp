@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "options.hpp"
 #include "train_run.hpp"
 #include "sightline/segment.hpp"
 
@@ -73,11 +74,13 @@ void add_train_segment_command(CLI::App& train) {
     c->add_option("--train-split", o->train_split, "Training split")->capture_default_str();
     c->add_option("--val", o->val_split, "Validation split (default: val when it exists; none = no validation)");
     c->add_option("--seed", o->seed, "Seed: initialisation, data order, augmentation")->capture_default_str();
-    c->add_option("--threads", o->threads, "LibTorch threads")->capture_default_str();
+    auto threads = std::make_shared<int>(2);
+    add_torch_threads_option(c, *threads);
     c->add_option("--workers", o->workers, "Data loading threads (do not change results)")->capture_default_str();
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint, exactly");
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")->group("");
-    c->callback([o, data, out, masks, no_flip, scale] {
+    c->callback([o, data, out, masks, no_flip, scale, threads] {
+        apply_torch_threads(*threads);
         o->data = *data;
         o->out = *out;
         o->masks = *masks;

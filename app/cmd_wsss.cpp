@@ -128,7 +128,7 @@ void add_source_flags(CLI::App* c, Flags& f) {
     c->add_option("--scales", f.scales, "CAM input scales, summed")->capture_default_str();
     c->add_flag("--no-flip", f.no_flip, "No horizontally flipped pass");
     c->add_flag("--via-explain", f.via_explain, "Class maps from the explain engine even for built-in models");
-    c->add_option("--threads", f.threads, "LibTorch threads")->capture_default_str();
+    add_torch_threads_option(c, f.threads);
     c->add_option("--mean", f.mean, "normalisation mean R,G,B (default: the model's stored one, else ImageNet)");
     c->add_option("--std", f.std, "normalisation std R,G,B (default: the model's stored one, else ImageNet)");
 }
@@ -169,7 +169,7 @@ void add_seeds(CLI::App& wsss) {
     c->add_flag("--no-save-cams", *no_save, "Do not write the computed CAMs");
     c->add_option("--out", f->out, "Output folder")->required();
     c->callback([f, no_save] {
-        torch::set_num_threads(std::max(1, f->threads));
+        apply_torch_threads(f->threads);
         SeedsRunOptions o;
         o.source = f->source();
         o.data = f->data;
@@ -193,7 +193,7 @@ void add_sweep(CLI::App& wsss) {
     c->add_option("--thresholds", f->thresholds, "LO:HI:STEP or a comma list")->capture_default_str();
     c->add_option("--out", f->out, "Optional folder for sweep.json and sweep.csv");
     c->callback([f] {
-        torch::set_num_threads(std::max(1, f->threads));
+        apply_torch_threads(f->threads);
         SweepRunOptions o;
         o.source = f->source();
         o.data = f->data;
@@ -214,7 +214,7 @@ void add_pseudo(CLI::App& wsss) {
     add_crf_flags(c, *f);
     c->add_option("--out", f->out, "Output folder: <id>.png, eval/")->required();
     c->callback([f] {
-        torch::set_num_threads(std::max(1, f->threads));
+        apply_torch_threads(f->threads);
         PseudoRunOptions o;
         o.source = f->source();
         o.data = f->data;
@@ -250,13 +250,14 @@ void add_run(CLI::App& wsss) {
     c->add_option("--output-stride", o->output_stride, "Classifier output stride (8 or 16)")->capture_default_str();
     c->add_option("--segment-epochs", o->segment_epochs, "Segmenter epochs")->capture_default_str();
     c->add_option("--seed", o->seed, "Seed")->capture_default_str();
-    c->add_option("--threads", o->threads, "LibTorch threads")->capture_default_str();
+    add_torch_threads_option(c, f->threads);
     c->add_option("--scales", f->scales, "CAM input scales")->capture_default_str();
     c->add_flag("--no-flip", f->no_flip, "No flipped CAM pass");
     c->add_option("--thresholds", f->thresholds, "Swept background thresholds")->capture_default_str();
     c->add_option("--confident", f->confident, "FG,BG: confident regions (255 between) instead of the swept threshold");
     add_crf_flags(c, *f);
     c->callback([f, o] {
+        apply_torch_threads(f->threads);
         CamSource s = f->source();
         o->cams = s.options;
         o->thresholds = parse_thresholds(f->thresholds);

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 namespace sightline {
 struct SanityReport;
 struct Preprocess;
@@ -35,7 +37,9 @@ void add_train_segment_command(CLI::App& train);
 void add_train_instance_command(CLI::App& train);
 void add_sanity_command(CLI::App& app);
 void add_score_command(CLI::App& app);
-// sanity.json and the sanity.png grid (rows methods, columns steps) into `dir` (cmd_sanity.cpp).
-void write_sanity_outputs(const SanityReport& report, const std::filesystem::path& dir);
+// sanity.json (with `preprocessing`, ModelInput::to_json) and the sanity.png grid (rows methods,
+// columns steps) into `dir` (cmd_sanity.cpp).
+void write_sanity_outputs(const SanityReport& report, const nlohmann::json& preprocessing,
+                          const std::filesystem::path& dir);
 
 }  // namespace sightline::cli

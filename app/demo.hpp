@@ -16,7 +16,6 @@ using json = nlohmann::json;
 struct Context {
     fs::path out;
     bool quick = false;
-    int threads = 2;
 
     fs::path scenes() const { return out / "data" / "scenes"; }  // single object, 95 % shortcut
     fs::path multi() const { return out / "data" / "multi"; }    // 1-3 objects, for segmentation

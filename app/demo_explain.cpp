@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "demo.hpp"
-#include "explain_job.hpp"
+#include "sightline/explain_job.hpp"
 #include "options.hpp"
 #include "sightline/data.hpp"
 #include "sightline/folders.hpp"
@@ -35,7 +35,7 @@ std::vector<std::string> methods_for(const std::string& arch) {
 
 // The test scenes shown: the first three scenes in their three versions.
 std::vector<std::string> shown_test_images(const fs::path& data) {
-    std::vector<std::string> ids = read_lines(data / "ImageSets" / "Segmentation" / "test.txt");
+    std::vector<std::string> ids = read_text_lines(data / "ImageSets" / "Segmentation" / "test.txt");
     ids.resize(std::min<std::size_t>(ids.size(), 9));
     return ids;
 }
@@ -79,7 +79,7 @@ json make_data(const Context& c) {
     if (!fs::exists(c.multi() / "dataset.json"))
         build_folder_atomically(c.multi(), true, [&](const fs::path& dir) { generate_synth(dir, multi); });
     auto count = [](const fs::path& root, const std::string& split) {
-        return read_lines(root / "ImageSets" / "Segmentation" / (split + ".txt")).size();
+        return read_text_lines(root / "ImageSets" / "Segmentation" / (split + ".txt")).size();
     };
     json shown = json::array();
     for (const auto& id : shown_test_images(c.scenes()))
@@ -101,7 +101,6 @@ json train_classifiers(const Context& c) {
             t.arch = m.arch;
             t.epochs = c.quick ? 3 : 6;
             t.batch = 32;
-            t.threads = c.threads;
             t.resume = fs::exists(run / "checkpoint" / "checkpoint.pt");
             train_classifier(t);
         }
@@ -139,8 +138,7 @@ json explain_models(const Context& c, const json& classifiers) {
         job.labels = c.out / "labels.txt";
         job.input = inputs;
         job.out = c.out / "maps" / name;
-        job.quiet = true;
-        json ex = run_explain_job(job);
+        json ex = run_explain_job(job).summary;
         json model = {{"name", name}, {"methods", job.methods}, {"head", ex["head"]},
                       {"guarantees", json::object()}, {"rows", json::array()}};
         std::map<std::string, json> rows;

@@ -18,7 +18,7 @@ json sanity_checks(const Context& c, const json& classifiers) {
     const fs::path inputs = c.out / "sanity" / "inputs";
     ensure_writable_dir(inputs);
     int taken = 0;
-    for (const auto& id : read_lines(c.scenes() / "ImageSets" / "Segmentation" / "test_matched.txt")) {
+    for (const auto& id : read_text_lines(c.scenes() / "ImageSets" / "Segmentation" / "test_matched.txt")) {
         if (taken++ == (c.quick ? 4 : 8)) break;
         fs::path src = c.scenes() / "JPEGImages" / (id + ".png");
         if (!fs::exists(inputs / src.filename())) fs::copy_file(src, inputs / src.filename());
@@ -27,10 +27,10 @@ json sanity_checks(const Context& c, const json& classifiers) {
     o.model = c.out / gap["model"].get<std::string>();
     o.input = inputs;
     o.seed = 1;
-    apply_model_input_flags(ModelInputFlags{}, o.model, o.preprocess, o.explain);
+    const ModelInput input = apply_model_input_flags(ModelInputFlags{}, o.model, o.preprocess, o.explain);
     SanityReport r = run_sanity(o);
     const fs::path dir = c.out / "sanity";
-    write_sanity_outputs(r, dir);
+    write_sanity_outputs(r, input.to_json(), dir);
 
     json steps = json::array();
     for (const auto& st : r.steps) steps.push_back(st.name);

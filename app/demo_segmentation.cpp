@@ -9,7 +9,7 @@
 namespace sightline::cli::demo {
 
 std::vector<std::string> shown_val_images(const Context& c) {
-    std::vector<std::string> ids = read_lines(c.multi() / "ImageSets" / "Segmentation" / "val_matched.txt");
+    std::vector<std::string> ids = read_text_lines(c.multi() / "ImageSets" / "Segmentation" / "val_matched.txt");
     ids.resize(std::min<std::size_t>(ids.size(), 6));
     return ids;
 }
@@ -42,7 +42,6 @@ json segment_examples(const Context& c, const fs::path& model, const fs::path& o
     o.model = model;
     o.input = inputs;
     o.out = out;
-    o.threads = c.threads;
     segment_images(o);
     for (const auto& id : shown_val_images(c))
         rows.push_back({{"id", id},
@@ -59,7 +58,6 @@ json full_segmentation(const Context& c) {
         o.data = c.multi();
         o.out = run;
         o.epochs = c.quick ? 4 : 10;
-        o.threads = c.threads;
         o.resume = fs::exists(run / "checkpoint" / "checkpoint.pt");
         train_segmenter(o);
     }

@@ -15,7 +15,6 @@ json weak_segmentation(const Context& c) {
     o.epochs = c.quick ? 4 : 10;
     o.segment_epochs = c.quick ? 4 : 10;
     o.cams.scales = c.quick ? std::vector<double>{1.0} : std::vector<double>{1.0, 0.5, 1.5};
-    o.threads = c.threads;
     WsssRunResult r = run_wsss(o);
     json stages = json::array();
     for (const auto& s : r.stages) stages.push_back({{"stage", s.stage}, {"summary", s.summary}});

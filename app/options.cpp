@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <ATen/Parallel.h>
 
 namespace sightline::cli {
 
@@ -49,16 +50,14 @@ std::vector<std::string> split_list(const std::string& text) {
     return parts;
 }
 
-std::vector<std::string> read_lines(const fs::path& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(fmt::format("{}: cannot open file", path.string()));
-    std::vector<std::string> lines;
-    std::string line;
-    while (std::getline(in, line)) {
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-        if (!line.empty()) lines.push_back(line);
-    }
-    return lines;
+
+CLI::Option* add_torch_threads_option(CLI::App* cmd, int& threads, const std::string& help) {
+    // add_common_checks gives it the thread_count() rule (0 = all cores, else 1..4 x cores).
+    return cmd->add_option("--threads", threads, help)->capture_default_str();
+}
+
+void apply_torch_threads(int threads) {
+    if (threads > 0) at::set_num_threads(threads);
 }
 
 }  // namespace sightline::cli

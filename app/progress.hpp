@@ -28,16 +28,22 @@ public:
                      std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), done_,
                      total_, eta);
         std::fflush(stderr);
+        drawn_ = true;
+    }
+    // Ends the bar's line so that a message can be printed; the next advance draws it again below.
+    void break_line() {
+        if (drawn_) std::fprintf(stderr, "\n");
+        drawn_ = false;
     }
     void finish() {
-        if (enabled_ && !finished_) std::fprintf(stderr, "\n");
+        if (!finished_) break_line();
         finished_ = true;
     }
 
 private:
     std::size_t total_, done_ = 0;
     std::string label_;
-    bool enabled_, finished_ = false;
+    bool enabled_, finished_ = false, drawn_ = false;
     std::chrono::steady_clock::time_point start_;
 };
 

@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
             o.warmup_epochs = 1;
             o.width = 16;
             o.output_stride = 8;
-            o.threads = 1;  // a shared, loaded machine: one thread wastes less on barriers
+            at::set_num_threads(1);  // a shared, loaded machine: one thread wastes less on barriers
             o.workers = 1;
             o.objective = objective;
             if (arg.find(':') != std::string::npos) o.subcategory_rounds = std::stoll(arg.substr(arg.find(':') + 1));

@@ -9,11 +9,14 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/csrc/jit/python/module_python.h>
+#include <pybind11/numpy.h>
 #include <torch/extension.h>
 
 #include "bindings.hpp"
 #include "explain/context.hpp"
+#include "sightline/audit_images.hpp"
 #include "sightline/inspect.hpp"
+#include "sightline/sanity.hpp"
 
 namespace py = pybind11;
 
@@ -108,7 +111,7 @@ class Engine {
 public:
     Engine(const py::object& model, const std::string& name, const std::string& layer, const torch::Tensor& example,
            const py::dict& options)
-        : module_(script_module(model)), options_(explain_options(options)) {
+        : module_(script_module(model)), name_(name), options_(explain_options(options)) {
         torch::Tensor x = engine_input(example);
         py::gil_scoped_release release;
         EngineScope scope(module_);
@@ -154,6 +157,87 @@ public:
         return out;
     }
 
+    // audit.json's content (`sightline audit`'s statistics and rule) for the batch x with one
+    // object mask per image (uint8 class ids: output i is id i + 1, 0 background, 255 ignore)
+    // and optional context masks (0 = no context). class_names: one per output, or empty.
+    std::string audit(const torch::Tensor& input, const std::vector<py::array_t<uint8_t>>& masks,
+                      const std::vector<py::array_t<uint8_t>>& contexts, const std::string& method,
+                      const std::string& target, const std::vector<std::string>& class_names,
+                      const std::vector<double>& fixed, int pointing_tolerance) {
+        torch::Tensor x = engine_input(input);
+        AuditThresholds thresholds;
+        thresholds.fixed = fixed;
+        thresholds.pointing_tolerance = pointing_tolerance;
+        for (double t : fixed)
+            if (!(t > 0.0 && t < 1.0)) throw BadInput(fmt::format("thresholds: {} is not in (0, 1)", t));
+        if (pointing_tolerance < 0)
+            throw BadInput(fmt::format("pointing_tolerance: must be >= 0, got {}", pointing_tolerance));
+        const auto images = static_cast<std::size_t>(x.size(0));
+        if (masks.size() != images)
+            throw BadInput(fmt::format("masks: {} masks for {} images; give one per image", masks.size(), images));
+        if (!contexts.empty() && contexts.size() != images)
+            throw BadInput(fmt::format("context: {} masks for {} images; give one per image, or None", contexts.size(),
+                                       images));
+        if (target != "label" && target != "predicted")
+            throw BadInput(fmt::format("target: '{}'; expected \"label\" or \"predicted\"", target));
+        const MethodInfo& info = find_method(method);
+        auto as_mat = [](const py::array_t<uint8_t>& a, const std::string& what) {
+            if (a.ndim() != 2) throw BadInput(fmt::format("{}: {} dimensions; expected a 2-D uint8 mask [H, W]", what, a.ndim()));
+            py::array_t<uint8_t, py::array::c_style> c(a);
+            return cv::Mat(static_cast<int>(c.shape(0)), static_cast<int>(c.shape(1)), CV_8UC1,
+                           const_cast<uint8_t*>(c.data())).clone();
+        };
+        std::vector<AuditImage> batch(images);
+        std::size_t unlabelled = 0;
+        for (std::size_t i = 0; i < images; ++i) {
+            AuditImage& it = batch[i];
+            it.id = std::to_string(i);
+            it.source = fmt::format("image {}", i);
+            it.x = x.slice(0, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
+            it.mask = as_mat(masks[i], fmt::format("masks[{}]", i));
+            if (!contexts.empty()) it.context = as_mat(contexts[i], fmt::format("context[{}]", i));
+            bool present[256] = {};
+            for (int r = 0; r < it.mask.rows; ++r)
+                for (int c = 0; c < it.mask.cols; ++c) present[it.mask.at<uint8_t>(r, c)] = true;
+            for (int id = 1; id < 255; ++id)
+                if (present[id]) it.labels.push_back(id);
+            if (it.labels.empty()) ++unlabelled;
+        }
+        AuditResult result;
+        {
+            py::gil_scoped_release release;
+            EngineScope scope(module_);
+            accept(x);
+            const HeadAnalysis& head = explainer_->head_analysis(x.slice(0, 0, 1));
+            const GuaranteeStatus status = guarantee_status(info, head);
+            const int64_t outputs = classifier_->forward(x.slice(0, 0, 1)).size(1);
+            if (!class_names.empty() && static_cast<int64_t>(class_names.size()) != outputs)
+                throw BadInput(fmt::format("class_names: {} names for {} outputs", class_names.size(), outputs));
+            result.class_names.push_back("background");
+            for (int64_t c = 0; c < outputs; ++c)
+                result.class_names.push_back(class_names.empty() ? std::to_string(c) : class_names[c]);
+            std::vector<AuditImage> labelled;
+            for (AuditImage& it : batch)
+                if (!it.labels.empty()) labelled.push_back(std::move(it));
+            result.records = checking_input([&] {
+                return audit_images(*explainer_, *classifier_, info.key, target == "predicted", thresholds, labelled);
+            });
+            result.summary = summarise_audit(result.records, result.class_names, thresholds);
+            result.head = head.description;
+            result.trustworthy = status.holds;
+            result.guarantee = status.statement;
+        }
+        result.model = name_;
+        result.layer = classifier_->layer();
+        result.method = info.key;
+        result.target = target;
+        result.preprocessing.source = "caller";  // x arrives normalised
+        result.images = images;
+        result.unlabelled = unlabelled;
+        result.thresholds = thresholds;
+        return audit_json(result).dump();
+    }
+
     std::string layer() const { return classifier_->layer(); }
 
 private:
@@ -167,6 +251,7 @@ private:
     }
 
     torch::jit::Module module_;
+    std::string name_;
     ExplainOptions options_;
     std::unique_ptr<Classifier> classifier_;  // the Explainer keeps a reference: never moved
     std::unique_ptr<Explainer> explainer_;
@@ -200,6 +285,66 @@ std::string inspect(const py::object& model, const std::string& name, const std:
     return inspect_json(classifier, name, x, head, model_input).dump();
 }
 
+struct SanityArgs {
+    std::string layer;
+    std::vector<std::string> methods;
+    bool independent = false;
+    int depth = 1;
+    uint64_t seed = 0;
+    int batch = 8;
+    std::string verdict_metric, verdict_on;
+    double threshold = 0.5;
+    bool edges = true;
+};
+
+// sanity.json's content (`sightline sanity`) for a module and a batch in memory. images: the
+// pictures of x (uint8 [H, W, 3]) for the Sobel row, else x's own min-max picture.
+std::string sanity(const py::object& model, const std::string& name, const torch::Tensor& input,
+                   const std::vector<py::array_t<uint8_t>>& images, const py::object& random_model,
+                   const SanityArgs& a) {
+    torch::jit::Module module = script_module(model);
+    c10::optional<torch::jit::Module> shuffled;
+    if (!random_model.is_none()) shuffled = script_module(random_model);
+    torch::Tensor x = engine_input(input);
+    if (!images.empty() && images.size() != static_cast<std::size_t>(x.size(0)))
+        throw BadInput(fmt::format("images: {} pictures for {} inputs; give one per input, or None", images.size(),
+                                   x.size(0)));
+    std::vector<InputItem> items(static_cast<std::size_t>(x.size(0)));
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const auto row = static_cast<int64_t>(i);
+        items[i].path = fmt::format("image {}", i);
+        items[i].tensor = x.slice(0, row, row + 1);
+        if (images.empty()) {
+            items[i].display = tensor_picture(items[i].tensor);
+            continue;
+        }
+        py::array_t<uint8_t, py::array::c_style> picture(images[i]);
+        if (picture.ndim() != 3 || picture.shape(2) != 3 || picture.shape(0) != x.size(2) || picture.shape(1) != x.size(3))
+            throw BadInput(fmt::format("images[{}]: expected uint8 [{}, {}, 3] (x's height and width)", i, x.size(2),
+                                       x.size(3)));
+        items[i].display = cv::Mat(static_cast<int>(x.size(2)), static_cast<int>(x.size(3)), CV_8UC3,
+                                   const_cast<uint8_t*>(picture.data())).clone();
+    }
+    SanityOptions o;
+    o.layer = a.layer;
+    o.methods = a.methods;
+    o.independent = a.independent;
+    o.depth = a.depth;
+    o.seed = a.seed;
+    o.batch = a.batch;
+    o.verdict_metric = a.verdict_metric;
+    o.verdict_on = a.verdict_on;
+    o.threshold = a.threshold;
+    o.edge_baseline = a.edges;
+    o.explain.black = checking_input([&] { return resolve_model_input(module, name, {}).black(); });
+    if (o.batch < 1) throw BadInput(fmt::format("batch: must be >= 1, got {}", o.batch));
+    if (o.depth < 1) throw BadInput(fmt::format("depth: must be >= 1, got {}", o.depth));
+    py::gil_scoped_release release;
+    SanityReport report = checking_input(
+        [&] { return run_sanity(module, name, items, o, shuffled ? &*shuffled : nullptr); });
+    return sanity_json(report).dump();
+}
+
 // The library's messages are single lines already; LibTorch's carry a C++ backtrace.
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
@@ -231,7 +376,24 @@ PYBIND11_MODULE(_sightline, m) {
                       const py::dict&>(),
              py::arg("model"), py::arg("name"), py::arg("layer"), py::arg("example"), py::arg("options"))
         .def("explain", &Engine::explain, py::arg("x"), py::arg("methods"), py::arg("target"), py::arg("per_image"))
+        .def("audit", &Engine::audit, py::arg("x"), py::arg("masks"), py::arg("contexts"), py::arg("method"),
+             py::arg("target"), py::arg("class_names"), py::arg("thresholds"), py::arg("pointing_tolerance"))
         .def_property_readonly("layer", &Engine::layer);
+
+    py::class_<SanityArgs>(m, "SanityArgs")
+        .def(py::init<>())
+        .def_readwrite("layer", &SanityArgs::layer)
+        .def_readwrite("methods", &SanityArgs::methods)
+        .def_readwrite("independent", &SanityArgs::independent)
+        .def_readwrite("depth", &SanityArgs::depth)
+        .def_readwrite("seed", &SanityArgs::seed)
+        .def_readwrite("batch", &SanityArgs::batch)
+        .def_readwrite("verdict_metric", &SanityArgs::verdict_metric)
+        .def_readwrite("verdict_on", &SanityArgs::verdict_on)
+        .def_readwrite("threshold", &SanityArgs::threshold)
+        .def_readwrite("edges", &SanityArgs::edges);
+    m.def("sanity", &sanity, py::arg("model"), py::arg("name"), py::arg("x"), py::arg("images"),
+          py::arg("random_model"), py::arg("args"));
 
     m.def("inspect", &inspect, py::arg("model"), py::arg("name"), py::arg("layer"), py::arg("input"), py::arg("size"));
 

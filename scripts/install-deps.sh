@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ccache pkg-config
   libtorch-dev libopenblas0-openmp          # without OpenBLAS LibTorch uses the slow reference BLAS
-  libopencv-dev libcli11-dev nlohmann-json3-dev libfmt-dev libpng-dev
+  libopencv-dev libcli11-dev nlohmann-json3-dev libfmt-dev libpng-dev libjpeg-dev
   zlib1g-dev dataset-fashion-mnist            # gzip IDX reader; Fashion-MNIST for `sightline data fashion`
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-pil python3-torch     # fixtures and cross-checks only

@@ -104,6 +104,10 @@ struct MatrixFixtures {
         std::vector<uchar> jpeg;
         cv::imencode(".jpg", rgb, jpeg);
         write_file_atomic(in / "truncated.jpg", jpeg.data(), jpeg.size() * 2 / 3);
+        // Damaged in the middle: the scan cut at a third, the end-of-image marker right after.
+        const std::string whole(jpeg.begin(), jpeg.end());
+        const std::size_t scan = whole.find("\xFF\xDA");
+        write_file_atomic(in / "damaged.jpg", whole.substr(0, scan + (whole.size() - scan) / 3) + "\xFF\xD9");
         std::vector<uchar> png;
         cv::imencode(".png", rgb, png);
         write_file_atomic(in / "truncated.png", png.data(), png.size() / 2);
@@ -253,6 +257,8 @@ TEST(BadInputMatrix, ExplainModelsAndFiles) {
         {"explain --model {in}/good.pt --input {in}/not.npy --out {out}", 1, "{in}/not.npy: not a .npy file (bad magic)"},
         {"explain --model {in}/good.pt --input {in}/truncated.jpg --out {out}", 1,
          "{in}/truncated.jpg: truncated JPEG (the data ends before the end-of-image marker)"},
+        {"explain --model {in}/good.pt --input {in}/damaged.jpg --out {out}", 1,
+         "{in}/damaged.jpg: corrupt JPEG (Corrupt JPEG data: premature end of data segment)"},
         {"explain --model {in}/good.pt --input {in}/truncated.png --out {out}", 1, "{in}/truncated.png: cannot decode image (corrupt PNG: file is truncated)"},
         {"explain --model {in}/good.pt --input {in}/corrupt.png --out {out}", 1, "{in}/corrupt.png: cannot decode image (corrupt PNG: file is truncated)"},
         {"explain --model {in}/good.pt --input {in}/empty.png --out {out}", 1, "{in}/empty.png: image file is empty"},

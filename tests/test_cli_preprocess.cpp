@@ -200,3 +200,30 @@ TEST(PreprocessCli, ExplainListTakesTheImagesOfASplitFile) {
               std::string::npos)
         << r.err;
 }
+
+TEST(PreprocessCli, SanityAndScoreRecordThePreprocessingTheyUsed) {
+    fs::path dir = test::scratch_dir("in");
+    fs::path images = write_images(dir / "images", {"a", "b"});
+    const fs::path gapnet = test::fixtures() / "gradcam" / "gapnet.pt";
+    fs::path sanity = test::scratch_dir("sanity"), score = test::scratch_dir("score");
+    auto r = test::run_sightline("sanity --model " + gapnet.string() + " --input " + images.string() +
+                                 " --method gradcam --no-edges --mean 0.1,0.2,0.3 --std 0.4,0.5,0.6 --size 32x40 --out " +
+                                 sanity.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    nlohmann::json pre = read_json(sanity / "sanity.json")["preprocessing"];
+    EXPECT_EQ(pre["source"], "flags");
+    EXPECT_NEAR(pre["mean"][1].get<double>(), 0.2, 1e-6);
+    EXPECT_NEAR(pre["std"][2].get<double>(), 0.6, 1e-6);
+    EXPECT_EQ(pre["size"], nlohmann::json({32, 40}));
+    EXPECT_EQ(pre["size_source"], "flags");
+    // Without flags the model's lack of stored values is recorded as ImageNet's default.
+    r = test::run_sightline("score --model " + gapnet.string() + " --input " + images.string() +
+                            " --method gradcam --no-road --steps 4 --out " + score.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("note: gapnet.pt stores no normalisation"), std::string::npos) << r.err;
+    pre = read_json(score / "score.json")["preprocessing"];
+    EXPECT_EQ(pre["source"], "imagenet-default");
+    EXPECT_NEAR(pre["std"][0].get<double>(), 0.229, 1e-6);
+    EXPECT_TRUE(pre["size"].is_null());
+    EXPECT_EQ(pre["size_source"], "image");
+}

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "sightline/core.hpp"
 #include "sightline/folders.hpp"
@@ -77,6 +78,40 @@ TEST(Image, GreyAndRgbaBecomeRgbAndSaySo) {
     LoadedImage c = read_image_rgb(dir / "c.png");
     EXPECT_EQ(c.source_channels, 4);
     EXPECT_EQ(c.rgb.at<cv::Vec3b>(0, 0), cv::Vec3b(30, 20, 10));  // RGB order
+}
+
+TEST(Image, JpegDecodesAsOpenCvAndDataDamagedInTheMiddleIsRefused) {
+    fs::path dir = test::scratch_dir("jpeg");
+    cv::Mat bgr(48, 64, CV_8UC3);
+    cv::RNG(5).fill(bgr, cv::RNG::UNIFORM, 0, 256);
+    cv::GaussianBlur(bgr, bgr, cv::Size(5, 5), 0);
+    std::vector<uchar> encoded;
+    ASSERT_TRUE(cv::imencode(".jpg", bgr, encoded));
+    const std::string bytes(encoded.begin(), encoded.end());
+    write_file_atomic(dir / "good.jpg", bytes);
+    // The same pixels as OpenCV's own decoder (both are libjpeg-turbo's default IDCT).
+    cv::Mat expected;
+    cv::cvtColor(cv::imread((dir / "good.jpg").string(), cv::IMREAD_COLOR), expected, cv::COLOR_BGR2RGB);
+    LoadedImage good = read_image_rgb(dir / "good.jpg");
+    EXPECT_EQ(good.source_channels, 3);
+    EXPECT_EQ(cv::norm(good.rgb, expected, cv::NORM_INF), 0.0);
+    cv::Mat grey;
+    cv::cvtColor(bgr, grey, cv::COLOR_BGR2GRAY);
+    cv::imwrite((dir / "grey.jpg").string(), grey);
+    EXPECT_EQ(read_image_rgb(dir / "grey.jpg").source_channels, 1);
+    // Damaged: the scan data cut at a third and the end-of-image marker put right after it.
+    // The file still ends like a JPEG; libjpeg only warns and fills the rest with grey.
+    const std::size_t scan = bytes.find("\xFF\xDA");
+    ASSERT_NE(scan, std::string::npos);
+    const std::size_t cut = scan + (bytes.size() - scan) / 3;
+    write_file_atomic(dir / "damaged.jpg", bytes.substr(0, cut) + "\xFF\xD9");
+    try {
+        read_image_rgb(dir / "damaged.jpg");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  (dir / "damaged.jpg").string() + ": corrupt JPEG (Corrupt JPEG data: premature end of data segment)");
+    }
 }
 
 TEST(Files, AtomicWriteLeavesNoTempFiles) {

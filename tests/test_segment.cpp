@@ -63,7 +63,6 @@ SegmentTrainOptions tiny_options(const fs::path& out) {
     o.batch = 4;
     o.lr = 0.01;
     o.workers = 2;
-    o.threads = 2;
     return o;
 }
 

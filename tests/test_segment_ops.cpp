@@ -292,7 +292,9 @@ TEST(SegmentOpsNms, MatchesThePlainLoopOnRandomBoxes) {
         for (double threshold : {0.0, 0.3, 0.5, 0.7}) {
             const auto kept = to_vector(nms(boxes, scores, threshold));
             EXPECT_EQ(kept, nms_twin(boxes, scores, threshold)) << "trial " << trial << " threshold " << threshold;
-            if (threshold == 0.7) EXPECT_GT(kept.size(), 1u);
+            if (threshold == 0.7) {
+                EXPECT_GT(kept.size(), 1u);
+            }
         }
     }
 }

@@ -254,7 +254,6 @@ TrainOptions objective_run(const fs::path& out, const std::string& objective) {
     o.epochs = 2;
     o.batch = 4;
     o.lr = 0.05;
-    o.threads = 2;
     o.workers = 2;
     o.jitter = false;
     o.objective = objective;

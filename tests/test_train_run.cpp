@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/script.h>
 
 #include "sightline/train.hpp"
@@ -27,7 +28,6 @@ TrainOptions tiny_run(const fs::path& out) {
     o.epochs = 3;
     o.batch = 4;
     o.lr = 0.05;
-    o.threads = 2;
     o.workers = 2;
     return o;
 }
@@ -314,4 +314,24 @@ TEST(TrainRunErrors, UnknownArchitectureListsTheChoices) {
     } catch (const UsageError& e) {
         EXPECT_STREQ(e.what(), "unknown architecture 'alexnet' (choices: resnet_gap, resnet_flatten, resnet_mlp, vgg_gap)");
     }
+}
+
+TEST(TrainRun, LeavesTheProcessThreadsAndRandomStateAlone) {
+    // A resumed run restores the checkpoint's generator state internally; the caller's thread
+    // count and global generator are as they were once the call returns.
+    ToyDataset train(16);
+    fs::path out = test::scratch_dir("state");
+    const int threads_before = at::get_num_threads();
+    at::set_num_threads(1);
+    torch::manual_seed(1234);
+    const torch::Tensor state_before = at::detail::getDefaultCPUGenerator().get_state();
+    TrainOptions o = tiny_run(out);
+    o.stop_after_epoch = 1;
+    EXPECT_TRUE(train_classifier(train, {}, o).interrupted);
+    o.stop_after_epoch = 0;
+    o.resume = true;
+    EXPECT_FALSE(train_classifier(train, {}, o).interrupted);
+    EXPECT_EQ(at::get_num_threads(), 1);
+    EXPECT_TRUE(torch::equal(at::detail::getDefaultCPUGenerator().get_state(), state_before));
+    at::set_num_threads(threads_before);
 }

@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(npy mask_png image dataset_lists)
+[ ${#targets[@]} -eq 0 ] && targets=(npy mask_png image dataset_lists coco)
 build=$root/build-fuzz
 cmake -S "$root" -B "$build" -DSIGHTLINE_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2 --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null

@@ -63,6 +63,7 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
 #include "sightline/core.hpp"
@@ -228,6 +229,8 @@ AuditResult audit_model(const AuditOptions& options,
 // The stdout table: one row per class and the overall row, the behaviour per version, and a
 // NOT TRUSTWORTHY line first when the guarantee does not hold.
 std::string format_audit_table(const AuditResult& result);
+// audit.json's content: the result, its summary and every record.
+nlohmann::json audit_json(const AuditResult& result);
 // <dir>/audit.json (everything, records included), <dir>/audit.csv (one row per class and
 // "all"), <dir>/audit_records.csv (one row per image and class); each written atomically.
 void write_audit_outputs(const fs::path& dir, const AuditResult& result);

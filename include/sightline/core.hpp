@@ -59,6 +59,8 @@ void write_npy_f32(const fs::path& path, const std::vector<int64_t>& shape, cons
 void write_file_atomic(const fs::path& path, const std::string& bytes);
 void write_file_atomic(const fs::path& path, const void* data, std::size_t size);
 std::string read_file(const fs::path& path);
+// The non-empty lines of a text file, trailing spaces and '\r' removed (class lists, split files).
+std::vector<std::string> read_text_lines(const fs::path& path);
 // Creates the folder (and parents) and checks that a file can be written there.
 void ensure_writable_dir(const fs::path& dir);
 

@@ -77,7 +77,6 @@ struct InstanceOptions {
     fs::path out;            // --out: folder
     double score_threshold = 0.5;  // --score-threshold: for the PNGs and overlays (results.json keeps all)
     bool overlay = true;     // --no-overlay
-    int threads = 2;
 };
 
 struct InstanceSummary {
@@ -118,7 +117,6 @@ struct InstanceTrainOptions {
     std::string train_split = "train";
     std::string val_split = "val";  // "none": no validation
     uint64_t seed = 1;
-    int threads = 2;
     bool resume = false;
     int64_t stop_after_epoch = 0;  // debug: stop as if killed after this epoch
 };

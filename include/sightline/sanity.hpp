@@ -138,6 +138,12 @@ struct SanityReport {
 // Runs the checks. Throws Error for an unreadable model or input, a model without parameters,
 // fewer than 2 images, an unknown method (UsageError).
 SanityReport run_sanity(const SanityOptions& options, const Progress& progress = {});
+// The same checks on a model and inputs in memory (the Python API); options.model, .input,
+// .random_model, .max_images and .preprocess are not used. The modules are copied, never
+// changed; `name` names the model in messages; items: at least 2, of one size (read_input's).
+SanityReport run_sanity(const torch::jit::Module& model, const std::string& name, const std::vector<InputItem>& items,
+                        const SanityOptions& options, const torch::jit::Module* random_model = nullptr,
+                        const Progress& progress = {});
 // The verdicts of report.similarity (steps, methods and similarity filled) by the rule of
 // SanityOptions; UsageError for an unknown verdict_on or metric.
 std::vector<SanityVerdict> sanity_verdicts(const SanityReport& report, const std::string& verdict_metric,

@@ -127,7 +127,6 @@ struct SegmentTrainOptions {
     std::string train_split = "train";
     std::string val_split;              // --val: empty = "val" when it exists; "none" = no validation
     uint64_t seed = 1;
-    int threads = 2;                    // LibTorch intra-op threads
     int workers = 2;                    // loader threads (never change the numbers)
     bool resume = false;
     int64_t stop_after_epoch = 0;       // debug: stop like a kill after this epoch
@@ -205,7 +204,6 @@ struct SegmentOptions {
     DenseCrfOptions crf_options{};      // --crf-* flags
     bool probabilities = false;         // --probs: also <stem>.npy, K x H x W float32
     bool overlay = true;                // --no-overlay: no <stem>_overlay.png
-    int threads = 2;
 };
 
 // A loaded segmentation model: mean/std, classes and size multiple from its card attributes

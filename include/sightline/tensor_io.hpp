@@ -32,6 +32,8 @@ InputItem read_input(const fs::path& path, const Preprocess& pre);
 // input's size differs from the first's ("give --size").
 std::vector<InputItem> read_inputs_of_one_size(const std::vector<fs::path>& paths, const Preprocess& pre);
 
+// A picture of a preprocessed [1,3,H,W] tensor for overlays: each channel min-max scaled to 0..255.
+cv::Mat tensor_picture(const torch::Tensor& x);
 // RGB uint8 image -> [1,3,H,W] float32 after resize and normalisation.
 torch::Tensor image_to_tensor(const cv::Mat& rgb, const Preprocess& pre);
 // [N,...] float tensor -> NpyArray copy (float32, C order).

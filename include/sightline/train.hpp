@@ -150,7 +150,6 @@ struct TrainOptions {
     std::string train_split = "train";
     std::vector<std::string> val_splits;  // empty: val_matched/val_swapped/val_context, else val
     uint64_t seed = 1;
-    int threads = 2;                   // LibTorch intra-op threads
     int workers = 2;                   // data loader threads
     bool resume = false;
     bool shuffle_labels = false;       // permute the training labels (data randomisation test)

@@ -268,7 +268,6 @@ struct WsssRunOptions {
     // stage 3: the segmenter on the pseudo-masks
     int64_t segment_epochs = 30;
     uint64_t seed = 1;
-    int threads = 2;
 };
 
 struct WsssStageReport {

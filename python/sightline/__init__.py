@@ -18,7 +18,7 @@ from .cams import (CAM, AblationCAM, BaseCAM, EigenCAM, EigenGradCAM, GradCAM, G
                    GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM)
 from .targets import ClassifierOutputTarget
 
-__all__ = ["explain", "inspect", "methods", "crf", "evaluate", "coco_eval", "ClassifierOutputTarget",
+__all__ = ["explain", "inspect", "audit", "sanity", "methods", "crf", "evaluate", "coco_eval", "ClassifierOutputTarget",
            "BaseCAM", "CAM", "HiResCAM", "GradCAM", "GradCAMElementWise", "GradCAMPlusPlus", "XGradCAM",
            "LayerCAM", "EigenCAM", "EigenGradCAM", "ScoreCAM", "AblationCAM"]
 
@@ -58,6 +58,56 @@ def inspect(model, layer="layer4", x=None, size=None):
     report = _sightline.inspect(script, name, _engine.layer_name(model, layer), x,
                                 tuple(size) if size is not None else None)
     return json.loads(report)
+
+
+def audit(model, x, masks, layer="layer4", method="hirescam", context=None, target="label", class_names=None,
+          thresholds=(0.3, 0.5), pointing_tolerance=0):
+    """Does the model use the object? (as `sightline audit`, on tensors). x [B, 3, H, W] normalised;
+    masks: one uint8 class-id mask per image ([B, h, w] or a list of [h, w]; model output i is id
+    i + 1, 0 = background, 255 = ignore; maps are resized to the mask), context likewise (0 = no
+    context) or None. Every class present in a mask is explained with `method` (target="label")
+    or the image's top class is (target="predicted") and measured against that object.
+    Returns audit.json's content: "trustworthy" and "guarantee" (does the method's guarantee hold
+    for this model?), "classes" and "overall" (verdict, evidence, masses, IoU, pointing game) and
+    "records" (one per image and class; "id" is the image's index)."""
+    x = _engine.as_input(x)
+    if x.dim() != 4 or x.size(0) == 0:
+        _sightline.engine_input(x)  # its shape message
+    mask_list = _mask_list(masks, "masks")
+    context_list = [] if context is None else _mask_list(context, "context")
+    found = _engine.engine(model, x, layer, {})
+    report = found.audit(x, mask_list, context_list, str(method).lower(), str(target), list(class_names or []),
+                         [float(t) for t in thresholds], int(pointing_tolerance))
+    return json.loads(report)
+
+
+def sanity(model, x, layer=None, methods=("saliency", "gradcam", "hirescam", "guidedbackprop", "guidedgradcam"),
+           images=None, random_model=None, independent=False, depth=1, seed=0, batch=8,
+           verdict_metric="spearman_abs", verdict_on="top", threshold=0.5, edges=True):
+    """Model- and data-randomisation sanity checks (Adebayo et al. 2018; as `sightline sanity`) on
+    the batch x [B, 3, H, W] (B >= 2, normalised). The model is copied: yours is never changed.
+    images: uint8 [B, H, W, 3] pictures of x for the Sobel edge-detector row (default: x's own
+    min-max picture); random_model: the same architecture trained on shuffled labels.
+    Returns sanity.json's content: "steps", per method the similarity curves (Spearman with and
+    without absolute values, SSIM, HOG; mean, std and per image) and the "verdict"."""
+    x = _engine.as_input(x)
+    if x.dim() != 4 or x.size(0) == 0:
+        _sightline.engine_input(x)
+    script = _engine.script_module(model, x)
+    shuffled = None if random_model is None else _engine.script_module(random_model, x)
+    args = _sightline.SanityArgs()
+    args.layer = _engine.layer_name(model, layer)
+    args.methods = [methods.lower()] if isinstance(methods, str) else [m.lower() for m in methods]
+    args.independent = bool(independent)
+    args.depth = int(depth)
+    args.seed = int(seed)
+    args.batch = int(batch)
+    args.verdict_metric = str(verdict_metric)
+    args.verdict_on = str(verdict_on)
+    args.threshold = float(threshold)
+    args.edges = bool(edges)
+    pictures = [] if images is None else [_picture(p, i) for i, p in enumerate(images)]
+    return json.loads(_sightline.sanity(script, _engine.model_name(script), x, pictures, shuffled, args))
 
 
 def methods():
@@ -122,6 +172,22 @@ def _label_array(value, name):
         if array.size and (array.min() < 0 or array.max() > 255):
             raise ValueError(f"{name}: label {array.min() if array.min() < 0 else array.max()} is outside 0..255")
         array = array.astype(np.uint8)
+    return array
+
+
+def _mask_list(value, name):
+    if isinstance(value, (list, tuple)):
+        return [_label_array(m, f"{name}[{i}]") for i, m in enumerate(value)]
+    array = _label_array(value, name)
+    if array.ndim != 3:
+        raise ValueError(f"{name}: {array.ndim} dimensions; expected [B, H, W] or a list of [H, W] masks")
+    return list(array)
+
+
+def _picture(value, i):
+    array = _as_array(value)
+    if array.dtype != np.uint8:
+        raise ValueError(f"images[{i}]: dtype {array.dtype}; expected uint8 colours [H, W, 3]")
     return array
 
 

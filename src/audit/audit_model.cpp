@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "sightline/audit.hpp"
+#include "sightline/audit_images.hpp"
 #include "sightline/data.hpp"
 #include "sightline/explain.hpp"
 #include "sightline/model_input.hpp"
@@ -172,32 +173,35 @@ AuditRecord from_json(const json& j) {
     return r;
 }
 
-struct Item {
-    Sample sample;
-    cv::Mat context;
-    std::string version;
-    torch::Tensor x;  // [1,3,H,W]
-};
+}  // namespace
 
-// Explains items (all of one input size) for each labelled class: that class's map, or with
-// `predicted` the top-1 class's map, measured against the labelled object. Appends the records.
-void audit_items(Explainer& explainer, const Classifier& model, const std::string& method, bool predicted,
-                 const fs::path& data, const AuditThresholds& th, std::vector<Item>& items,
-                 std::vector<AuditRecord>& out) {
+std::vector<AuditRecord> audit_images(Explainer& explainer, const Classifier& model, const std::string& method,
+                                      bool predicted, const AuditThresholds& th, const std::vector<AuditImage>& items) {
+    std::vector<AuditRecord> out;
+    if (items.empty()) return out;
     std::vector<torch::Tensor> xs;
-    for (const Item& it : items) xs.push_back(it.x);
+    for (const AuditImage& it : items) xs.push_back(it.x);
     const torch::Tensor x = torch::cat(xs);
     torch::Tensor logits;
     {
         torch::NoGradGuard no_grad;
         logits = model.forward(x).to(torch::kDouble);
     }
+    for (const AuditImage& it : items) {
+        for (int c : it.labels)
+            if (c < 1 || c > logits.size(1))
+                throw Error(fmt::format("{}: class id {} is outside the model's {} outputs (ids 1..{}; output = id - 1)",
+                                        it.source, c, logits.size(1), logits.size(1)));
+        if (!it.context.empty() && it.context.size() != it.mask.size())
+            throw Error(fmt::format("{}: context mask is {}x{} but the object mask is {}x{}", it.source,
+                                    it.context.cols, it.context.rows, it.mask.cols, it.mask.rows));
+    }
     const torch::Tensor softmax = torch::softmax(logits, 1), sigmoid = torch::sigmoid(logits);
     const torch::Tensor top1 = logits.argmax(1);
     // explained class id -> (item, labelled class id) pairs
     std::map<int, std::vector<std::pair<std::size_t, int>>> by_class;
     for (std::size_t i = 0; i < items.size(); ++i)
-        for (int c : items[i].sample.labels) {
+        for (int c : items[i].labels) {
             const int explained = predicted ? static_cast<int>(top1[static_cast<int64_t>(i)].item<int64_t>()) + 1 : c;
             by_class[explained].emplace_back(i, c);
         }
@@ -207,7 +211,7 @@ void audit_items(Explainer& explainer, const Classifier& model, const std::strin
         std::vector<std::string> sources;
         for (const auto& [i, c] : pairs) {
             index.push_back(static_cast<int64_t>(i));
-            sources.push_back(image_file(data, items[i].sample.id).string());
+            sources.push_back(items[i].source);
         }
         TargetSpec spec;
         spec.kind = TargetSpec::kIndex;
@@ -216,19 +220,19 @@ void audit_items(Explainer& explainer, const Classifier& model, const std::strin
         const torch::Tensor raw = ex.methods.at(0).raw.to(torch::kFloat).contiguous();
         for (std::size_t k = 0; k < pairs.size(); ++k) {
             const auto [row, c] = pairs[k];
-            const Item& it = items[row];
+            const AuditImage& it = items[row];
             torch::Tensor m = raw[static_cast<int64_t>(k)][0].clamp_min(0).contiguous();
             cv::Mat small(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_32FC1, m.data_ptr<float>());
             cv::Mat map;
             // Bilinear with half-pixel centres, as the methods' own resize to the input.
-            cv::resize(small, map, it.sample.mask.size(), 0, 0, cv::INTER_LINEAR);
-            AuditRecord r = audit_map(map, it.sample.mask, it.context, c, th, sources[k]);
-            audit_ideal_users(r, it.sample.mask, it.context, c, small.size(), sources[k]);
-            r.id = it.sample.id;
+            cv::resize(small, map, it.mask.size(), 0, 0, cv::INTER_LINEAR);
+            AuditRecord r = audit_map(map, it.mask, it.context, c, th, sources[k]);
+            audit_ideal_users(r, it.mask, it.context, c, small.size(), sources[k]);
+            r.id = it.id;
             r.version = it.version;
             r.explained_id = e;
             const int64_t i = static_cast<int64_t>(row);
-            if (it.sample.labels.size() > 1) {  // multi-label image: the class's own sigmoid
+            if (it.labels.size() > 1) {  // multi-label image: the class's own sigmoid
                 r.probability = sigmoid[i][c - 1].item<double>();
                 r.correct = r.probability > 0.5;
             } else {
@@ -239,9 +243,8 @@ void audit_items(Explainer& explainer, const Classifier& model, const std::strin
         }
     }
     for (auto& [key, r] : records) out.push_back(std::move(r));  // image order, then class order
+    return out;
 }
-
-}  // namespace
 
 AuditResult audit_model(const AuditOptions& o, const std::function<void(std::size_t, std::size_t)>& progress) {
     // 1. Everything that can be checked before loading anything.
@@ -274,26 +277,30 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
     const bool has_context = !context_dir.empty();
 
     auto read_item = [&](const Dataset& set, std::size_t i, const Preprocess& pre, const std::string& split) {
-        Item it;
-        it.sample = set.get(i);
-        const fs::path image = image_file(o.data, it.sample.id);
-        if (it.sample.mask.empty())
+        Sample sample = set.get(i);
+        AuditImage it;
+        const fs::path image = image_file(o.data, sample.id);
+        it.id = sample.id;
+        it.source = image.string();
+        it.labels = sample.labels;
+        it.mask = sample.mask;
+        if (it.mask.empty())
             throw Error(fmt::format("{}: split {} has no object masks (SegmentationClass/<id>.png); the audit "
                                     "compares maps with them", o.data.string(), split));
         if (has_context) {
-            const fs::path ctx = context_dir / (it.sample.id + ".png");
+            const fs::path ctx = context_dir / (it.id + ".png");
             if (!fs::exists(ctx))
                 throw Error(fmt::format("{}: no context mask for {} (the folder has them for other images)",
                                         ctx.string(), image.string()));
             it.context = read_index_png(ctx);
-            if (it.context.size() != it.sample.image.size())
+            if (it.context.size() != sample.image.size())
                 throw Error(fmt::format("{}: context mask is {}x{} but the image {} is {}x{}", ctx.string(),
-                                        it.context.cols, it.context.rows, image.string(), it.sample.image.cols,
-                                        it.sample.image.rows));
+                                        it.context.cols, it.context.rows, image.string(), sample.image.cols,
+                                        sample.image.rows));
         }
-        auto v = versions.find(it.sample.id);
+        auto v = versions.find(sample.id);
         it.version = v == versions.end() ? "" : v->second;
-        it.x = image_to_tensor(it.sample.image, pre);
+        it.x = image_to_tensor(sample.image, pre);
         return it;
     };
 
@@ -302,7 +309,7 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
     const ModelInput input = resolve_model_input(model.module(), o.model, {o.size, o.mean, o.std});
     const Preprocess& pre = input.preprocess;
     result.preprocessing = describe(input);
-    Item first = read_item(*sets.front(), 0, pre, result.splits.front());
+    AuditImage first = read_item(*sets.front(), 0, pre, result.splits.front());
     check_model_accepts(model, first.x);
     model.set_layer(o.layer, first.x);
     result.layer = model.layer();
@@ -364,15 +371,15 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
             }
             std::vector<AuditRecord> records;
             std::size_t unlabelled = 0;
-            std::vector<Item> group;  // consecutive images of one input size
+            std::vector<AuditImage> group;  // consecutive images of one input size
             auto flush = [&] {
-                if (!group.empty()) audit_items(explainer, model, o.method, o.target == "predicted", o.data, o.thresholds, group,
-                                             records);
+                for (AuditRecord& r : audit_images(explainer, model, o.method, o.target == "predicted", o.thresholds, group))
+                    records.push_back(std::move(r));
                 group.clear();
             };
             for (std::size_t i = start; i < end; ++i) {
-                Item it = (s == 0 && i == 0) ? first : read_item(set, i, pre, result.splits[s]);
-                if (it.sample.labels.empty()) {
+                AuditImage it = (s == 0 && i == 0) ? first : read_item(set, i, pre, result.splits[s]);
+                if (it.labels.empty()) {
                     ++unlabelled;
                     continue;
                 }

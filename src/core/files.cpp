@@ -112,6 +112,18 @@ std::string read_file(const fs::path& path) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+std::vector<std::string> read_text_lines(const fs::path& path) {
+    std::ifstream in(path);
+    if (!in) throw Error(fmt::format("{}: cannot open file", path.string()));
+    std::vector<std::string> lines;
+    std::string line;
+    while (std::getline(in, line)) {
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+        if (!line.empty()) lines.push_back(line);
+    }
+    return lines;
+}
+
 void ensure_writable_dir(const fs::path& dir) {
     std::error_code ec;
     fs::create_directories(dir, ec);

@@ -4,6 +4,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/image_header.hpp"
+#include "core/jpeg_decode.hpp"
 #include "sightline/core.hpp"
 #include "sightline/image_limits.hpp"
 
@@ -40,6 +41,11 @@ LoadedImage read_image_rgb(const fs::path& path) {
         png.rgb = decode_png_rgb(bytes, path.string(), &png.source_channels);
         if (png.source_channels == 2) png.source_channels = 1;  // grey + alpha: grey for the note
         return png;
+    }
+    if (header.format == detail::ImageHeader::Format::kJpeg) {
+        LoadedImage jpeg;
+        jpeg.rgb = detail::decode_jpeg_rgb(bytes, path.string(), &jpeg.source_channels);
+        if (!jpeg.rgb.empty()) return jpeg;  // else CMYK: OpenCV below
     }
     cv::Mat raw;
     try {

@@ -168,8 +168,7 @@ std::string format_audit_table(const AuditResult& r) {
     return out;
 }
 
-void write_audit_outputs(const fs::path& dir, const AuditResult& r) {
-    ensure_writable_dir(dir);
+nlohmann::json audit_json(const AuditResult& r) {
     json classes = json::array();
     for (const ClassAudit& c : r.summary.classes) classes.push_back(class_json(c, r.thresholds));
     json records = json::array();
@@ -195,6 +194,12 @@ void write_audit_outputs(const fs::path& dir, const AuditResult& r) {
               {"classes", classes},
               {"overall", class_json(r.summary.overall, r.thresholds)},
               {"records", records}};
+    return j;
+}
+
+void write_audit_outputs(const fs::path& dir, const AuditResult& r) {
+    ensure_writable_dir(dir);
+    const json j = audit_json(r);
 
     // audit.csv: one row per class and "all"; behaviour columns for the versions present.
     std::string csv = "class_id,class,images,object_area,context_area,object_mass,context_mass,elsewhere_mass,"

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <opencv2/imgproc.hpp>
 
 #include "sightline/sanity.hpp"
@@ -131,28 +133,21 @@ std::string verdict_rule(const SanityReport& r) {
 
 }  // namespace
 
-SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
-    const auto start_time = std::chrono::steady_clock::now();
-    // Everything that can be checked is checked before any model runs.
+namespace {
+
+void check_sanity_options(const SanityOptions& o) {
     if (o.methods.empty()) throw UsageError("--method: give at least one method");
     for (const auto& key : o.methods) find_method(key);
-    check_verdict_rule(o.verdict_metric, o.verdict_on);  // fails before any model runs
-    std::vector<fs::path> inputs = list_inputs(o.input, true);
-    if (o.max_images > 0 && static_cast<int>(inputs.size()) > o.max_images) inputs.resize(o.max_images);
-    if (inputs.size() < 2)
-        throw Error(fmt::format("{}: the sanity checks need at least 2 images for their correlation "
-                                "statistics (found {})",
-                                o.input.string(), inputs.size()));
+    check_verdict_rule(o.verdict_metric, o.verdict_on);
+}
 
-    Classifier model = Classifier::load(o.model);
-    const std::vector<ParameterBlock> blocks = parameter_blocks(model.module(), o.depth, o.model.string());
-    std::vector<InputItem> items = read_inputs_of_one_size(inputs, o.preprocess);
+// The checks proper, on a loaded model (randomised in place and restored) and its inputs.
+SanityReport sanity_checks(Classifier& model, const std::string& model_name, const std::vector<InputItem>& items,
+                           Classifier* shuffled, const std::string& shuffled_name, const SanityOptions& o,
+                           const Progress& progress, std::chrono::steady_clock::time_point start_time) {
+    const std::vector<ParameterBlock> blocks = parameter_blocks(model.module(), o.depth, model_name);
     model.set_layer(o.layer, items.front().tensor);
-    std::optional<Classifier> shuffled;
-    if (!o.random_model.empty()) {
-        shuffled.emplace(Classifier::load(o.random_model));
-        shuffled->set_layer(o.layer, items.front().tensor);
-    }
+    if (shuffled) shuffled->set_layer(o.layer, items.front().tensor);
 
     SanityReport r;
     r.methods = o.methods;
@@ -183,13 +178,7 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
         step.randomised.push_back(it->name);
         r.steps.push_back(step);
     }
-    if (shuffled) {
-        // The folder too: `train classify` names every model model.pt.
-        const fs::path& m = o.random_model;
-        const std::string name = m.has_parent_path() ? (m.parent_path().filename() / m.filename()).string()
-                                                     : m.filename().string();
-        r.steps.push_back({"data: " + name, {}, true});
-    }
+    if (shuffled) r.steps.push_back({"data: " + shuffled_name, {}, true});
 
     const std::size_t total = 1 + r.steps.size();
     std::size_t done = 0;
@@ -241,6 +230,54 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
     r.verdicts = sanity_verdicts(r, o.verdict_metric, o.verdict_on, o.threshold);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
     return r;
+}
+
+}  // namespace
+
+SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
+    const auto start_time = std::chrono::steady_clock::now();
+    // Everything that can be checked is checked before any model runs.
+    check_sanity_options(o);
+    std::vector<fs::path> inputs = list_inputs(o.input, true);
+    if (o.max_images > 0 && static_cast<int>(inputs.size()) > o.max_images) inputs.resize(o.max_images);
+    if (inputs.size() < 2)
+        throw Error(fmt::format("{}: the sanity checks need at least 2 images for their correlation "
+                                "statistics (found {})",
+                                o.input.string(), inputs.size()));
+
+    Classifier model = Classifier::load(o.model);
+    std::vector<InputItem> items = read_inputs_of_one_size(inputs, o.preprocess);
+    std::optional<Classifier> shuffled;
+    std::string shuffled_name;
+    if (!o.random_model.empty()) {
+        shuffled.emplace(Classifier::load(o.random_model));
+        // The folder too: `train classify` names every model model.pt.
+        const fs::path& m = o.random_model;
+        shuffled_name = m.has_parent_path() ? (m.parent_path().filename() / m.filename()).string()
+                                            : m.filename().string();
+    }
+    return sanity_checks(model, o.model.string(), items, shuffled ? &*shuffled : nullptr, shuffled_name, o, progress,
+                         start_time);
+}
+
+
+SanityReport run_sanity(const torch::jit::Module& model, const std::string& name, const std::vector<InputItem>& items,
+                        const SanityOptions& o, const torch::jit::Module* random_model, const Progress& progress) {
+    const auto start_time = std::chrono::steady_clock::now();
+    check_sanity_options(o);
+    if (items.size() < 2)
+        throw Error(fmt::format("{}: the sanity checks need at least 2 images for their correlation statistics "
+                                "(got {})", name, items.size()));
+    for (const InputItem& item : items)
+        if (item.tensor.sizes() != items.front().tensor.sizes())
+            throw Error(fmt::format("{}: input of shape {} among inputs of shape {}; give inputs of one size",
+                                    item.path.string(), fmt::join(item.tensor.sizes(), "x"),
+                                    fmt::join(items.front().tensor.sizes(), "x")));
+    // Copies: randomisation works on the copy and the caller's modules stay as they are.
+    Classifier copy = Classifier::from_module(model.clone(), name);
+    std::optional<Classifier> shuffled;
+    if (random_model) shuffled.emplace(Classifier::from_module(random_model->clone(), name + " (random_model)"));
+    return sanity_checks(copy, name, items, shuffled ? &*shuffled : nullptr, "random_model", o, progress, start_time);
 }
 
 // "top" reads the first model step: once the logits layer is random the model computes another

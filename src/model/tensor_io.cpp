@@ -37,17 +37,12 @@ NpyArray tensor_to_npy(const torch::Tensor& t) {
     return a;
 }
 
-namespace {
-
-// A picture of a preprocessed tensor for overlays: each channel min-max scaled to 0..255.
 cv::Mat tensor_picture(const torch::Tensor& x) {
     torch::Tensor t = x[0];
     torch::Tensor lo = t.amin({1, 2}, true), hi = t.amax({1, 2}, true);
     t = ((t - lo) / (hi - lo + 1e-12) * 255).clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
     return cv::Mat(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC3, t.data_ptr()).clone();
 }
-
-}  // namespace
 
 std::vector<InputItem> read_inputs_of_one_size(const std::vector<fs::path>& paths, const Preprocess& pre) {
     std::vector<InputItem> items;

@@ -101,7 +101,6 @@ void validate(const SegmentOptions& o) {
     check(o.overlap >= 0 && o.overlap < 1, fmt::format("--overlap must be in [0, 1), got {}", o.overlap));
     check(!o.scales.empty(), "--scales needs at least one value");
     for (double s : o.scales) check(s > 0 && s <= 8, fmt::format("--scales values must be in (0, 8], got {}", s));
-    check(o.threads >= 1, fmt::format("--threads must be >= 1, got {}", o.threads));
     if (o.crf) validate(o.crf_options);
 }
 
@@ -253,7 +252,6 @@ SegmentSummary segment_images(const SegmentOptions& o, const std::function<void(
     if (!fs::exists(o.input)) throw Error(fmt::format("{}: no such image or folder (--input)", o.input.string()));
     const std::vector<fs::path> inputs = list_inputs(o.input, /*accept_npy=*/false);
     if (inputs.empty()) throw Error(fmt::format("{}: no images found", o.input.string()));
-    at::set_num_threads(o.threads);
     const Segmenter segmenter(o.model, o.classes);
     check_writable_dir(o.out);  // created with its first file: a failed first image leaves nothing
     const auto started = std::chrono::steady_clock::now();

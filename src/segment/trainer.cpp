@@ -33,7 +33,6 @@ void validate(const SegmentTrainOptions& o) {
     check(o.scale_min > 0 && o.scale_min <= o.scale_max,
           fmt::format("--scale needs 0 < MIN <= MAX, got {},{}", o.scale_min, o.scale_max));
     check(o.warmup_epochs >= 0, fmt::format("--warmup-epochs must be >= 0, got {}", o.warmup_epochs));
-    check(o.threads >= 1, fmt::format("--threads must be >= 1, got {}", o.threads));
     check(o.input_size >= 0, fmt::format("--input-size must be >= 0, got {}", o.input_size));
     for (double w : o.class_weights) check(w >= 0, fmt::format("--class-weights must be >= 0, got {}", w));
 }
@@ -176,8 +175,8 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
         detail::check_options_match(path, saved, options_json, detail::FlagValues::kJson);
     });
 
-    at::set_num_threads(o.threads);
     detail::GraphOptimizeOff plain_interpreter;
+    detail::KeepGlobalRandomState caller_random_state;
     torch::jit::Module model = build_segmentation_model(o.arch, arch);
     LoaderOptions loader_options;
     SegmentModelCard card{o.arch, input_size, multiple, train.class_names(), loader_options.mean, loader_options.std};

@@ -1,6 +1,9 @@
 #include "train/loop_support.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
+#include <mutex>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -57,6 +60,14 @@ GraphOptimizeOff::GraphOptimizeOff() : old_(torch::jit::getGraphExecutorOptimize
 }
 
 GraphOptimizeOff::~GraphOptimizeOff() { torch::jit::setGraphExecutorOptimize(old_); }
+
+KeepGlobalRandomState::KeepGlobalRandomState() : state_(at::detail::getDefaultCPUGenerator().get_state()) {}
+
+KeepGlobalRandomState::~KeepGlobalRandomState() {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(state_);
+}
 
 std::string module_bytes(torch::jit::Module& model) {
     model.eval();

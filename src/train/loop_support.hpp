@@ -44,6 +44,20 @@ private:
     bool old_;
 };
 
+// Training draws from (and a resume restores) LibTorch's global generator, the one Python's
+// torch.manual_seed seeds, so that runs match PyTorch's recipes. The caller's generator state
+// is given back when the scope ends: a library call leaves process-wide state as it found it.
+class KeepGlobalRandomState {
+public:
+    KeepGlobalRandomState();
+    ~KeepGlobalRandomState();
+    KeepGlobalRandomState(const KeepGlobalRandomState&) = delete;
+    KeepGlobalRandomState& operator=(const KeepGlobalRandomState&) = delete;
+
+private:
+    torch::Tensor state_;
+};
+
 // The TorchScript bytes of the model in eval mode (the mode it is loaded in); leaves it training.
 std::string module_bytes(torch::jit::Module& model);
 

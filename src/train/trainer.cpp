@@ -72,7 +72,6 @@ void validate(const TrainOptions& o) {
           fmt::format("--label-smoothing must be in [0, 1), got {}", o.label_smoothing));
     check(o.mixup >= 0, fmt::format("--mixup must be >= 0, got {}", o.mixup));
     check(o.warmup_epochs >= 0, fmt::format("--warmup-epochs must be >= 0, got {}", o.warmup_epochs));
-    check(o.threads >= 1, fmt::format("--threads must be >= 1, got {}", o.threads));
     check(o.input_size >= 0, fmt::format("--input-size must be >= 0, got {}", o.input_size));
     const auto& names = wsss_objective_names();
     check(std::find(names.begin(), names.end(), o.objective) != names.end(),
@@ -231,8 +230,8 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     });
 
     // Model, optimiser, schedule.
-    at::set_num_threads(o.threads);
     detail::GraphOptimizeOff plain_interpreter;
+    detail::KeepGlobalRandomState caller_random_state;
     ArchOptions arch_options;
     arch_options.num_classes = num_classes;
     arch_options.input_size = input_size;

@@ -55,7 +55,6 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     // The data is opened (and its splits checked) before any stage writes.
     std::unique_ptr<Dataset> train = open_dataset(o.data, o.train_split);
     check_writable_dir(o.out);  // each stage creates its folder when it writes
-    torch::set_num_threads(std::max(1, o.threads));
     WsssRunResult result;
     auto stage = [&](const std::string& name, const fs::path& done_marker, const std::function<std::string()>& work,
                      const std::function<std::string()>& summary_of_existing) {
@@ -90,7 +89,6 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
         t.multilabel = true;
         t.train_split = o.train_split;
         t.seed = o.seed;
-        t.threads = o.threads;
         t.resume = fs::exists(classifier / "checkpoint" / "checkpoint.pt");
         TrainCallbacks callbacks;
         if (progress)

@@ -20,7 +20,6 @@ std::string train_segmenter_on_pseudo(const WsssRunOptions& o, const fs::path& p
     t.train_split = o.train_split;
     t.val_split = "none";  // the val masks are only for the final score, never for choosing a model
     t.seed = o.seed;
-    t.threads = o.threads;
     t.resume = fs::exists(out / "checkpoint" / "checkpoint.pt");
     SegmentTrainCallbacks callbacks;
     if (progress)
@@ -38,7 +37,6 @@ Metrics evaluate_segmenter(const WsssRunOptions& o, const fs::path& model, const
     std::unique_ptr<Dataset> val = open_dataset(o.data, o.val_split);
     Segmenter segmenter(model);
     SegmentOptions options;
-    options.threads = o.threads;
     StagingDir staging(out);
     ConfusionMatrix confusion(static_cast<int>(val->class_names().size()), 255);
     EvalResult eval;

@@ -85,7 +85,9 @@ torch::Tensor CamModel::class_maps(const torch::Tensor& x) const {
         torch::Tensor a = d.model->features(x).activations;
         return torch::einsum("ck,bkhw->bchw", {d.weight, a});
     }
-    Explanation e = d.explainer->explain(x, TargetSpec{TargetSpec::kAll}, {"cam"}, {d.path.string()});
+    TargetSpec every_class;
+    every_class.kind = TargetSpec::kAll;
+    Explanation e = d.explainer->explain(x, every_class, {"cam"}, {d.path.string()});
     return e.methods.at(0).raw.detach();
 }
 

@@ -46,7 +46,6 @@ void validate(const InstanceOptions& o) {
     if (o.out.empty()) throw UsageError("--out is required");
     if (!(o.score_threshold >= 0 && o.score_threshold <= 1))
         throw UsageError(fmt::format("--score-threshold must be in [0, 1], got {}", o.score_threshold));
-    if (o.threads < 1) throw UsageError(fmt::format("--threads must be >= 1, got {}", o.threads));
 }
 
 }  // namespace
@@ -66,7 +65,6 @@ InstanceSummary segment_instances(const InstanceOptions& o, const std::function<
                                     it->second.string()));
         (void)read_image_rgb(image.path);  // a corrupt image stops the run before any output
     }
-    at::set_num_threads(o.threads);
     MaskRCNN model(card.config);
     load_state_dict(*model, o.model.string());
     ensure_writable_dir(o.out);

@@ -12,6 +12,7 @@
 
 #include "sightline/data.hpp"
 #include "sightline/instance.hpp"
+#include "train/loop_support.hpp"
 
 namespace sightline {
 
@@ -39,7 +40,6 @@ void validate(const InstanceTrainOptions& o) {
     need(o.lr > 0 && o.momentum >= 0 && o.weight_decay >= 0, "--lr must be > 0, --momentum and --weight-decay >= 0");
     need(o.lr_gamma > 0 && o.warmup_factor > 0 && o.warmup_factor <= 1 && o.warmup_iters >= 0,
          "--lr-gamma must be > 0, --warmup-factor in (0, 1], --warmup-iters >= 0");
-    need(o.threads >= 1, fmt::format("--threads must be >= 1, got {}", o.threads));
 }
 
 fs::path checkpoint_file(const fs::path& out) { return out / "checkpoint" / "checkpoint.pt"; }
@@ -175,8 +175,8 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
     }
     ensure_writable_dir(o.out / "checkpoint");
 
-    at::set_num_threads(o.threads);
-    torch::manual_seed(o.seed);
+    detail::KeepGlobalRandomState caller_random_state;
+    torch::manual_seed(o.seed);  // torchvision's initialisation and sampling draw from the global generator
     MaskRCNN model(card.config);
     std::vector<torch::Tensor> params;
     for (const auto& p : model->parameters())

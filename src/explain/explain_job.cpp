@@ -1,24 +1,20 @@
 // Orchestration of `sightline explain`: read inputs in batches, explain, write maps, overlays
 // and a per-input record (the resume marker), then summary.json.
-#include "explain_job.hpp"
+#include "sightline/explain_job.hpp"
 
-#include <iostream>
 #include <map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <opencv2/imgproc.hpp>
 
-#include "model_input_flags.hpp"
-#include "options.hpp"
-#include "progress.hpp"
 #include "sightline/input_list.hpp"
 #include "sightline/inspect.hpp"
 #include "sightline/report.hpp"
 #include "sightline/folders.hpp"
 #include "sightline/explain_options.hpp"
 
-namespace sightline::cli {
+namespace sightline {
 
 namespace {
 
@@ -48,14 +44,14 @@ json job_signature(const ExplainJob& job, const Preprocess& pre) {
 
 // A class list with one name more than the model has outputs whose first line is the
 // background (a dataset's classes.txt): the outputs are the rest. Any other count is an error.
-void drop_background_label(std::vector<std::string>& labels, int64_t outputs, const fs::path& file, bool quiet) {
+void drop_background_label(std::vector<std::string>& labels, int64_t outputs, const fs::path& file,
+                           const std::function<void(const std::string&)>& say) {
     const auto count = static_cast<int64_t>(labels.size());
     if (count == outputs) return;
     if (count == outputs + 1) {
-        if (!quiet)
-            std::cerr << fmt::format("sightline: note: {} has {} names for {} outputs; its first line '{}' is taken "
-                                     "as the background and the rest as the outputs' names\n",
-                                     file.string(), count, outputs, labels.front());
+        say(fmt::format("note: {} has {} names for {} outputs; its first line '{}' is taken as the background "
+                        "and the rest as the outputs' names",
+                        file.string(), count, outputs, labels.front()));
         labels.erase(labels.begin());
         return;
     }
@@ -70,7 +66,10 @@ cv::Mat map_to_mat(const torch::Tensor& map) {
 
 }  // namespace
 
-json run_explain_job(const ExplainJob& job, std::size_t* skipped) {
+ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallbacks& callbacks) {
+    auto say = [&](const std::string& line) {
+        if (callbacks.message) callbacks.message(line);
+    };
     // Check everything that can be checked before any work; nothing is created until the
     // first map is written.
     for (const auto& key : job.methods) find_method(key);
@@ -79,7 +78,7 @@ json run_explain_job(const ExplainJob& job, std::size_t* skipped) {
     const int colormap = colormap_from_name(job.colormap);
     std::vector<std::string> labels;
     if (!job.labels.empty()) {
-        labels = read_lines(job.labels);
+        labels = read_text_lines(job.labels);
         if (labels.empty()) throw Error(fmt::format("{}: no class names (the file is empty)", job.labels.string()));
     }
     TargetSpec spec = parse_target(job.target, labels);
@@ -106,7 +105,7 @@ json run_explain_job(const ExplainJob& job, std::size_t* skipped) {
     Explainer explainer(model, options);
     const HeadAnalysis& head = explainer.head_analysis(first.tensor);
     if (!labels.empty()) {
-        drop_background_label(labels, classes, job.labels, job.quiet);
+        drop_background_label(labels, classes, job.labels, say);
         // The target may name a class; look it up in the list as it is now.
         spec = parse_target(job.target, labels);
     }
@@ -122,17 +121,17 @@ json run_explain_job(const ExplainJob& job, std::size_t* skipped) {
         }
         pending.push_back(p);
     }
-    if (skipped) *skipped = inputs.size() - pending.size();
+    ExplainJobResult result;
+    result.skipped = inputs.size() - pending.size();
 
-    ProgressBar progress(job.quiet ? 0 : pending.size(), "explain");
+    std::size_t done = 0;
     for (std::size_t start = 0; start < pending.size();) {
         // A batch: consecutive inputs of the same shape, at most job.batch of them.
         std::vector<InputItem> items;
         while (start < pending.size() && static_cast<int>(items.size()) < std::max(1, job.batch)) {
             InputItem item = pending[start] == first.path ? first : read_input(pending[start], pre);
             if (!items.empty() && item.tensor.sizes() != items.front().tensor.sizes()) break;
-            if (!item.note.empty() && !job.quiet)
-                std::cerr << fmt::format("sightline: {}: {}\n", item.path.string(), item.note);
+            if (!item.note.empty()) say(fmt::format("{}: {}", item.path.string(), item.note));
             items.push_back(std::move(item));
             ++start;
         }
@@ -183,20 +182,18 @@ json run_explain_job(const ExplainJob& job, std::size_t* skipped) {
             // The record is written last: it marks this input as finished for a rerun.
             write_file_atomic(record_path(items[b].path),
                               json{{"signature", signature}, {"entries", entries}}.dump(1));
-            progress.advance();
+            if (callbacks.progress) callbacks.progress(++done, pending.size());
         }
     }
-    progress.finish();
     // Said once, after the work succeeded, so that a failure stays a single line.
-    if (!job.quiet) print_input_note(input);
-    if (!job.quiet && model.split_kind() == SplitKind::kAutoLayer)
-        std::cerr << fmt::format("sightline: used layer '{}' (the last submodule with a 4-D output); "
-                                 "choose another with --layer\n", model.layer());
-    if (!job.quiet)
-        for (const auto& key : job.methods) {
-            GuaranteeStatus status = guarantee_status(find_method(key), head);
-            if (!status.holds) std::cerr << fmt::format("sightline: warning: {}: {}\n", key, status.statement);
-        }
+    if (!input.note.empty()) say("note: " + input.note);
+    if (model.split_kind() == SplitKind::kAutoLayer)
+        say(fmt::format("used layer '{}' (the last submodule with a 4-D output); choose another with --layer",
+                        model.layer()));
+    for (const auto& key : job.methods) {
+        GuaranteeStatus status = guarantee_status(find_method(key), head);
+        if (!status.holds) say(fmt::format("warning: {}: {}", key, status.statement));
+    }
 
     json summary = {{"model", job.model.string()},
                     {"layer", model.layer()},
@@ -211,7 +208,8 @@ json run_explain_job(const ExplainJob& job, std::size_t* skipped) {
         for (auto& e : rec["entries"]) summary["items"].push_back(e);
     }
     write_file_atomic(job.out / "summary.json", summary.dump(1));
-    return summary;
+    result.summary = std::move(summary);
+    return result;
 }
 
-}  // namespace sightline::cli
+}  // namespace sightline
