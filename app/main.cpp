@@ -81,16 +81,31 @@ int report_error(const std::string& message, int code) {
     return code;
 }
 
-// The first word when it is not a command (CLI11 would say only "A subcommand is required"),
-// as one line naming it and the commands; empty when it is one, or a flag.
+// The leading words that should name commands, checked level by level (CLI11 would say only
+// "A subcommand is required"): a word that is not a command of its level, or a missing command,
+// as one line naming the choices. Empty when the words are commands, or a flag comes first.
 std::string unknown_command(CLI::App& app, int argc, char** argv) {
-    if (argc < 2 || argv[1][0] == '-' || argv[1][0] == '\0') return "";
-    std::string names;
-    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-        if (sub->get_name() == argv[1]) return "";
-        names += (names.empty() ? "" : ", ") + sub->get_name();
+    CLI::App* level = &app;
+    std::string path;
+    for (int i = 1;; ++i) {
+        const auto subs = level->get_subcommands([](CLI::App*) { return true; });
+        if (subs.empty()) return "";
+        std::string names;
+        CLI::App* next = nullptr;
+        for (CLI::App* sub : subs) {
+            names += (names.empty() ? "" : ", ") + sub->get_name();
+            if (i < argc && sub->get_name() == argv[i]) next = sub;
+        }
+        if (i >= argc) {
+            if (level->get_require_subcommand_min() == 0) return "";
+            return path.empty() ? fmt::format("give a command: {}", names)
+                                : fmt::format("{}: give a command: {}", path, names);
+        }
+        if (argv[i][0] == '-' || argv[i][0] == '\0') return "";
+        if (!next) return fmt::format("{}{}: unknown command; choose from {}", path.empty() ? "" : path + " ", argv[i], names);
+        path += (path.empty() ? "" : " ") + std::string(argv[i]);
+        level = next;
     }
-    return fmt::format("{}: unknown command; choose from {}", argv[1], names);
 }
 
 }  // namespace

@@ -57,6 +57,17 @@ CLI::Validator finite_number() {
         "");
 }
 
+CLI::Validator whole_number() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            double v = 0;
+            if (!parse_number(text, v)) return fmt::format("'{}' is not a number", text);
+            if (v != std::floor(v)) return fmt::format("'{}' is not a whole number", text);
+            return {};
+        },
+        "");
+}
+
 int max_threads() {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     return static_cast<int>(4 * cores);
@@ -136,7 +147,10 @@ void add_common_checks(CLI::App& app) {
             option->transform(thread_count());
             continue;
         }
-        if (option->get_type_name().rfind("FLOAT", 0) == 0) option->check(finite_number());
+        const std::string type = option->get_type_name();
+        if (type.rfind("FLOAT", 0) == 0) option->check(finite_number());
+        // First, so that "3.5" or "5x" is named as the flag's problem, not CLI11's "Could not convert".
+        if ((type == "INT" || type == "UINT") && option->get_expected_max() == 1) option->check(whole_number());
         auto rule = option_rules().find(name);
         if (rule != option_rules().end()) option->check(rule->second);
     }

@@ -13,6 +13,8 @@ namespace sightline::cli {
 CLI::Validator at_least(double min);
 // min <= value <= max (and finite).
 CLI::Validator between(double min, double max);
+// An integer written as one ("3.5" and "5x" refused; added to every integer option).
+CLI::Validator whole_number();
 // Refuses nan / inf (added to every floating-point option by add_common_checks).
 CLI::Validator finite_number();
 // The one rule of every --threads / --*-threads option: 0 = all cores (passed on as the core
@@ -21,7 +23,8 @@ CLI::Validator finite_number();
 CLI::Validator thread_count();
 int max_threads();
 
-// Walks every subcommand: a finite-number check on each floating-point option and the
+// Walks every subcommand: a finite-number check on each floating-point option, a whole-number
+// check on each integer option, and the
 // thread_count() rule on each option whose name ends in "threads". One place, so a new
 // option gets the rules without anyone remembering them.
 void add_common_checks(CLI::App& app);
