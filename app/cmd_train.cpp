@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "validators.hpp"
 #include "train_run.hpp"
 #include "sightline/train.hpp"
 
@@ -48,11 +49,11 @@ void add_classify(CLI::App& train) {
     c->add_option("--epochs", o->epochs, "Training epochs")->capture_default_str();
     c->add_option("--batch", o->batch, "Batch size")->capture_default_str();
     c->add_option("--lr", o->lr, "Peak learning rate (0: 0.05 for sgd, 0.001 for adamw)")->capture_default_str();
-    c->add_option("--optimizer", o->optimizer, "sgd (momentum) or adamw")->capture_default_str();
+    add_choice_option(c, "--optimizer", o->optimizer, optimizer_choices(), "Optimiser: SGD with momentum, or AdamW");
     c->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
     c->add_option("--weight-decay", o->weight_decay, "Weight decay (< 0: 5e-4 for sgd, 0.05 for adamw)")
         ->capture_default_str();
-    c->add_option("--schedule", o->schedule, "Learning-rate schedule: cosine or poly")->capture_default_str();
+    add_choice_option(c, "--schedule", o->schedule, schedule_choices(), "Learning-rate schedule");
     c->add_option("--warmup-epochs", o->warmup_epochs, "Linear warmup length in epochs")->capture_default_str();
     c->add_option("--label-smoothing", o->label_smoothing, "Label smoothing epsilon")->capture_default_str();
     c->add_option("--mixup", o->mixup, "Mixup Beta(a, a) parameter a (0 = off)")->capture_default_str();
@@ -76,10 +77,9 @@ void add_classify(CLI::App& train) {
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint, exactly");
     c->add_flag("--shuffle-labels", o->shuffle_labels, "Permute the training labels (data randomisation test)");
     // Weakly supervised segmentation objectives (docs/wsss-objectives.md).
-    c->add_option("--objective", o->objective,
-                  "cam (plain loss), puzzle (Puzzle-CAM), mixup (Mixup-CAM), subcategory (SC-CAM); all but cam "
-                  "need a gap_linear architecture")
-        ->capture_default_str();
+    add_choice_option(c, "--objective", o->objective, objective_choices(),
+                      "cam (plain loss), puzzle (Puzzle-CAM), mixup (Mixup-CAM), subcategory (SC-CAM); all but cam "
+                      "need a gap_linear architecture");
     c->add_option("--puzzle-alpha", o->puzzle_alpha, "Puzzle-CAM: reconstruction loss weight after the ramp")
         ->capture_default_str();
     c->add_option("--puzzle-ramp", o->puzzle_ramp, "Puzzle-CAM: share of training over which the weight ramps up")

@@ -22,6 +22,9 @@ void add_train_instance_command(CLI::App& train) {
     c->add_option("--data", *data, "VOC folder with SegmentationObject/ (or a COCO instance .json)")->required();
     c->add_option("--val-data", *val_data, "COCO instance .json for validation (default: --data's --val split)");
     c->add_option("--out", *out, "Run folder")->required();
+    c->add_option("--init", o->init,
+                  "Start from torchvision weights: a Mask R-CNN state_dict (its class-specific predictors are "
+                  "skipped when the class count differs) or a ResNet classifier's (the backbone)");
     c->add_option("--depth", o->depth, "ResNet depth: 18, 34 or 50")->capture_default_str();
     c->add_option("--min-size", o->min_size, "Short side the images are resized to")->capture_default_str();
     c->add_option("--max-size", o->max_size, "Longest side after resizing")->capture_default_str();
@@ -57,6 +60,9 @@ void add_train_instance_command(CLI::App& train) {
                                                       m.val_box_ap, m.best ? " (best)" : "");
             fmt::print("epoch {}/{}  loss {:.4f}{}  lr {:.4g}  {:.1f} s\n", m.epoch, m.epochs, m.loss, val, m.lr,
                        m.seconds);
+            std::fflush(stdout);
+        }, [](const std::string& line) {
+            fmt::print("{}\n", line);
             std::fflush(stdout);
         });
         if (r.best_epoch > 0) fmt::print("best val mask AP {:.3f} at epoch {}\n", r.best_mask_ap, r.best_epoch);

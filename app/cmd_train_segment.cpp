@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "validators.hpp"
 #include "train_run.hpp"
 #include "sightline/segment.hpp"
 
@@ -59,11 +60,11 @@ void add_train_segment_command(CLI::App& train) {
     c->add_option("--input-size", o->input_size, "Training crop side (0 = the first image's side)")->capture_default_str();
     c->add_option("--epochs", o->epochs, "Training epochs")->capture_default_str();
     c->add_option("--batch", o->batch, "Batch size")->capture_default_str();
-    c->add_option("--optimizer", o->optimizer, "adamw or sgd (momentum)")->capture_default_str();
+    add_choice_option(c, "--optimizer", o->optimizer, optimizer_choices(), "Optimiser: SGD with momentum, or AdamW");
     c->add_option("--lr", o->lr, "Peak learning rate (0: 0.002 for adamw, 0.01 for sgd)")->capture_default_str();
     c->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
     c->add_option("--weight-decay", o->weight_decay, "Weight decay (< 0: 1e-4)")->capture_default_str();
-    c->add_option("--schedule", o->schedule, "Learning-rate schedule: poly or cosine")->capture_default_str();
+    add_choice_option(c, "--schedule", o->schedule, schedule_choices(), "Learning-rate schedule");
     c->add_option("--warmup-epochs", o->warmup_epochs, "Linear warmup length in epochs")->capture_default_str();
     c->add_option("--dice", o->dice, "Weight of the soft Dice loss added to cross-entropy (0 = off)")
         ->capture_default_str();

@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "validators.hpp"
 #include "progress.hpp"
 #include "sightline/wsss.hpp"
 
@@ -240,8 +241,7 @@ void add_run(CLI::App& wsss) {
         ->capture_default_str();
     c->add_option("--val", o->val_split, "Split scored by the final segmenter")->capture_default_str();
     c->add_option("--arch", o->arch, "Classifier architecture (a gap_linear one)")->capture_default_str();
-    c->add_option("--objective", o->objective, "Classifier objective: cam, puzzle, mixup, subcategory")
-        ->capture_default_str();
+    add_choice_option(c, "--objective", o->objective, objective_choices(), "Classifier objective");
     c->add_option("--epochs", o->epochs, "Classifier epochs")->capture_default_str();
     c->add_option("--batch", o->batch, "Classifier batch")->capture_default_str();
     c->add_option("--lr", o->lr, "Classifier peak learning rate")->capture_default_str();

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 namespace sightline::cli {
 
@@ -28,6 +31,34 @@ int max_threads();
 // thread_count() rule on each option whose name ends in "threads". One place, so a new
 // option gets the rules without anyone remembering them.
 void add_common_checks(CLI::App& app);
+
+// An option whose values are the names of an enum's table (train.hpp's *_choices()), bound to
+// the enum: "--optimizer: 'adam' is not one of sgd, adamw" for anything else.
+template <typename Enum>
+CLI::Option* add_choice_option(CLI::App* cmd, const std::string& name, Enum& value,
+                               const std::vector<std::pair<std::string, Enum>>& table, const std::string& help) {
+    std::string names, current;
+    for (const auto& [choice, v] : table) {
+        names += (names.empty() ? "" : ", ") + choice;
+        if (v == value) current = choice;
+    }
+    CLI::Option* option = cmd->add_option_function<std::string>(
+        name,
+        [&value, &table](const std::string& text) {
+            for (const auto& [choice, v] : table)
+                if (choice == text) value = v;
+        },
+        help + " (" + names + ")");
+    option->check(CLI::Validator(
+        [&table, names](std::string& text) -> std::string {
+            for (const auto& entry : table)
+                if (entry.first == text) return {};
+            return fmt::format("'{}' is not one of {}", text, names);
+        },
+        ""));
+    option->default_str(current);
+    return option;
+}
 
 // The text of a parse error as one line (CLI11 messages may span lines).
 std::string one_line(std::string message);

@@ -121,7 +121,13 @@ int main(int argc, char** argv) {
             o.output_stride = 8;
             at::set_num_threads(1);  // a shared, loaded machine: one thread wastes less on barriers
             o.workers = 1;
-            o.objective = objective;
+            bool known = false;
+            for (const auto& [name, value] : objective_choices())
+                if (name == objective) o.objective = value, known = true;
+            if (!known) {
+                std::cerr << "unknown objective '" << objective << "' (cam, puzzle, mixup, subcategory)\n";
+                return 2;
+            }
             if (arg.find(':') != std::string::npos) o.subcategory_rounds = std::stoll(arg.substr(arg.find(':') + 1));
             if (!fs::exists(o.out / "model.pt")) {
                 o.resume = fs::exists(o.out / "checkpoint" / "checkpoint.pt");

@@ -76,3 +76,31 @@ TEST(InstanceTrain, TinyRunResumesExactlyAndFeedsInstance) {
     ASSERT_EQ(p.exit_code, 0) << p.err;
     EXPECT_TRUE(fs::exists(dir / "pred/results.json"));
 }
+
+TEST(InstanceTrain, InitStartsFromTorchvisionWeights) {
+    const fs::path root = test::scratch_dir("data");
+    SynthOptions s;
+    s.n = 2;
+    s.size = 64;
+    s.multi = true;
+    s.instances = true;
+    s.threads = 1;
+    generate_synth(root, s);
+    // torchvision's Mask R-CNN, ResNet-18, 4 classes (tools/make_maskrcnn_fixtures.py); the
+    // synthetic data has 7: the class-specific predictors start fresh, the rest from the file.
+    const fs::path weights = fs::path(SIGHTLINE_MASKRCNN_FIXTURES_DIR) / "state_dict.pth";
+    const fs::path out = test::scratch_dir("run") / "run";
+    const std::string flags = " --data " + root.string() +
+                              " --depth 18 --min-size 64 --max-size 64 --epochs 1 --batch 2 --val none --threads 2";
+    const auto r = test::run_sightline("train instance" + flags + " --init " + weights.string() + " --out " + out.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string said = " tensors from " + weights.string() +
+                             "; 6 class-specific tensors of another class count left as initialised\n";
+    EXPECT_EQ(r.out.rfind("init: ", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find(said), std::string::npos) << r.out;
+    const auto missing = test::run_sightline("train instance" + flags + " --init " + (root / "none.pth").string() +
+                                             " --out " + (out.parent_path() / "other").string());
+    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_EQ(missing.err, "sightline: error: " + (root / "none.pth").string() + ": no such weights file (--init)\n");
+    EXPECT_FALSE(fs::exists(out.parent_path() / "other"));
+}

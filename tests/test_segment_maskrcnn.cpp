@@ -212,3 +212,79 @@ TEST(MaskRCNN, PastedMaskFillsItsExpandedBoxOnly) {
     // and the ones, bilinearly 0.75 * 0.75.
     EXPECT_NEAR(m[9][9].item<float>(), 0.5625f, 1e-6f);
 }
+
+// --init: torchvision's Mask R-CNN weights for another class count keep everything but the
+// class-specific predictors; a ResNet classifier's weights become the backbone's body.
+TEST(MaskRCNNInit, TorchvisionWeightsOfAnotherClassCountSkipOnlyThePredictors) {
+    const std::string file = (kFixtures / "state_dict.pth").string();
+    const std::map<std::string, torch::Tensor> weights = read_tensor_dict(file);
+    MaskRCNNConfig config = fixture_config();
+    config.num_classes = 7;  // the file's model has 4
+    torch::manual_seed(3);
+    MaskRCNN model(config);
+    const InitReport report = init_from_state_dict(*model, file);
+    const std::vector<std::string> predictors = {
+        "roi_heads.box_predictor.bbox_pred.bias",          "roi_heads.box_predictor.bbox_pred.weight",
+        "roi_heads.box_predictor.cls_score.bias",          "roi_heads.box_predictor.cls_score.weight",
+        "roi_heads.mask_predictor.mask_fcn_logits.bias",   "roi_heads.mask_predictor.mask_fcn_logits.weight"};
+    EXPECT_FALSE(report.backbone_only);
+    EXPECT_EQ(report.skipped, predictors);
+    const auto state = model->named_state();
+    EXPECT_EQ(report.loaded, state.size() - predictors.size());
+    for (const auto& [name, t] : state) {
+        const bool skipped = std::find(predictors.begin(), predictors.end(), name) != predictors.end();
+        if (!skipped) {
+            EXPECT_TRUE(torch::equal(t, weights.at(name))) << name;
+        }
+    }
+    EXPECT_EQ(state.at("roi_heads.box_predictor.cls_score.weight").size(0), 7);
+    // The same class count: everything is taken.
+    MaskRCNN same(fixture_config());
+    const InitReport all = init_from_state_dict(*same, file);
+    EXPECT_TRUE(all.skipped.empty());
+    EXPECT_EQ(all.loaded, state.size());
+}
+
+TEST(MaskRCNNInit, AResNetClassifiersWeightsBecomeTheBackboneBody) {
+    // torchvision.models.resnet18().state_dict()'s layout: the body's names without the
+    // detector's prefix, plus fc and BatchNorm's counters.
+    const std::map<std::string, torch::Tensor> detector = read_tensor_dict((kFixtures / "state_dict.pth").string());
+    std::map<std::string, torch::Tensor> classifier;
+    const std::string prefix = "backbone.body.";
+    for (const auto& [name, t] : detector)
+        if (name.rfind(prefix, 0) == 0) classifier[name.substr(prefix.size())] = t;
+    classifier["fc.weight"] = torch::zeros({1000, 512});
+    classifier["fc.bias"] = torch::zeros({1000});
+    classifier["bn1.num_batches_tracked"] = torch::tensor(int64_t{10});
+    const fs::path dir = test::scratch_dir("init");
+    write_tensor_dict(classifier, (dir / "resnet18.pth").string());
+    torch::manual_seed(3);
+    MaskRCNN model(fixture_config());
+    torch::manual_seed(3);
+    MaskRCNN fresh(fixture_config());
+    const InitReport report = init_from_state_dict(*model, (dir / "resnet18.pth").string());
+    EXPECT_TRUE(report.backbone_only);
+    EXPECT_TRUE(report.skipped.empty());
+    std::size_t body = 0;
+    const auto state = model->named_state(), initial = fresh->named_state();
+    for (const auto& [name, t] : state) {
+        if (name.rfind(prefix, 0) == 0) {
+            ++body;
+            EXPECT_TRUE(torch::equal(t, detector.at(name))) << name;
+        } else {
+            EXPECT_TRUE(torch::equal(t, initial.at(name))) << name << " changed";  // FPN, RPN, heads
+        }
+    }
+    EXPECT_EQ(report.loaded, body);
+    EXPECT_GT(body, 50u);
+    // Another network's weights are refused with what does not fit, and change nothing.
+    classifier["layer9.weight"] = torch::zeros({3});
+    classifier["conv1.weight"] = torch::zeros({64, 3, 3, 3});
+    write_tensor_dict(classifier, (dir / "other.pth").string());
+    const std::string message = test::message_of([&] { init_from_state_dict(*fresh, (dir / "other.pth").string()); });
+    EXPECT_EQ(message, (dir / "other.pth").string() +
+                           ": neither a Mask R-CNN state_dict nor a ResNet-18 classifier's for this model: 1 unexpected "
+                           "(layer9.weight); 1 mismatched (backbone.body.conv1.weight [64,3,3,3] in the file, "
+                           "[64,3,7,7] in the model)");
+    EXPECT_TRUE(torch::equal(fresh->named_state().at("backbone.body.conv1.weight"), initial.at("backbone.body.conv1.weight")));
+}

@@ -164,10 +164,10 @@ TEST(TrainRun, StopWithinAnEpochThenResumeEndsBitIdenticalWithAdamWAndMixup) {
     ToyDataset train(16, 16, /*multi=*/true);
     fs::path whole = test::scratch_dir("whole"), parts = test::scratch_dir("parts");
     TrainOptions o = tiny_run(whole);
-    o.optimizer = "adamw";
+    o.optimizer = OptimizerKind::kAdamW;
     o.lr = 0.003;
     o.mixup = 0.4;
-    o.schedule = "poly";
+    o.schedule = ScheduleKind::kPoly;
     o.warmup_epochs = 1;
     o.arch = "resnet_mlp";
     train_classifier(train, {}, o);

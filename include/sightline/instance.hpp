@@ -102,6 +102,7 @@ struct InstanceTrainOptions {
     fs::path data;                 // --data: VOC folder with SegmentationObject/ (or a COCO .json)
     fs::path val_data;             // --val-data: a COCO .json for validation (default: --data's val split)
     fs::path out;                  // --out: RUN folder
+    fs::path init;                 // --init: start from a torchvision state_dict (init_from_state_dict)
     int64_t depth = 50;
     int64_t min_size = 800, max_size = 1333;
     int64_t epochs = 26;
@@ -139,8 +140,10 @@ struct InstanceTrainResult {
 // best.json (best val mask AP), RUN/metrics.jsonl and RUN/checkpoint/checkpoint.pt after every
 // epoch (exact resume with options.resume: same options required). Bad options, data or an
 // existing run without --resume: Error before anything is written.
+// on_message: one line when --init loaded weights (what it took and skipped).
 InstanceTrainResult train_instance(const InstanceTrainOptions& options,
-                                   const std::function<void(const InstanceEpochMetrics&)>& on_epoch = {});
+                                   const std::function<void(const InstanceEpochMetrics&)>& on_epoch = {},
+                                   const std::function<void(const std::string&)>& on_message = {});
 
 // torchvision's learning rate at `step` (0-based) of `epoch` (0-based).
 double instance_learning_rate(const InstanceTrainOptions& options, int64_t epoch, int64_t step, int64_t steps_per_epoch);

@@ -111,6 +111,20 @@ void write_tensor_dict(const std::map<std::string, torch::Tensor>& tensors, cons
 // "...num_batches_tracked" entries are ignored (torchvision's FrozenBatchNorm2d drops them too).
 void load_state_dict(MaskRCNNImpl& model, const std::string& path);
 
+// What init_from_state_dict took from its file.
+struct InitReport {
+    bool backbone_only = false;          // the file was a ResNet classifier's state_dict
+    std::size_t loaded = 0;              // tensors copied into the model
+    std::vector<std::string> skipped;    // class-specific layers of another class count, left as initialised
+};
+
+// Starts a model from weights for fine-tuning: a torchvision Mask R-CNN state_dict of the same
+// depth (the box and mask predictors are skipped when its class count differs), or a torchvision
+// ResNet classifier's state_dict (torchvision.models.resnetNN().state_dict()), taken as the
+// backbone's body (its fc dropped; FPN, RPN and heads keep their initialisation). Error naming
+// the file and every missing, unexpected or mismatched entry otherwise; the model is unchanged then.
+InitReport init_from_state_dict(MaskRCNNImpl& model, const std::string& path);
+
 // Saves the model's state_dict so that torchvision's load_state_dict(strict=True) accepts it.
 void save_state_dict(const MaskRCNNImpl& model, const std::string& path);
 

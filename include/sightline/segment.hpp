@@ -28,6 +28,7 @@
 #include "sightline/crf.hpp"
 #include "sightline/data.hpp"
 #include "sightline/evaluate.hpp"
+#include "sightline/train.hpp"  // OptimizerKind, ScheduleKind
 
 namespace sightline {
 
@@ -112,11 +113,11 @@ struct SegmentTrainOptions {
                                         //   side rounded down to the size multiple
     int64_t epochs = 10;
     int64_t batch = 8;
-    std::string optimizer = "adamw";    // "adamw" or "sgd" (momentum)
+    OptimizerKind optimizer = OptimizerKind::kAdamW;
     double lr = 0.0;                    // 0: 0.002 for adamw, 0.01 for sgd
     double momentum = 0.9;
     double weight_decay = -1.0;         // < 0: 1e-4
-    std::string schedule = "poly";      // "poly" (DeepLab) or "cosine"
+    ScheduleKind schedule = ScheduleKind::kPoly;  // the DeepLab schedule
     double warmup_epochs = 0.0;
     double dice = 0.0;                  // --dice: weight of the Dice loss (0 = CE only)
     std::vector<double> class_weights;  // --class-weights: K values

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/types.h>
@@ -107,10 +108,27 @@ double mean_average_precision(const torch::Tensor& scores, const torch::Tensor& 
 // a label are skipped. NaN when no row has a label.
 double top1_accuracy(const torch::Tensor& logits, const torch::Tensor& targets);
 
+// ---- choices: one enum and one table each (flag value <-> enum) ------------------------------
+
+enum class OptimizerKind { kSgd, kAdamW };
+enum class ScheduleKind { kCosine, kPoly };
+// The weakly supervised training objectives (wsss_objectives.hpp): the plain loss, Puzzle-CAM,
+// Mixup-CAM, Sub-category CAM.
+enum class WsssObjective { kCam, kPuzzle, kMixup, kSubcategory };
+
+// The flag values, in help order: "sgd", "adamw" | "cosine", "poly" | "cam", "puzzle",
+// "mixup", "subcategory". Run folders and model cards store these names.
+const std::vector<std::pair<std::string, OptimizerKind>>& optimizer_choices();
+const std::vector<std::pair<std::string, ScheduleKind>>& schedule_choices();
+const std::vector<std::pair<std::string, WsssObjective>>& objective_choices();
+std::string to_string(OptimizerKind kind);
+std::string to_string(ScheduleKind kind);
+std::string to_string(WsssObjective objective);
+
 // ---- schedule --------------------------------------------------------------------------------
 
 struct ScheduleOptions {
-    std::string kind = "cosine";  // "cosine" or "poly"
+    ScheduleKind kind = ScheduleKind::kCosine;
     double base_lr = 0.05;
     int64_t total_steps = 1;
     int64_t warmup_steps = 0;     // linear ramp from base_lr / warmup_steps up to base_lr
@@ -135,11 +153,11 @@ struct TrainOptions {
     int64_t hidden = 128;
     int64_t epochs = 10;
     int64_t batch = 32;
-    std::string optimizer = "sgd";     // "sgd" (momentum) or "adamw"
+    OptimizerKind optimizer = OptimizerKind::kSgd;  // SGD with momentum, or AdamW
     double lr = 0.0;                   // 0: 0.05 for sgd, 0.001 for adamw
     double momentum = 0.9;
     double weight_decay = -1.0;        // < 0: 5e-4 for sgd, 0.05 for adamw
-    std::string schedule = "cosine";   // "cosine" or "poly"
+    ScheduleKind schedule = ScheduleKind::kCosine;
     double warmup_epochs = 0.0;
     double label_smoothing = 0.0;
     double mixup = 0.0;                // Beta(a, a) parameter; 0 = off (1.0 under --objective mixup)
@@ -156,7 +174,7 @@ struct TrainOptions {
     int64_t stop_after_epoch = 0;      // debug: stop like a kill after this epoch (0 = never)
     // Weakly supervised segmentation objectives (wsss_objectives.hpp). All but "cam" use the
     // multi-label soft margin and need a gap_linear architecture (they work on class maps).
-    std::string objective = "cam";     // cam (plain loss), puzzle, mixup, subcategory
+    WsssObjective objective = WsssObjective::kCam;
     double puzzle_alpha = 4.0;         // weight of the reconstruction loss after the ramp
     double puzzle_ramp = 0.5;          // share of training over which the weight ramps from 0
     double mixup_entropy = 0.1;        // weight of the entropy of the mixed predictions

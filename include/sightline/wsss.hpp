@@ -28,6 +28,7 @@
 #include "sightline/core.hpp"
 #include "sightline/crf.hpp"
 #include "sightline/evaluate.hpp"
+#include "sightline/train.hpp"  // WsssObjective
 
 namespace sightline {
 
@@ -254,7 +255,7 @@ struct WsssRunOptions {
     std::string val_split = "val";    // empty or missing: no final evaluation
     // stage 1: the classifier (TrainOptions of train.hpp; multi-label)
     std::string arch = "resnet_gap";
-    std::string objective = "cam";    // --objective (part B's objectives when available)
+    WsssObjective objective = WsssObjective::kCam;  // --objective
     int64_t epochs = 30;
     int64_t batch = 32;
     double lr = 0.2;

@@ -17,9 +17,6 @@
 
 namespace sightline {
 
-// "cam", "puzzle", "mixup", "subcategory" (the --objective choices, in this order).
-const std::vector<std::string>& wsss_objective_names();
-
 // ---- Puzzle-CAM (Jo & Yu 2021) -----------------------------------------------------------------
 
 // Splits H and W in halves: [B,C,H,W] -> [4B,C,H/2,W/2], tile-major (all B top-left tiles,

@@ -28,7 +28,7 @@ void validate(const SegmentTrainOptions& o) {
     auto check = [](bool ok, const std::string& m) {
         if (!ok) throw UsageError(m);
     };
-    detail::check_optimisation_options(o.optimizer, o.schedule, o.epochs, o.batch, o.lr);
+    detail::check_optimisation_options(o.epochs, o.batch, o.lr);
     check(o.dice >= 0, fmt::format("--dice must be >= 0, got {}", o.dice));
     check(o.scale_min > 0 && o.scale_min <= o.scale_max,
           fmt::format("--scale needs 0 < MIN <= MAX, got {},{}", o.scale_min, o.scale_max));
@@ -181,7 +181,7 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
     LoaderOptions loader_options;
     SegmentModelCard card{o.arch, input_size, multiple, train.class_names(), loader_options.mean, loader_options.std};
     attach_segment_model_card(model, card);
-    const double lr = o.lr > 0 ? o.lr : (o.optimizer == "sgd" ? 0.01 : 0.002);
+    const double lr = o.lr > 0 ? o.lr : (o.optimizer == OptimizerKind::kSgd ? 0.01 : 0.002);
     const double weight_decay = o.weight_decay >= 0 ? o.weight_decay : 1e-4;
     std::unique_ptr<torch::optim::Optimizer> optimizer =
         detail::make_optimizer(o.optimizer, o.momentum, model, lr, weight_decay);

@@ -18,34 +18,29 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-void check_optimisation_options(const std::string& optimizer, const std::string& schedule, int64_t epochs,
-                                int64_t batch, double lr) {
+void check_optimisation_options(int64_t epochs, int64_t batch, double lr) {
     auto check = [](bool ok, const std::string& message) {
         if (!ok) throw UsageError(message);
     };
-    check(optimizer == "sgd" || optimizer == "adamw",
-          fmt::format("unknown optimizer '{}' (choices: sgd, adamw)", optimizer));
-    check(schedule == "cosine" || schedule == "poly",
-          fmt::format("unknown schedule '{}' (choices: cosine, poly)", schedule));
     check(epochs >= 1, fmt::format("--epochs must be >= 1, got {}", epochs));
     check(batch >= 2, fmt::format("--batch must be >= 2 (BatchNorm needs two images), got {}", batch));
     check(lr >= 0, fmt::format("--lr must be >= 0, got {}", lr));
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& kind, double momentum,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind, double momentum,
                                                         torch::jit::Module& model, double lr, double weight_decay,
                                                         const std::vector<torch::Tensor>& extra) {
     std::vector<torch::Tensor> params;
     for (const auto& p : model.parameters(true)) params.push_back(p);
     params.insert(params.end(), extra.begin(), extra.end());
-    if (kind == "sgd")
+    if (kind == OptimizerKind::kSgd)
         return std::make_unique<torch::optim::SGD>(
             params, torch::optim::SGDOptions(lr).momentum(momentum).weight_decay(weight_decay));
     // Loshchilov & Hutter 2019: decoupled weight decay.
     return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
 }
 
-ScheduleOptions make_schedule(const std::string& kind, double base_lr, int64_t steps, int64_t epochs,
+ScheduleOptions make_schedule(ScheduleKind kind, double base_lr, int64_t steps, int64_t epochs,
                               double warmup_epochs) {
     ScheduleOptions schedule;
     schedule.kind = kind;

@@ -17,17 +17,16 @@
 
 namespace sightline::detail {
 
-// --optimizer, --schedule, --epochs, --batch and --lr; throws UsageError naming the flag.
-void check_optimisation_options(const std::string& optimizer, const std::string& schedule, int64_t epochs,
-                                int64_t batch, double lr);
+// --epochs, --batch and --lr; throws UsageError naming the flag.
+void check_optimisation_options(int64_t epochs, int64_t batch, double lr);
 
 // SGD with momentum or AdamW over the model's parameters followed by `extra`.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& kind, double momentum,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind, double momentum,
                                                         torch::jit::Module& model, double lr, double weight_decay,
                                                         const std::vector<torch::Tensor>& extra = {});
 
 // A schedule over `epochs` epochs of `steps` steps with `warmup_epochs` (rounded to steps) of warm-up.
-ScheduleOptions make_schedule(const std::string& kind, double base_lr, int64_t steps, int64_t epochs,
+ScheduleOptions make_schedule(ScheduleKind kind, double base_lr, int64_t steps, int64_t epochs,
                               double warmup_epochs);
 
 // Training runs the plain interpreter for its scope: the profiling executor would swap graphs

@@ -7,11 +7,6 @@
 
 namespace sightline {
 
-const std::vector<std::string>& wsss_objective_names() {
-    static const std::vector<std::string> names = {"cam", "puzzle", "mixup", "subcategory"};
-    return names;
-}
-
 torch::Tensor puzzle_tile(const torch::Tensor& x) {
     TORCH_CHECK(x.dim() == 4 && x.size(2) % 2 == 0 && x.size(3) % 2 == 0,
                 "puzzle_tile: expected [B,C,H,W] with even H and W, got ", x.sizes());

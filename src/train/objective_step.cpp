@@ -47,14 +47,14 @@ StepOutput ObjectiveStep::step(torch::jit::Module& model, const Batch& batch, in
     auto loss_of = [&](const torch::Tensor& logits, const torch::Tensor& targets) {
         return classification_loss(objective_, logits, targets, o_.label_smoothing);
     };
-    if (o_.objective == "cam" || (o_.objective == "subcategory" && !sub_weight_.defined())) {
+    if (o_.objective == WsssObjective::kCam || (o_.objective == WsssObjective::kSubcategory && !sub_weight_.defined())) {
         torch::Tensor logits = model.forward({x}).toTensor();
         return {loss_of(logits, y), logits};
     }
     torch::jit::Method features = model.get_method("features"), head = model.get_method("head");
     torch::Tensor a = features({x}).toTensor();
     torch::Tensor logits = head({a}).toTensor();
-    if (o_.objective == "puzzle") {
+    if (o_.objective == WsssObjective::kPuzzle) {
         // Jo & Yu 2021 (`cl_pcl_re`): L_cls + L_p-cls + alpha_t L_re, both passes in one graph.
         torch::Tensor merged = puzzle_merge(features({puzzle_tile(x)}).toTensor());
         if (merged.sizes() != a.sizes())
@@ -67,7 +67,7 @@ StepOutput ObjectiveStep::step(torch::jit::Module& model, const Batch& batch, in
         torch::Tensor re = puzzle_reconstruction_loss(class_maps(a, w), class_maps(merged, w), y);
         return {loss_of(logits, y) + loss_of(merged_logits, y) + alpha * re, logits};
     }
-    if (o_.objective == "mixup") {
+    if (o_.objective == WsssObjective::kMixup) {
         // The loader mixed images and targets; add the two uncertainty terms on the mixed batch.
         torch::Tensor loss = loss_of(logits, y);
         if (o_.mixup_entropy > 0) loss = loss + o_.mixup_entropy * sigmoid_entropy(logits);

@@ -44,11 +44,11 @@ nlohmann::json shared_run_options(const Options& o, int64_t input_size) {
     j["input-size"] = input_size;
     j["epochs"] = o.epochs;
     j["batch"] = o.batch;
-    j["optimizer"] = o.optimizer;
+    j["optimizer"] = to_string(o.optimizer);
     j["lr"] = o.lr;
     j["momentum"] = o.momentum;
     j["weight-decay"] = o.weight_decay;
-    j["schedule"] = o.schedule;
+    j["schedule"] = to_string(o.schedule);
     j["warmup-epochs"] = o.warmup_epochs;
     j["flip"] = o.flip;
     j["jitter"] = o.jitter;

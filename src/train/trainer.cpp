@@ -38,11 +38,11 @@ json run_options(const TrainOptions& o, int64_t input_size, Objective objective)
     j["crop"] = o.crop;
     j["shuffle-labels"] = o.shuffle_labels;
     // Only the WSSS objectives add keys, so checkpoints made before they existed still resume.
-    if (o.objective != "cam") j["objective"] = o.objective;
-    if (o.objective == "puzzle") j["puzzle-alpha"] = o.puzzle_alpha, j["puzzle-ramp"] = o.puzzle_ramp;
-    if (o.objective == "mixup")
+    if (o.objective != WsssObjective::kCam) j["objective"] = to_string(o.objective);
+    if (o.objective == WsssObjective::kPuzzle) j["puzzle-alpha"] = o.puzzle_alpha, j["puzzle-ramp"] = o.puzzle_ramp;
+    if (o.objective == WsssObjective::kMixup)
         j["mixup-entropy"] = o.mixup_entropy, j["mixup-concentration"] = o.mixup_concentration;
-    if (o.objective == "subcategory") {
+    if (o.objective == WsssObjective::kSubcategory) {
         j["subcategory-k"] = o.subcategory_k;
         j["subcategory-lambda"] = o.subcategory_lambda;
         j["subcategory-rounds"] = o.subcategory_rounds;
@@ -67,23 +67,20 @@ void validate(const TrainOptions& o) {
     auto check = [](bool ok, const std::string& message) {
         if (!ok) throw UsageError(message);
     };
-    detail::check_optimisation_options(o.optimizer, o.schedule, o.epochs, o.batch, o.lr);
+    detail::check_optimisation_options(o.epochs, o.batch, o.lr);
     check(o.label_smoothing >= 0 && o.label_smoothing < 1,
           fmt::format("--label-smoothing must be in [0, 1), got {}", o.label_smoothing));
     check(o.mixup >= 0, fmt::format("--mixup must be >= 0, got {}", o.mixup));
     check(o.warmup_epochs >= 0, fmt::format("--warmup-epochs must be >= 0, got {}", o.warmup_epochs));
     check(o.input_size >= 0, fmt::format("--input-size must be >= 0, got {}", o.input_size));
-    const auto& names = wsss_objective_names();
-    check(std::find(names.begin(), names.end(), o.objective) != names.end(),
-          fmt::format("unknown objective '{}' (choices: {})", o.objective, fmt::join(names, ", ")));
-    if (o.objective != "cam") {
+    if (o.objective != WsssObjective::kCam) {
         const HeadDesign head = find_architecture(o.arch).head;
         check(head == HeadDesign::kGapLinear,
               fmt::format("--objective {} needs class maps, i.e. a gap_linear architecture; --arch {} has a {} head",
-                          o.objective, o.arch, head_design_name(head)));
+                          to_string(o.objective), o.arch, head_design_name(head)));
     }
-    check(o.mixup == 0 || o.objective == "cam" || o.objective == "mixup",
-          fmt::format("--mixup works with --objective cam or mixup, not {}", o.objective));
+    check(o.mixup == 0 || o.objective == WsssObjective::kCam || o.objective == WsssObjective::kMixup,
+          fmt::format("--mixup works with --objective cam or mixup, not {}", to_string(o.objective)));
     check(o.puzzle_alpha >= 0, fmt::format("--puzzle-alpha must be >= 0, got {}", o.puzzle_alpha));
     check(o.puzzle_ramp >= 0 && o.puzzle_ramp <= 1, fmt::format("--puzzle-ramp must be in [0, 1], got {}", o.puzzle_ramp));
     check(o.mixup_entropy >= 0, fmt::format("--mixup-entropy must be >= 0, got {}", o.mixup_entropy));
@@ -211,9 +208,9 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     std::vector<std::vector<int>> labels = scan_labels(train, o.workers);
     bool single = std::all_of(labels.begin(), labels.end(), [](const auto& l) { return l.size() == 1; });
     const Objective objective =
-        (o.multilabel || !single || o.objective != "cam") ? Objective::kMultiLabel : Objective::kSingleLabel;
+        (o.multilabel || !single || o.objective != WsssObjective::kCam) ? Objective::kMultiLabel : Objective::kSingleLabel;
     const int64_t input_size = o.input_size > 0 ? o.input_size : train.get(0).image.rows;
-    if (o.objective == "puzzle" && input_size % (2 * o.output_stride) != 0)
+    if (o.objective == WsssObjective::kPuzzle && input_size % (2 * o.output_stride) != 0)
         throw UsageError(fmt::format("--objective puzzle needs an input side that is a multiple of 2 x the output "
                                      "stride ({}), got {}",
                                      2 * o.output_stride, input_size));
@@ -250,8 +247,8 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
                    loader_options.mean,
                    loader_options.std};
     attach_model_card(model, card);
-    const double lr = o.lr > 0 ? o.lr : (o.optimizer == "sgd" ? 0.05 : 1e-3);
-    const double weight_decay = o.weight_decay >= 0 ? o.weight_decay : (o.optimizer == "sgd" ? 5e-4 : 0.05);
+    const double lr = o.lr > 0 ? o.lr : (o.optimizer == OptimizerKind::kSgd ? 0.05 : 1e-3);
+    const double weight_decay = o.weight_decay >= 0 ? o.weight_decay : (o.optimizer == OptimizerKind::kSgd ? 5e-4 : 0.05);
     std::unique_ptr<torch::optim::Optimizer> optimizer =
         detail::make_optimizer(o.optimizer, o.momentum, model, lr, weight_decay);
 
@@ -261,7 +258,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     loader_options.augment_options.crop = o.crop;
     loader_options.augment_options.flip = o.flip;
     loader_options.augment_options.jitter = o.jitter;
-    loader_options.mixup_alpha = o.objective == "mixup" && o.mixup == 0 ? 1.0 : o.mixup;
+    loader_options.mixup_alpha = o.objective == WsssObjective::kMixup && o.mixup == 0 ? 1.0 : o.mixup;
     loader_options.workers = o.workers;
     loader_options.seed = o.seed;
     BatchLoader loader(train, loader_options, labels);
@@ -278,7 +275,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
 
     // The objective; SC-CAM trains rounds of --epochs epochs, each from a fresh model with new
     // sub-category labels from the previous round's model (round 0 is plain CAM training).
-    const int64_t total_epochs = o.objective == "subcategory" ? o.epochs * (o.subcategory_rounds + 1) : o.epochs;
+    const int64_t total_epochs = o.objective == WsssObjective::kSubcategory ? o.epochs * (o.subcategory_rounds + 1) : o.epochs;
     detail::ObjectiveStep objective_step(o, objective, steps * o.epochs);
     std::vector<std::vector<int>> sub_assignments;
     auto begin_subcategory_round = [&](std::vector<std::vector<int>> assignments) {
@@ -299,7 +296,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         const int64_t saved_epoch = meta.at("step_in_epoch").get<int64_t>() > 0
                                         ? meta.at("epochs_done").get<int64_t>()
                                         : meta.at("epochs_done").get<int64_t>() - 1;
-        if (o.objective == "subcategory" && saved_epoch >= o.epochs) {
+        if (o.objective == WsssObjective::kSubcategory && saved_epoch >= o.epochs) {
             begin_subcategory_round(meta.at("subcategory_assignments").get<std::vector<std::vector<int>>>());
             torch::NoGradGuard no_grad;
             objective_step.subcategory_weight().copy_(detail::read_checkpoint_extra(checkpoint, "subcategory_weight"));
@@ -341,7 +338,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     model.train();
     for (; progress.epoch < total_epochs; ++progress.epoch) {
         const int64_t epoch = progress.epoch;
-        if (o.objective == "subcategory" && progress.step_in_epoch == 0 && epoch > 0 && epoch % o.epochs == 0) {
+        if (o.objective == WsssObjective::kSubcategory && progress.step_in_epoch == 0 && epoch > 0 && epoch % o.epochs == 0) {
             // SC-CAM round: k-means per class on the GAP features of the previous round's model.
             BatchLoader in_order(train, eval_options, labels);
             KMeansOptions clustering;

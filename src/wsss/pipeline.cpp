@@ -98,7 +98,7 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
             };
         TrainResult r = train_classifier(t, callbacks);
         if (r.interrupted) throw Error(fmt::format("{}: classifier training stopped early", classifier.string()));
-        return fmt::format("{} epochs ({}, objective {})", o.epochs, o.arch, o.objective);
+        return fmt::format("{} epochs ({}, objective {})", o.epochs, o.arch, to_string(o.objective));
     }, [&] { return std::string("model.pt exists"); });
 
     // 2. CAMs of the training split (multi-scale + flip), one file per image.
@@ -189,7 +189,7 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     summary["data"] = o.data.string();
     summary["train_split"] = o.train_split;
     summary["val_split"] = has_val ? json(o.val_split) : json(nullptr);
-    summary["objective"] = o.objective;
+    summary["objective"] = to_string(o.objective);
     summary["best_threshold"] = result.best_threshold;
     summary["seeds_miou"] = number(result.seeds_miou);
     summary["pseudo_miou"] = number(result.pseudo_miou);

@@ -21,12 +21,14 @@ namespace {
 using RunJson = nlohmann::json;
 
 RunJson options_json(const InstanceTrainOptions& o) {
-    return RunJson{{"data", o.data.string()},   {"val-data", o.val_data.string()}, {"depth", o.depth},
+    RunJson j{{"data", o.data.string()},   {"val-data", o.val_data.string()}, {"depth", o.depth},
                 {"min-size", o.min_size},    {"max-size", o.max_size},          {"epochs", o.epochs},
                 {"batch", o.batch},          {"lr", o.lr},                      {"momentum", o.momentum},
                 {"weight-decay", o.weight_decay}, {"lr-steps", o.lr_steps},     {"lr-gamma", o.lr_gamma},
                 {"warmup-iters", o.warmup_iters}, {"warmup-factor", o.warmup_factor}, {"flip", o.flip},
                 {"train-split", o.train_split}, {"val", o.val_split},           {"seed", o.seed}};
+    if (!o.init.empty()) j["init"] = o.init.string();  // only then: older checkpoints still resume
+    return j;
 }
 
 void validate(const InstanceTrainOptions& o) {
@@ -35,6 +37,8 @@ void validate(const InstanceTrainOptions& o) {
     };
     need(!o.data.empty(), "--data is required");
     need(!o.out.empty(), "--out is required");
+    if (!o.init.empty() && !fs::is_regular_file(o.init))
+        throw Error(fmt::format("{}: no such weights file (--init)", o.init.string()));
     need(o.epochs >= 1, fmt::format("--epochs must be >= 1, got {}", o.epochs));
     need(o.batch >= 1, fmt::format("--batch must be >= 1, got {}", o.batch));
     need(o.lr > 0 && o.momentum >= 0 && o.weight_decay >= 0, "--lr must be > 0, --momentum and --weight-decay >= 0");
@@ -137,7 +141,8 @@ double instance_learning_rate(const InstanceTrainOptions& o, int64_t epoch, int6
 }
 
 InstanceTrainResult train_instance(const InstanceTrainOptions& o,
-                                   const std::function<void(const InstanceEpochMetrics&)>& on_epoch) {
+                                   const std::function<void(const InstanceEpochMetrics&)>& on_epoch,
+                                   const std::function<void(const std::string&)>& on_message) {
     validate(o);
     const auto train = open_instance_dataset(o.data, o.train_split);
     std::unique_ptr<InstanceDataset> val;
@@ -178,6 +183,16 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
     detail::KeepGlobalRandomState caller_random_state;
     torch::manual_seed(o.seed);  // torchvision's initialisation and sampling draw from the global generator
     MaskRCNN model(card.config);
+    if (!o.init.empty() && !o.resume) {
+        const InitReport init = init_from_state_dict(*model, o.init.string());
+        if (on_message)
+            on_message(fmt::format("init: {} tensors from {}{}{}", init.loaded, o.init.string(),
+                                   init.backbone_only ? " (a ResNet classifier: the backbone's body)" : "",
+                                   init.skipped.empty() ? ""
+                                                        : fmt::format("; {} class-specific tensors of another class "
+                                                                      "count left as initialised",
+                                                                      init.skipped.size())));
+    }
     std::vector<torch::Tensor> params;
     for (const auto& p : model->parameters())
         if (p.requires_grad()) params.push_back(p);

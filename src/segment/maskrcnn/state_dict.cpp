@@ -2,6 +2,7 @@
 // OrderedDict of model.state_dict() into None (and has no SETITEM opcode), so this file reads the
 // pickle itself: the few opcodes torch.save emits for a dict of tensors, storages from the zip
 // records. Writing: torch::pickle_save of a plain dict, which torch.load reads.
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -362,5 +363,68 @@ void load_state_dict(MaskRCNNImpl& model, const std::string& path) {
 }
 
 void save_state_dict(const MaskRCNNImpl& model, const std::string& path) { write_tensor_dict(model.named_state(), path); }
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& end) {
+    return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+}
+
+bool starts_with(const std::string& s, const std::string& start) { return s.rfind(start, 0) == 0; }
+
+// The class-specific layers: their shapes follow the class count, so they are left at their
+// initialisation when the file was trained on another number of classes.
+bool class_specific(const std::string& name) {
+    return starts_with(name, "roi_heads.box_predictor.") || starts_with(name, "roi_heads.mask_predictor.mask_fcn_logits.");
+}
+
+}  // namespace
+
+InitReport init_from_state_dict(MaskRCNNImpl& model, const std::string& path) {
+    const std::map<std::string, torch::Tensor> file = read_tensor_dict(path);
+    const std::map<std::string, torch::Tensor> own = model.named_state();
+    InitReport report;
+    // A classifier's state_dict (torchvision.models.resnetNN) is the backbone's body; its fc and
+    // BatchNorm counters have no place in the detector.
+    report.backbone_only = !file.count("backbone.body.conv1.weight") && file.count("conv1.weight") != 0;
+    std::map<std::string, torch::Tensor> mapped;
+    std::vector<std::string> unexpected, missing, mismatched;
+    for (const auto& [name, t] : file) {
+        if (ends_with(name, ".num_batches_tracked")) continue;
+        if (report.backbone_only && starts_with(name, "fc.")) continue;
+        const std::string target = report.backbone_only ? "backbone.body." + name : name;
+        if (!own.count(target)) unexpected.push_back(name);
+        else mapped[target] = t;
+    }
+    for (const auto& [name, t] : own) {
+        if (report.backbone_only && !starts_with(name, "backbone.body.")) continue;  // FPN, RPN, heads: fresh
+        const auto it = mapped.find(name);
+        if (it == mapped.end()) {
+            missing.push_back(name);
+        } else if (!it->second.sizes().equals(t.sizes())) {
+            if (class_specific(name)) report.skipped.push_back(name);
+            else mismatched.push_back(fmt::format("{} {} in the file, {} in the model", name, shape_text(it->second), shape_text(t)));
+        } else if (!it->second.is_floating_point()) {
+            mismatched.push_back(fmt::format("{} has dtype {} in the file", name, c10::toString(it->second.scalar_type())));
+        }
+    }
+    if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
+        std::vector<std::string> parts;
+        if (!missing.empty()) parts.push_back(fmt::format("{} missing ({})", missing.size(), listed(missing)));
+        if (!unexpected.empty()) parts.push_back(fmt::format("{} unexpected ({})", unexpected.size(), listed(unexpected)));
+        if (!mismatched.empty()) parts.push_back(fmt::format("{} mismatched ({})", mismatched.size(), listed(mismatched)));
+        throw Error(fmt::format("{}: neither a Mask R-CNN state_dict nor a ResNet-{} classifier's for this model: {}",
+                                path, model.config().depth, fmt::join(parts, "; ")));
+    }
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, t] : own) {
+        const auto it = mapped.find(name);
+        if (it == mapped.end() || std::find(report.skipped.begin(), report.skipped.end(), name) != report.skipped.end())
+            continue;
+        t.copy_(it->second);
+        ++report.loaded;
+    }
+    return report;
+}
 
 }  // namespace sightline
