@@ -18,7 +18,8 @@ namespace {
 struct AuditFlags {
     AuditOptions options;
     fs::path out;
-    std::string splits, thresholds;
+    std::string splits;
+    std::vector<double> thresholds;
     ModelInputFlags input;
 };
 
@@ -29,18 +30,7 @@ void run(AuditFlags& f) {
     o.size = input.size;
     o.mean = input.mean;
     o.std = input.std;
-    if (!f.thresholds.empty()) {
-        o.thresholds.fixed.clear();
-        for (const std::string& t : split_list(f.thresholds)) {
-            try {
-                std::size_t used = 0;
-                o.thresholds.fixed.push_back(std::stod(t, &used));
-                if (used != t.size()) throw std::invalid_argument(t);
-            } catch (const std::exception&) {
-                throw UsageError(fmt::format("--thresholds: '{}' is not a number", t));
-            }
-        }
-    }
+    if (!f.thresholds.empty()) o.thresholds.fixed = f.thresholds;
     o.resume_dir = f.out / ".sightline" / "audit";
     std::unique_ptr<ProgressBar> bar;  // silent unless stderr is a terminal
     std::size_t shown = 0;
@@ -83,7 +73,8 @@ void add_audit_command(CLI::App& app) {
     cmd->add_flag("--rank-methods", o.rank_methods,
                   "refused: IoU with object masks measures the model, not the explanation method");
     cmd->add_option("--out", flags->out, "output folder: audit.json, audit.csv, audit_records.csv")->required();
-    cmd->add_option("--thresholds", flags->thresholds, "IoU thresholds as fractions of the map's maximum (default 0.3,0.5)");
+    add_number_list(cmd, "--thresholds", flags->thresholds, 0,
+                    "IoU thresholds as fractions of the map's maximum (default 0.3,0.5)");
     cmd->add_option("--pointing-tolerance", o.thresholds.pointing_tolerance,
                     "pointing game: pixels between the map's maximum and the object")
         ->capture_default_str();

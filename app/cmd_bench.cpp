@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "validators.hpp"
 #include "sightline/explain.hpp"
 
 namespace sightline::cli {
@@ -21,7 +22,7 @@ struct BenchFlags {
     std::vector<fs::path> models;
     std::string layer;  // empty: layer4 where the model has one (ResNets), else features
     std::string methods = "gradcam,hirescam,gradcam++,xgradcam,layercam,gradcamelementwise,eigencam";
-    std::string batches = "1,8";
+    std::vector<int64_t> batches = {1, 8};
     int size = 224;
     int repeat = 9;
     int threads = 2;
@@ -64,8 +65,7 @@ void bench_model(const BenchFlags& f, const fs::path& path) {
     model.set_layer(layer, probe);
     std::vector<std::string> methods = split_list(f.methods);
     for (const auto& m : methods) find_method(m);
-    for (const auto& b_text : split_list(f.batches)) {
-        int64_t batch = std::stoll(b_text);
+    for (const int64_t batch : f.batches) {
         torch::Tensor x = torch::randn({batch, 3, f.size, f.size});
         Explainer explainer(model);
         explainer.head_analysis(x.slice(0, 0, 1));
@@ -123,7 +123,7 @@ void add_bench_command(CLI::App& app) {
     cmd->add_option("--model", flags->models, "TorchScript classifiers (tools/make_bench_models.py makes ResNet-18/50, VGG-16, DenseNet-121, MobileNet-v2)");
     cmd->add_option("--layer", flags->layer, "target layer (default: layer4 where the model has one, else features)");
     cmd->add_option("--methods", flags->methods, "methods to time")->capture_default_str();
-    cmd->add_option("--batch", flags->batches, "batch sizes")->capture_default_str();
+    add_number_list(cmd, "--batch", flags->batches, 0, "batch sizes")->check(at_least(1))->capture_default_str();
     cmd->add_option("--size", flags->size, "input side")->capture_default_str();
     cmd->add_option("--repeat", flags->repeat, "timed repetitions (medians of paired forward/method runs)")->capture_default_str();
     cmd->add_option("--threads", flags->threads, "LibTorch threads")->capture_default_str();

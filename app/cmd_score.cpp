@@ -20,7 +20,8 @@ struct ScoreFlags {
     fs::path out;
     std::string methods = "gradcam,hirescam";
     ModelInputFlags input;
-    std::string output = "prob", percentiles;
+    std::string output = "prob";
+    std::vector<double> percentiles;
     bool no_road = false;
 };
 
@@ -31,16 +32,7 @@ void run(ScoreFlags& f) {
     if (f.output == "prob") o.output = ScoreOutput::kProbability;
     else if (f.output == "logit") o.output = ScoreOutput::kLogit;
     else throw UsageError(fmt::format("--score: '{}' is not prob or logit", f.output));
-    if (!f.percentiles.empty()) {
-        o.road_percentiles.clear();
-        for (const auto& p : split_list(f.percentiles)) {
-            try {
-                o.road_percentiles.push_back(std::stod(p));
-            } catch (const std::exception&) {
-                throw UsageError(fmt::format("--road-percentiles: '{}' is not a number", p));
-            }
-        }
-    }
+    if (!f.percentiles.empty()) o.road_percentiles = f.percentiles;
     const ModelInput input = apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
     if (!f.out.empty()) check_writable_dir(f.out);  // created with score.json: a failed run leaves nothing
 
@@ -79,7 +71,7 @@ void add_score_command(CLI::App& app) {
     cmd->add_option("--steps", o.steps, "deletion/insertion curve steps")->capture_default_str();
     cmd->add_option("--batch", o.batch, "perturbed inputs per forward pass")->capture_default_str();
     cmd->add_option("--score", f->output, "prob (softmax of the target) | logit")->capture_default_str();
-    cmd->add_option("--road-percentiles", f->percentiles, "ROAD percentiles (default 10,20,...,90)");
+    add_number_list(cmd, "--road-percentiles", f->percentiles, 0, "ROAD percentiles (default 10,20,...,90)");
     cmd->add_option("--noise", o.noise, "ROAD imputer noise (0 = deterministic)")->capture_default_str();
     cmd->add_option("--seed", o.seed, "seed of the ROAD noise")->capture_default_str();
     cmd->add_flag("--no-road", f->no_road, "skip ROAD (the slowest metric)");

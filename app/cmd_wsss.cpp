@@ -18,28 +18,6 @@ namespace sightline::cli {
 
 namespace {
 
-// "a,b[,c]" -> numbers; a usage error names the flag and what it expected.
-std::vector<double> parse_list(const std::string& flag, const std::string& text, std::size_t count,
-                               const char* expected) {
-    std::vector<double> values;
-    std::size_t start = 0;
-    while (true) {
-        std::size_t comma = text.find(',', start);
-        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        try {
-            std::size_t used = 0;
-            values.push_back(std::stod(item, &used));
-            if (used != item.size()) throw std::invalid_argument(item);
-        } catch (const std::exception&) {
-            throw UsageError(fmt::format("{}: expected {}, got '{}'", flag, expected, text));
-        }
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-    }
-    if (count && values.size() != count) throw UsageError(fmt::format("{}: expected {}, got '{}'", flag, expected, text));
-    return values;
-}
-
 // A progress bar made when the first report arrives (the total is known then).
 struct LazyBar {
     std::string label;
@@ -61,40 +39,41 @@ StageProgress bar(const std::string& label) {
 struct Flags {
     fs::path model, cams, data, out;
     std::string split = "train";
-    std::string scales = "1.0,0.5,1.5,2.0";
+    std::vector<double> scales = {1.0, 0.5, 1.5, 2.0};
     bool no_flip = false, via_explain = false;
     std::string bg = "thresh:0.15";
-    std::string confident;
+    std::vector<double> confident;
     // CRF
     bool no_crf = false;
     std::string unary = "labels";
     float confidence = 0.7f;
     double min_confidence = 0.0;
-    std::string gaussian = "3,3", bilateral = "80,13,10";
+    std::vector<double> gaussian = {3, 3}, bilateral = {80, 13, 10};
     int iterations = 10, crf_threads = 0;
     std::string thresholds = "0.05:0.80:0.05";
     int threads = 2;
-    std::string mean, std;
+    std::vector<float> mean, std;
 
     CamSource source() const {
         CamSource s{model, cams, {}};
-        s.options.scales = parse_list("--scales", scales, 0, "a comma list of scale factors");
+        s.options.scales = scales;
         for (double x : s.options.scales)
-            if (!(x > 0)) throw UsageError(fmt::format("--scales: every factor must be > 0, got '{}'", scales));
+            if (!(x > 0)) throw UsageError(fmt::format("--scales: every factor must be > 0, got {:g}", x));
         s.options.flip = !no_flip;
         s.options.use_explainer = via_explain;
-        if (!mean.empty()) s.options.mean = parse_triple(mean, "--mean");
-        if (!std.empty()) s.options.std = parse_triple(std, "--std");
+        if (!mean.empty()) s.options.mean = as_triple(mean);
+        if (!std.empty()) s.options.std = as_triple(std);
         return s;
     }
     SeedOptions seeds() const {
         SeedOptions o;
         o.background = BackgroundRule::parse(bg);
         if (!confident.empty()) {
-            std::vector<double> v = parse_list("--confident", confident, 2, "FG,BG");
-            o.confident_fg = v[0];
-            o.confident_bg = v[1];
-            if (o.confident_fg == 0.0) throw UsageError(fmt::format("--confident: expected FG,BG with 0 < BG < FG < 1, got {}", confident));
+            o.confident_fg = confident[0];
+            o.confident_bg = confident[1];
+            if (o.confident_fg == 0.0)
+                throw UsageError(fmt::format("--confident: expected FG,BG with 0 < BG < FG < 1, got {:g},{:g}",
+                                             confident[0], confident[1]));
         }
         validate(o);
         return o;
@@ -106,8 +85,8 @@ struct Flags {
         p.unary = unary;
         p.confidence = confidence;
         p.min_confidence = min_confidence;
-        std::vector<double> g = parse_list("--gaussian", gaussian, 2, "SXY,COMPAT");
-        std::vector<double> b = parse_list("--bilateral", bilateral, 3, "SXY,SRGB,COMPAT");
+        const std::vector<double>& g = gaussian;
+        const std::vector<double>& b = bilateral;
         DenseCrfOptions& c = p.crf_options;
         c.gaussian_sxy = float(g[0]);
         c.gaussian_compat = float(g[1]);
@@ -126,20 +105,20 @@ void add_source_flags(CLI::App* c, Flags& f) {
     c->add_option("--cams", f.cams, "Instead of --model: folder of CAM files <id>.npy (float32 C x H x W)");
     c->add_option("--data", f.data, "Dataset root (`sightline data ...`, VOC layout)")->required();
     c->add_option("--split", f.split, "Split")->capture_default_str();
-    c->add_option("--scales", f.scales, "CAM input scales, summed")->capture_default_str();
+    add_number_list(c, "--scales", f.scales, 0, "CAM input scales, summed")->capture_default_str();
     c->add_flag("--no-flip", f.no_flip, "No horizontally flipped pass");
     c->add_flag("--via-explain", f.via_explain, "Class maps from the explain engine even for built-in models");
     add_torch_threads_option(c, f.threads);
-    c->add_option("--mean", f.mean, "normalisation mean R,G,B (default: the model's stored one, else ImageNet)");
-    c->add_option("--std", f.std, "normalisation std R,G,B (default: the model's stored one, else ImageNet)");
+    add_number_list(c, "--mean", f.mean, 3, "normalisation mean R,G,B (default: the model's stored one, else ImageNet)");
+    add_number_list(c, "--std", f.std, 3, "normalisation std R,G,B (default: the model's stored one, else ImageNet)");
 }
 
 void add_seed_flags(CLI::App* c, Flags& f) {
     c->add_option("--bg", f.bg, "Background: thresh:T (constant) or power:ALPHA ((1 - max CAM)^ALPHA)")
         ->capture_default_str();
-    c->add_option("--confident", f.confident,
-                  "FG,BG thresholds: object where the FG seeds say so, background where the BG seeds do, 255 "
-                  "between (IRN 0.30,0.05); replaces --bg");
+    add_number_list(c, "--confident", f.confident, 2,
+                    "FG,BG thresholds: object where the FG seeds say so, background where the BG seeds do, 255 "
+                    "between (IRN 0.30,0.05); replaces --bg");
 }
 
 void add_crf_flags(CLI::App* c, Flags& f) {
@@ -150,8 +129,8 @@ void add_crf_flags(CLI::App* c, Flags& f) {
         ->capture_default_str();
     c->add_option("--min-confidence", f.min_confidence, "255 where the CRF's marginal is below this (0 = off)")
         ->capture_default_str();
-    c->add_option("--gaussian", f.gaussian, "CRF smoothness kernel: SXY,COMPAT")->capture_default_str();
-    c->add_option("--bilateral", f.bilateral, "CRF appearance kernel: SXY,SRGB,COMPAT")->capture_default_str();
+    add_number_list(c, "--gaussian", f.gaussian, 2, "CRF smoothness kernel: SXY,COMPAT")->capture_default_str();
+    add_number_list(c, "--bilateral", f.bilateral, 3, "CRF appearance kernel: SXY,SRGB,COMPAT")->capture_default_str();
     c->add_option("--iterations", f.iterations, "CRF mean-field iterations")->capture_default_str();
     c->add_option("--crf-threads", f.crf_threads, "CRF threads (0 = all cores)")->capture_default_str();
 }
@@ -251,10 +230,10 @@ void add_run(CLI::App& wsss) {
     c->add_option("--segment-epochs", o->segment_epochs, "Segmenter epochs")->capture_default_str();
     c->add_option("--seed", o->seed, "Seed")->capture_default_str();
     add_torch_threads_option(c, f->threads);
-    c->add_option("--scales", f->scales, "CAM input scales")->capture_default_str();
+    add_number_list(c, "--scales", f->scales, 0, "CAM input scales")->capture_default_str();
     c->add_flag("--no-flip", f->no_flip, "No flipped CAM pass");
     c->add_option("--thresholds", f->thresholds, "Swept background thresholds")->capture_default_str();
-    c->add_option("--confident", f->confident, "FG,BG: confident regions (255 between) instead of the swept threshold");
+    add_number_list(c, "--confident", f->confident, 2, "FG,BG: confident regions (255 between) instead of the swept threshold");
     add_crf_flags(c, *f);
     c->callback([f, o] {
         apply_torch_threads(f->threads);

@@ -14,7 +14,8 @@
 namespace sightline::cli {
 
 struct ModelInputFlags {
-    std::string size, mean, std;
+    std::string size;
+    std::vector<float> mean, std;
     int threads = 0;
 };
 

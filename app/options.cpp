@@ -24,21 +24,9 @@ std::pair<int, int> parse_size(const std::string& text, const std::string& optio
     return {h, w};
 }
 
-std::array<float, 3> parse_triple(const std::string& text, const std::string& option) {
-    std::vector<std::string> parts = split_list(text);
-    std::array<float, 3> out{};
-    if (parts.size() != 3)
-        throw UsageError(fmt::format("{} '{}': expected three comma-separated numbers", option, text));
-    for (int i = 0; i < 3; ++i) {
-        try {
-            std::size_t used = 0;
-            out[i] = std::stof(parts[i], &used);
-            if (used != parts[i].size() || !std::isfinite(out[i])) throw std::invalid_argument("not finite");
-        } catch (const std::exception&) {
-            throw UsageError(fmt::format("{} '{}': '{}' is not a number", option, text, parts[i]));
-        }
-    }
-    return out;
+std::array<float, 3> as_triple(const std::vector<float>& values) {
+    if (values.size() != 3) throw UsageError(fmt::format("expected three values, got {}", values.size()));
+    return {values[0], values[1], values[2]};
 }
 
 std::vector<std::string> split_list(const std::string& text) {

@@ -12,8 +12,18 @@ namespace sightline::cli {
 
 // "224x224" or "224" -> {height, width}; throws UsageError naming the option.
 std::pair<int, int> parse_size(const std::string& text, const std::string& option);
-// "0.5,0.5,0.5" -> three floats.
-std::array<float, 3> parse_triple(const std::string& text, const std::string& option);
+// A comma-separated list of numbers bound to `values` (CLI11 splits, counts and converts; the
+// common checks refuse text and non-finite values with the flag's name). count 0 = any number.
+template <typename T>
+CLI::Option* add_number_list(CLI::App* cmd, const std::string& name, std::vector<T>& values, std::size_t count,
+                             const std::string& help) {
+    CLI::Option* option = cmd->add_option(name, values, help)->delimiter(',');
+    if (count > 0) option->expected(static_cast<int>(count));
+    else option->expected(1, CLI::detail::expected_max_vector_size);
+    return option;
+}
+// The three values of a --mean / --std list (add_number_list with count 3).
+std::array<float, 3> as_triple(const std::vector<float>& values);
 std::vector<std::string> split_list(const std::string& text);
 
 // Adds --threads (LibTorch intra-op threads) bound to `threads`; the command applies it with

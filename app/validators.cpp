@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <regex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -51,8 +52,9 @@ CLI::Validator finite_number() {
     return CLI::Validator(
         [](std::string& text) -> std::string {
             double v = 0;
-            if (parse_number(text, v) && !std::isfinite(v)) return fmt::format("must be a finite number, got {}", text);
-            return {};  // anything else is left to the option's own conversion
+            if (!parse_number(text, v)) return fmt::format("'{}' is not a number", text);
+            if (!std::isfinite(v)) return fmt::format("must be a finite number, got {}", text);
+            return {};
         },
         "");
 }
@@ -158,6 +160,11 @@ void add_common_checks(CLI::App& app) {
 }
 
 std::string one_line(std::string message) {
+    // A list with too few values: CLI11 says "--mean: At least 3 required but received 2".
+    static const std::regex too_few(R"(^(\S+): At least (\d+) required but received (\d+)\s*$)");
+    std::smatch m;
+    if (std::regex_match(message, m, too_few))
+        return fmt::format("{}: expected {} comma-separated values, got {}", m[1].str(), m[2].str(), m[3].str());
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
     std::string out;
     for (char c : message) {

@@ -18,7 +18,7 @@ CLI::Validator at_least(double min);
 CLI::Validator between(double min, double max);
 // An integer written as one ("3.5" and "5x" refused; added to every integer option).
 CLI::Validator whole_number();
-// Refuses nan / inf (added to every floating-point option by add_common_checks).
+// Refuses text, nan and inf (added to every floating-point option, each value of a list too).
 CLI::Validator finite_number();
 // The one rule of every --threads / --*-threads option: 0 = all cores (passed on as the core
 // count), else 1 .. 4 x cores.
