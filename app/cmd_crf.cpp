@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "options.hpp"
 #include "sightline/core.hpp"
 #include "sightline/crf.hpp"
 #include "sightline/palette.hpp"
@@ -23,30 +24,8 @@ struct CrfCommand {
     fs::path image, probs, labels, out;  // --image, --probs, --labels, --out
     float confidence = 0.7f;              // --confidence (IRN / Puzzle-CAM gt_prob)
     int classes = 0;                      // --classes: labels of a --labels map (0: max + 1)
-    std::string gaussian = "3,3", bilateral = "80,13,10";
+    std::vector<float> gaussian = {3, 3}, bilateral = {80, 13, 10};
 };
-
-// "a,b[,c]" -> numbers; a usage error names the flag and what it expected.
-std::vector<float> parse_numbers(const std::string& flag, const std::string& text, std::size_t count,
-                                 const char* expected) {
-    std::vector<float> values;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        std::size_t comma = text.find(',', start);
-        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        try {
-            std::size_t used = 0;
-            values.push_back(std::stof(item, &used));
-            if (used != item.size()) throw std::invalid_argument(item);
-        } catch (const std::exception&) {
-            throw UsageError(fmt::format("{}: expected {}, got '{}'", flag, expected, text));
-        }
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-    }
-    if (values.size() != count) throw UsageError(fmt::format("{}: expected {}, got '{}'", flag, expected, text));
-    return values;
-}
 
 // One image and its soft maps (or label map).
 struct Job {
@@ -115,8 +94,8 @@ Unary load_job(const CrfCommand& cmd, const Job& job) {
 }
 
 void run(CrfCommand& cmd) {
-    std::vector<float> g = parse_numbers("--gaussian", cmd.gaussian, 2, "SXY,COMPAT");
-    std::vector<float> b = parse_numbers("--bilateral", cmd.bilateral, 3, "SXY,SRGB,COMPAT");
+    const std::vector<float>& g = cmd.gaussian;
+    const std::vector<float>& b = cmd.bilateral;
     DenseCrfOptions& o = cmd.options;
     o.gaussian_sxy = g[0];
     o.gaussian_compat = g[1];
@@ -176,9 +155,9 @@ void add_crf_command(CLI::App& app) {
         ->capture_default_str();
     sub->add_option("--classes", cmd->classes, "With --labels: number of labels K (default: largest label + 1)");
     sub->add_option("--iterations", cmd->options.iterations, "Mean-field iterations")->capture_default_str();
-    sub->add_option("--gaussian", cmd->gaussian, "Smoothness kernel: position std (pixels), Potts weight")
+    add_number_list(sub, "--gaussian", cmd->gaussian, 2, "Smoothness kernel: position std (pixels), Potts weight")
         ->capture_default_str();
-    sub->add_option("--bilateral", cmd->bilateral,
+    add_number_list(sub, "--bilateral", cmd->bilateral, 3,
                     "Appearance kernel: position std (pixels), colour std (0..255), Potts weight")
         ->capture_default_str();
     sub->add_option("--threads", cmd->options.threads, "Threads (0 = all cores); results do not depend on it")

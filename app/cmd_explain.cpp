@@ -39,6 +39,13 @@ void run(ExplainFlags& f) {
     const std::size_t inputs = summary["inputs"].get<std::size_t>(), skipped = result.skipped;
     std::cout << fmt::format("explained {} input(s), skipped {} finished by an earlier run; {} map(s) -> {}\n",
                              inputs - skipped, skipped, summary["items"].size(), (job.out / "summary.json").string());
+    // Where the model's exact contributions exist (linear heads): how much of each map lies where
+    // the model did not raise the score.
+    if (summary.contains("mass_on_unused"))
+        for (const auto& [key, m] : summary["mass_on_unused"].items())
+            std::cout << fmt::format("{}: {:.1f}% of its mass on locations whose exact contribution to the logit is "
+                                     "<= 0 (HiResCAM's raw map), mean over {} map(s)\n",
+                                     key, 100.0 * m["mean"].get<double>(), m["maps"].get<int>());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "model_input_flags.hpp"
 #include "options.hpp"
 #include "progress.hpp"
+#include "validators.hpp"
 #include "sightline/report.hpp"
 #include "sightline/sanity.hpp"
 #include "sightline/folders.hpp"
@@ -20,7 +21,7 @@ struct SanityFlags {
     fs::path out;
     std::string methods = "saliency,gradcam,hirescam,guidedbackprop,guidedgradcam";
     ModelInputFlags input;
-    bool independent = false, no_edges = false;
+    bool independent = false, no_edges = false, no_random_logit = false;
 };
 
 void run(SanityFlags& f) {
@@ -28,6 +29,7 @@ void run(SanityFlags& f) {
     o.methods = split_list(f.methods);
     o.independent = f.independent;
     o.edge_baseline = !f.no_edges;
+    o.random_logit = !f.no_random_logit;
     const ModelInput input = apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
     check_writable_dir(f.out);  // created with the results: a failed run leaves nothing
 
@@ -79,8 +81,17 @@ void add_sanity_command(CLI::App& app) {
                     "the data-randomisation test");
     cmd->add_flag("--independent", f->independent,
                   "randomise one block at a time (default: cascading from the logits down)");
-    cmd->add_option("--depth", o.depth, "module depth of a randomisation block (1 = the model's children)")
-        ->capture_default_str();
+    cmd->add_option("--depth", o.depth,
+                    "module depth of a randomisation block (1 = the model's children); 'layers' = every "
+                    "parameterised layer (Conv, BatchNorm, Linear) on its own, as Adebayo et al.")
+        ->capture_default_str()
+        ->transform(CLI::Validator(
+            [](std::string& text) {
+                if (text == "layers") text = std::to_string(kEveryLayer);
+                const bool whole = !text.empty() && text.find_first_not_of("0123456789-") == std::string::npos;
+                return whole ? std::string() : fmt::format("'{}' is neither a whole number nor 'layers'", text);
+            },
+            ""));
     cmd->add_option("--seed", o.seed, "re-initialisation seed")->capture_default_str();
     cmd->add_option("--max-images", o.max_images, "use the first N inputs (0 = all)")->capture_default_str();
     cmd->add_option("--batch", o.batch, "images per forward pass")->capture_default_str();
@@ -93,6 +104,24 @@ void add_sanity_command(CLI::App& app) {
                     "a method passes when its similarity falls below this after randomisation")
         ->capture_default_str();
     cmd->add_flag("--no-edges", f->no_edges, "leave out the Sobel edge-detector reference row");
+    cmd->add_flag("--no-random-logit", f->no_random_logit,
+                  "skip the random-logit test (Sixt et al. 2020: explain a random other class)");
+    cmd->add_option("--smooth-mprt", o.smooth_samples,
+                    "smooth MPRT (Hedstroem et al. 2023): also compare maps averaged over N noisy copies of each "
+                    "input (0 = off; the paper uses 50)")
+        ->capture_default_str()
+        ->check(at_least(0))
+        ->check(CLI::Validator(
+            [](std::string& text) {
+                return text == "1" ? std::string("give 0 (off) or at least 2 copies") : std::string();
+            },
+            ""));
+    cmd->add_option("--smooth-noise", o.smooth_noise, "smooth MPRT noise std as a share of each input's range")
+        ->capture_default_str()
+        ->check(at_least(0));
+    cmd->add_option("--entropy-bins", o.entropy_bins, "efficient MPRT: histogram bins of the map entropy")
+        ->capture_default_str()
+        ->check(at_least(1));
     add_model_input_flags(cmd, f->input);
     cmd->callback([f] { run(*f); });
 }

@@ -156,9 +156,12 @@ std::string sanity_section(const json& s) {
         "with the original (mean |Spearman|) falls. A method passes when that value is below {} once the logits "
         "layer alone is random (the first column): the model then computes another function of the same features, "
         "so a map that still looks the same is explained by the image and the architecture, as an edge detector's "
-        "would be (the Sobel row is an edge detector, the reference).</p>",
+        "would be (the Sobel row is an edge detector, the reference). Two more tests with rules of their own "
+        "(docs/sanity.md): the random logit (Sixt et al. 2020; the maps of a random other class must differ, "
+        "|Spearman| below the same threshold) and efficient MPRT (Hedstr&ouml;m et al. 2023; the maps' entropy must "
+        "rise once every block is random).</p>",
         text(r["model"]), r["images"].get<int>(), html_number(number(r, "threshold"), 2));
-    std::vector<std::string> header = {"method", "verdict"};
+    std::vector<std::string> header = {"method", "verdict", "random logit", "entropy rise"};
     std::vector<double> xs;
     int step_index = 1;
     for (const auto& st : r["steps"]) {
@@ -174,6 +177,18 @@ std::string sanity_section(const json& s) {
                                                               : "<span class=\"no\">fails</span>");
         else
             row.push_back("reference");
+        for (const char* test : {"random_logit", "entropy_rise"}) {
+            const char* key = std::string(test) == "entropy_rise" ? "emprt" : "random_logit";
+            if (!m.contains(test) || !m[test].is_number()) {
+                row.push_back("&ndash;");
+                continue;
+            }
+            std::string cell = html_number(m[test].get<double>(), 2);
+            if (m.contains("tests") && m["tests"].contains(key))
+                cell += m["tests"][key].get<bool>() ? " <span class=\"yes\">passes</span>"
+                                                    : " <span class=\"no\">fails</span>";
+            row.push_back(cell);
+        }
         PlotSeries curve{m["method"].get<std::string>(), {0.0}, {1.0}};
         for (std::size_t k = 0; k < m["spearman_abs"].size(); ++k) {
             double v = m["spearman_abs"][k].is_number() ? m["spearman_abs"][k].get<double>() : std::nan("");

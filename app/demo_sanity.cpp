@@ -33,16 +33,24 @@ json sanity_checks(const Context& c, const json& classifiers) {
     write_sanity_outputs(r, input.to_json(), dir);
 
     json steps = json::array();
-    for (const auto& st : r.steps) steps.push_back(st.name);
+    for (const auto& st : r.steps)
+        if (!st.data && !st.random_logit) steps.push_back(st.name);
     json methods = json::array();
     for (std::size_t m = 0; m < r.methods.size(); ++m) {
         json curve = json::array();  // mean |Spearman| per step, the verdict metric
         json ssim = json::array();
-        for (const auto& step : r.similarity[m]) {
-            curve.push_back(step[1].mean);
-            ssim.push_back(step[2].mean);
+        json random_logit;  // |Spearman| between the top-1 and a random other class's maps
+        for (std::size_t s = 0; s < r.steps.size(); ++s) {
+            if (r.steps[s].random_logit) random_logit = r.similarity[m][s][1].mean;
+            if (r.steps[s].data || r.steps[s].random_logit) continue;
+            curve.push_back(r.similarity[m][s][1].mean);
+            ssim.push_back(r.similarity[m][s][2].mean);
         }
-        json entry = {{"method", r.methods[m]}, {"spearman_abs", curve}, {"ssim", ssim}};
+        json entry = {{"method", r.methods[m]}, {"spearman_abs", curve}, {"ssim", ssim},
+                      {"random_logit", random_logit}, {"entropy_rise", r.complexity[m].rise.mean}};
+        json tests = json::object();
+        for (const TestVerdict& t : r.verdicts[m].tests) tests[t.test] = t.passes;
+        entry["tests"] = tests;
         // The Sobel row is the edge-detector reference, not a method under test.
         if (m < r.verdicts.size() && r.methods[m] != "sobel")
             entry["verdict"] = {{"passes", r.verdicts[m].passes}, {"value", r.verdicts[m].value},

@@ -295,6 +295,9 @@ struct SanityArgs {
     std::string verdict_metric, verdict_on;
     double threshold = 0.5;
     bool edges = true;
+    bool random_logit = true;
+    int smooth_samples = 0;
+    double smooth_noise = 0.1;
 };
 
 // sanity.json's content (`sightline sanity`) for a module and a batch in memory. images: the
@@ -336,6 +339,9 @@ std::string sanity(const py::object& model, const std::string& name, const torch
     o.verdict_on = a.verdict_on;
     o.threshold = a.threshold;
     o.edge_baseline = a.edges;
+    o.random_logit = a.random_logit;
+    o.smooth_samples = a.smooth_samples;
+    o.smooth_noise = a.smooth_noise;
     o.explain.black = checking_input([&] { return resolve_model_input(module, name, {}).black(); });
     if (o.batch < 1) throw BadInput(fmt::format("batch: must be >= 1, got {}", o.batch));
     if (o.depth < 1) throw BadInput(fmt::format("depth: must be >= 1, got {}", o.depth));
@@ -391,7 +397,10 @@ PYBIND11_MODULE(_sightline, m) {
         .def_readwrite("verdict_metric", &SanityArgs::verdict_metric)
         .def_readwrite("verdict_on", &SanityArgs::verdict_on)
         .def_readwrite("threshold", &SanityArgs::threshold)
-        .def_readwrite("edges", &SanityArgs::edges);
+        .def_readwrite("edges", &SanityArgs::edges)
+        .def_readwrite("random_logit", &SanityArgs::random_logit)
+        .def_readwrite("smooth_samples", &SanityArgs::smooth_samples)
+        .def_readwrite("smooth_noise", &SanityArgs::smooth_noise);
     m.def("sanity", &sanity, py::arg("model"), py::arg("name"), py::arg("x"), py::arg("images"),
           py::arg("random_model"), py::arg("args"));
 

@@ -96,6 +96,15 @@ TEST(ExplainCli, WarnsOnceForMethodsWithoutGuarantee) {
     EXPECT_NE(r.err.find("warning: gradcam: does not hold"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("warning: hirescam"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("used layer 'features'"), std::string::npos) << r.err;  // chosen automatically
+    // The flatten head makes contributions exact: Grad-CAM's mass where they are <= 0 is counted,
+    // HiResCAM's is 0 by construction.
+    const nlohmann::json summary = nlohmann::json::parse(read_file(out / "summary.json"));
+    ASSERT_TRUE(summary.contains("mass_on_unused")) << summary.dump();
+    EXPECT_EQ(summary["mass_on_unused"]["hirescam"]["mean"].get<double>(), 0.0);
+    EXPECT_EQ(summary["mass_on_unused"]["gradcam"]["maps"].get<int>(), 1);
+    EXPECT_NE(r.out.find("gradcam: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("% of its mass on locations whose exact contribution to the logit is <= 0"), std::string::npos)
+        << r.out;
 }
 
 TEST(ExplainCli, GreyImageIsConvertedAndSaysSo) {

@@ -325,6 +325,14 @@ TEST(BadInputMatrix, InspectScoreSanity) {
         {"sanity --model {in}/good.pt --input {in}/one --out {out} --threshold nan", 2,
          "--threshold: must be a finite number, got nan"},
         {"sanity --model {in}/good.pt --input {in}/one --out {out} --threads 100000", 2, threads_refused("100000")},
+        {"sanity --model {in}/good.pt --input {in}/one --out {out} --smooth-mprt 1", 2,
+         "--smooth-mprt: give 0 (off) or at least 2 copies"},
+        {"sanity --model {in}/good.pt --input {in}/one --out {out} --smooth-noise -0.1", 2,
+         "--smooth-noise: must be at least 0, got -0.1"},
+        {"sanity --model {in}/good.pt --input {in}/one --out {out} --depth blocks", 2,
+         "--depth: 'blocks' is neither a whole number nor 'layers'"},
+        {"sanity --model {in}/good.pt --input {in}/one --out {out} --entropy-bins 0", 2,
+         "--entropy-bins: must be at least 1, got 0"},
     });
 }
 

@@ -158,7 +158,8 @@ TEST(CrfCli, BadParametersAreUsageErrors) {
     write_small_case(dir / "img.png", dir / "p.npy", 24, 16, 2);
     const std::string inputs = "--image " + quoted(dir / "img.png") + " --probs " + quoted(dir / "p.npy");
     EXPECT_EQ(failed_run(inputs + " --gaussian 3", dir / "o1", 2),
-              "sightline: error: --gaussian: expected SXY,COMPAT, got '3'\n");
+              "sightline: error: --gaussian: expected 2 comma-separated values, got 1\n");
+    EXPECT_EQ(failed_run(inputs + " --gaussian 3,y", dir / "o3", 2), "sightline: error: --gaussian: 'y' is not a number\n");
     EXPECT_EQ(failed_run(inputs + " --bilateral 80,0,10", dir / "o2", 2),
               "sightline: error: --bilateral: SRGB must be > 0, got 0\n");
 }

@@ -1,6 +1,8 @@
 // Properties proven in the papers, on small models built here with known weights:
 // CAM = Grad-CAM = HiResCAM on GAP heads, completeness on linear heads, zero weight -> zero
 // HiResCAM, and the head-only gradient equals the full backward.
+#include <cmath>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -68,6 +70,11 @@ TEST(Properties, CamGradCamAndHiResCamAreEqualOnAGapHead) {
     // Raw maps differ only by the scale h*w: CAM = (h w) HiResCAM.
     EXPECT_TRUE(torch::allclose(ex.methods[0].raw, ex.methods[2].raw * 120.0, 1e-4, 1e-5));
     EXPECT_LE(ex.completeness_residual.abs().max().item<double>(), 1e-4);
+    // So none of them puts mass where the model's contribution is <= 0 (up to rounding).
+    for (const auto& m : ex.methods) {
+        ASSERT_EQ(m.mass_on_unused.sizes(), (std::vector<int64_t>{2, 2}));
+        EXPECT_LE(m.mass_on_unused.max().item<double>(), 1e-6) << m.key;
+    }
 }
 
 TEST(Properties, HiResCamPlusBiasSumsToTheLogitOnAFlattenLinearHead) {
@@ -102,6 +109,23 @@ TEST(Properties, ZeroWeightsGiveExactlyZeroHiResCamWhileGradCamHighlightsThere) 
     EXPECT_EQ(hires.slice(1, 0, 5).abs().max().item<float>(), 0.f);
     EXPECT_GT(hires.slice(1, 5, 10).abs().max().item<float>(), 0.f);
     EXPECT_GT(torch::relu(grad.slice(1, 0, 5)).max().item<float>(), 0.f);  // Grad-CAM: unused pixels lit
+    // The share of Grad-CAM's mass there, as the explainer reports it: its ReLU'd map summed
+    // where HiResCAM is <= 0 (the whole left half, and used pixels that lower the logit).
+    const torch::Tensor mass = torch::relu(grad).to(torch::kFloat64);
+    const double expected = ((mass * (hires <= 0)).sum() / mass.sum()).item<double>();
+    EXPECT_GT(expected, 0.2);
+    EXPECT_NEAR(ex.methods[1].mass_on_unused[0][0].item<double>(), expected, 1e-9);
+    EXPECT_LE(ex.methods[0].mass_on_unused[0][0].item<double>(), 1e-12);  // HiResCAM: never
+}
+
+TEST(Properties, WithoutExactContributionsNoMassOnUnusedIsReported) {
+    Classifier model = Classifier::load(save_model("mlp_unused", kMlpHead, 8, 3));
+    torch::Tensor x = input(1);
+    model.set_layer("", x);
+    Explainer explainer(model);
+    Explanation ex = explainer.explain(x, parse_target("0", {}), {"gradcam", "hirescam"});
+    EXPECT_TRUE(std::isnan(ex.methods[0].mass_on_unused[0][0].item<double>()));
+    EXPECT_TRUE(std::isnan(ex.methods[1].mass_on_unused[0][0].item<double>()));
 }
 
 TEST(Properties, NonLinearHeadHasNoGuaranteeAndCamIsRefused) {

@@ -2,6 +2,7 @@
 // re-initialisation by layer type, bad input, and the paper's finding on a tiny trained model:
 // Guided Backprop survives cascading randomisation, Grad-CAM and HiResCAM do not.
 #include <cmath>
+#include <limits>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgproc.hpp>
@@ -111,6 +112,24 @@ TEST(Similarity, HogSeesEdgeOrientationNotContrast) {
     }
 }
 
+// numpy.histogram(map, bins) then scipy.stats.entropy(counts), worked by hand.
+TEST(Similarity, DiscreteEntropyKnownAnswers) {
+    EXPECT_EQ(discrete_entropy(cv::Mat(4, 4, CV_32FC1, cv::Scalar(0.3)), 100), 0.0);  // constant: one bin
+    EXPECT_NEAR(discrete_entropy(row({0, 0, 1, 1}), 100), std::log(2.0), 1e-12);
+    std::vector<float> ramp;
+    for (int i = 0; i < 100; ++i) ramp.push_back(static_cast<float>(i));
+    EXPECT_NEAR(discrete_entropy(row(ramp), 100), std::log(100.0), 1e-12);  // one value per bin
+    EXPECT_NEAR(discrete_entropy(row(ramp), 10), std::log(10.0), 1e-12);
+    // Bins are half-open except the last: 0.5 sits on the edge of bin 1, 1 in the closed last bin.
+    const double third = 1.0 / 3.0;
+    EXPECT_NEAR(discrete_entropy(row({0, 0.5f, 1}), 2), -(third * std::log(third) + 2 * third * std::log(2 * third)),
+                1e-12);
+    // Only the ranks of the bins matter: an affine change of the map keeps its entropy.
+    cv::Mat m = random_map(16, 16, 5);
+    EXPECT_NEAR(discrete_entropy(m * 3.0 - 1.0, 100), discrete_entropy(m, 100), 1e-9);
+    EXPECT_THROW(discrete_entropy(cv::Mat(2, 2, CV_8UC1), 10), Error);
+}
+
 TEST(Similarity, SobelMapIsTheEdge) {
     cv::Mat img(12, 12, CV_8UC3, cv::Scalar(0, 0, 0));
     img(cv::Rect(6, 0, 6, 12)).setTo(cv::Scalar(255, 255, 255));
@@ -156,6 +175,32 @@ TEST(Randomise, BlocksFollowTheModelAndLayersGetTheirDefaultInitialiser) {
     reinitialise(m, blocks.back(), 7);
     torch::Tensor fc_b = m.attr("fc").toModule().attr("bias").toTensor();
     EXPECT_LE(fc_b.abs().max().item<double>(), 1.0 / 8.0);
+}
+
+// Adebayo et al.'s layer-by-layer cascade: every module that owns parameters is a block of its
+// own, in definition order (input side first), BatchNorm included.
+TEST(Randomise, EveryLayerIsItsOwnBlock) {
+    ArchOptions ao;
+    ao.num_classes = 3;
+    ao.input_size = 32;
+    ao.width = 8;
+    torch::jit::Module m = build_architecture("resnet_gap", ao);
+    std::vector<ParameterBlock> blocks = parameter_blocks(m, kEveryLayer, "m.pt");
+    int64_t owners = 0, total = 0;
+    for (const auto& sub : m.named_modules())
+        if (sub.value.named_parameters(false).size() > 0) ++owners;
+    for (const auto& p : m.named_parameters(true)) total += p.value.numel();
+    ASSERT_EQ(static_cast<int64_t>(blocks.size()), owners);
+    int64_t covered = 0;
+    for (const auto& b : blocks) {
+        EXPECT_EQ(b.modules, std::vector<std::string>{b.name});
+        covered += b.parameters;
+    }
+    EXPECT_EQ(covered, total);  // every parameter in exactly one block
+    EXPECT_EQ(blocks.front().name, "stem.conv");
+    EXPECT_EQ(blocks[1].name, "stem.bn");
+    EXPECT_EQ(blocks.back().name, "fc");
+    EXPECT_GT(blocks.size(), parameter_blocks(m, 2, "m.pt").size());
 }
 
 TEST(Randomise, ModelWithoutParametersIsRefused) {
@@ -231,11 +276,12 @@ TEST(SanityRun, GuidedBackpropSurvivesCascadingRandomisationGradCamAndHiResCamDo
     o.preprocess.std = {0.25f, 0.25f, 0.25f};
     std::size_t calls = 0;
     SanityReport r = run_sanity(o, [&](std::size_t, std::size_t) { ++calls; });
-    ASSERT_EQ(r.steps.size(), 6u);
-    EXPECT_EQ(calls, 7u);
-    EXPECT_EQ(r.steps.back().randomised.size(), 6u);  // cascading: all blocks at the last step
+    ASSERT_EQ(r.steps.size(), 7u);  // six blocks, then the random logit
+    EXPECT_EQ(calls, 8u);
+    EXPECT_EQ(r.steps[5].randomised.size(), 6u);  // cascading: all blocks at the last model step
+    EXPECT_TRUE(r.steps.back().random_logit);
     ASSERT_EQ(r.methods.back(), "sobel");
-    const auto last = [&](std::size_t m, int k) { return r.similarity[m][r.steps.size() - 1][k].mean; };
+    const auto last = [&](std::size_t m, int k) { return r.similarity[m][5][k].mean; };
     // spearman_abs: the CAMs lose the original ranking at the first step (the logits layer);
     // Guided Backprop keeps it until the first layers are randomised too.
     EXPECT_LT(r.similarity[0][0][1].mean, 0.5);
@@ -251,8 +297,101 @@ TEST(SanityRun, GuidedBackpropSurvivesCascadingRandomisationGradCamAndHiResCamDo
     // Randomisation works on copies: the model file is byte for byte what it was.
     EXPECT_EQ(read_file(o.model), model_bytes);
     nlohmann::json j = sanity_json(r);
-    EXPECT_EQ(j["methods"]["gradcam"]["steps"].size(), 6u);
+    EXPECT_EQ(j["methods"]["gradcam"]["steps"].size(), 7u);
     EXPECT_EQ(j["mode"], "cascading");
+}
+
+// The repairs of the test on the same toy model: the random logit (Sixt et al. 2020), smooth
+// MPRT and efficient MPRT (Hedström et al. 2023).
+TEST(SanityRun, RandomLogitSmoothAndEfficientMprt) {
+    fs::path dir = test::scratch_dir("sanity_repairs");
+    fs::create_directories(dir / "images");
+    for (int i = 0; i < 6; ++i) write_image_rgb(dir / "images" / ("toy" + std::to_string(i) + ".png"), toy_image(200 + i));
+    SanityOptions o;
+    o.model = trained_toy_model(dir);
+    o.input = dir / "images";
+    o.methods = {"gradcam", "guidedbackprop"};
+    o.preprocess.mean = {0.5f, 0.5f, 0.5f};
+    o.preprocess.std = {0.25f, 0.25f, 0.25f};
+    o.smooth_samples = 3;
+    o.smooth_noise = 0.0;  // noise-free copies: the averaged maps are the maps
+    SanityReport r = run_sanity(o);
+    ASSERT_EQ(r.random_targets.size(), r.targets.size());
+    for (std::size_t i = 0; i < r.targets.size(); ++i) {
+        EXPECT_NE(r.random_targets[i], r.targets[i]);
+        EXPECT_GE(r.random_targets[i], 0);
+        EXPECT_LT(r.random_targets[i], 3);
+    }
+    ASSERT_EQ(r.smooth_similarity.size(), r.similarity.size());
+    for (std::size_t m = 0; m < r.similarity.size(); ++m)
+        for (std::size_t s = 0; s < r.steps.size(); ++s)
+            for (int k = 0; k < 4; ++k)  // float rounding of the mean of three copies only
+                EXPECT_NEAR(r.smooth_similarity[m][s][k].mean, r.similarity[m][s][k].mean, 2e-4);
+    const std::size_t logit = r.steps.size() - 1;
+    // Another class's Grad-CAM is close to the negative of the target's (signed Spearman < -0.5),
+    // which the absolute values cannot see: the test reads SSIM of the final (ReLU'd) maps, which
+    // are then nearly disjoint. Guided Backprop barely looks at the class (Sixt et al.).
+    EXPECT_LT(r.similarity[0][logit][0].mean, -0.5);
+    EXPECT_LT(r.similarity[0][logit][2].mean, 0.3);
+    EXPECT_GT(r.similarity[1][logit][2].mean, 0.6);
+    EXPECT_DOUBLE_EQ(r.similarity[2][logit][2].mean, 1.0);  // Sobel
+    EXPECT_TRUE(r.verdicts[0].tests[1].passes);
+    EXPECT_DOUBLE_EQ(r.verdicts[0].tests[1].value, r.similarity[0][logit][2].mean);
+    // Efficient MPRT: the Sobel row's complexity cannot change, so it cannot pass.
+    ASSERT_EQ(r.complexity.size(), 3u);
+    EXPECT_EQ(r.complexity[2].rise.mean, 0.0);
+    EXPECT_GT(r.complexity[0].original.mean, 0.0);
+    std::vector<std::string> tests;
+    for (const auto& t : r.verdicts[0].tests) tests.push_back(t.test);
+    EXPECT_EQ(tests, (std::vector<std::string>{"mprt", "random_logit", "smooth_mprt", "emprt"}));
+    EXPECT_FALSE(r.verdicts[2].tests.back().passes);
+    EXPECT_FALSE(r.verdicts[1].tests[1].passes);  // Guided Backprop: class-insensitive
+    nlohmann::json j = sanity_json(r);
+    EXPECT_EQ(j["smooth"]["samples"], 3);
+    EXPECT_EQ(j["methods"]["gradcam"]["smooth_steps"].size(), r.steps.size());
+    EXPECT_TRUE(j["methods"]["gradcam"]["verdict"]["tests"].contains("emprt"));
+    EXPECT_TRUE(j["test_rules"].contains("random_logit"));
+
+    // With noise the averaged maps differ from the plain ones; the plain ones stay as they were.
+    o.smooth_noise = 0.2;
+    o.random_logit = false;
+    SanityReport noisy = run_sanity(o);
+    EXPECT_TRUE(noisy.random_targets.empty());
+    EXPECT_EQ(noisy.steps.size(), r.steps.size() - 1);
+    for (int k = 0; k < 4; ++k) EXPECT_DOUBLE_EQ(noisy.similarity[0][0][k].mean, r.similarity[0][0][k].mean);
+    double differ = 0;
+    for (int k = 0; k < 4; ++k) differ += std::abs(noisy.smooth_similarity[0][0][k].mean - noisy.similarity[0][0][k].mean);
+    EXPECT_GT(differ, 1e-2);
+
+    o.smooth_samples = 1;
+    EXPECT_THROW(run_sanity(o), UsageError);
+}
+
+// Independent randomisation never reaches the fully random model; eMPRT gets a pass of its own.
+TEST(SanityRun, IndependentModeStillMeasuresTheFullyRandomModel) {
+    fs::path dir = test::scratch_dir("sanity_independent");
+    fs::create_directories(dir / "images");
+    for (int i = 0; i < 4; ++i) write_image_rgb(dir / "images" / ("toy" + std::to_string(i) + ".png"), toy_image(300 + i));
+    SanityOptions o;
+    o.model = trained_toy_model(dir);
+    o.input = dir / "images";
+    o.methods = {"hirescam"};
+    o.preprocess.mean = {0.5f, 0.5f, 0.5f};
+    o.preprocess.std = {0.25f, 0.25f, 0.25f};
+    o.edge_baseline = false;
+    SanityReport cascading = run_sanity(o);
+    o.independent = true;
+    std::size_t calls = 0, reported_total = 0;
+    SanityReport independent = run_sanity(o, [&](std::size_t, std::size_t total) {
+        ++calls;
+        reported_total = total;
+    });
+    EXPECT_EQ(calls, 1 + independent.steps.size() + 1);
+    EXPECT_EQ(reported_total, calls);
+    // Both end at every block re-initialised with the same seeded values: the same maps.
+    ASSERT_EQ(independent.complexity.size(), 1u);
+    EXPECT_DOUBLE_EQ(independent.complexity[0].randomised.mean, cascading.complexity[0].randomised.mean);
+    EXPECT_DOUBLE_EQ(independent.complexity[0].original.mean, cascading.complexity[0].original.mean);
 }
 
 TEST(SanityRun, FewerThanTwoImagesIsRefused) {
@@ -300,4 +439,39 @@ TEST(SanityVerdicts, TopStepAndCurveRules) {
     EXPECT_TRUE(curve[1].data_passes);
     EXPECT_FALSE(sanity_verdicts(r, "ssim", "top", 0.5)[0].value > 0);  // another metric column
     EXPECT_THROW(sanity_verdicts(r, "spearman_abs", "bottom", 0.5), UsageError);
+}
+
+// Each test has its own verdict: the random-logit step is neither a model step nor the data step,
+// smooth MPRT reads its own table by the MPRT rule, eMPRT passes on a rise above 0.
+TEST(SanityVerdicts, EveryTestReadsItsOwnNumbers) {
+    SanityReport r;
+    r.methods = {"m"};
+    r.steps = {{"fc", {"fc"}, false}, {"+layer4", {"fc", "layer4"}, false}, {"random logit", {}, false, true}};
+    auto stats = [](double v) {
+        std::array<SimilarityStats, 4> a;
+        a[1].mean = v;
+        a[2].mean = v - 0.05;  // ssim, the random-logit test's metric
+        return a;
+    };
+    r.similarity = {{stats(0.2), stats(0.6), stats(0.9)}};
+    r.smooth_similarity = {{stats(0.7), stats(0.1), stats(0.4)}};
+    r.complexity.resize(1);
+    r.complexity[0].rise.mean = -0.05;
+    std::vector<SanityVerdict> curve = sanity_verdicts(r, "spearman_abs", "curve", 0.5);
+    ASSERT_EQ(curve[0].tests.size(), 4u);
+    EXPECT_EQ(curve[0].tests[0].test, "mprt");
+    EXPECT_DOUBLE_EQ(curve[0].tests[0].value, 0.4);  // the random-logit step is not on the curve
+    EXPECT_TRUE(curve[0].tests[0].passes);
+    EXPECT_EQ(curve[0].tests[1].test, "random_logit");
+    EXPECT_DOUBLE_EQ(curve[0].tests[1].value, 0.85);  // read on SSIM whatever the MPRT metric
+    EXPECT_FALSE(curve[0].tests[1].passes);
+    EXPECT_EQ(curve[0].tests[2].test, "smooth_mprt");
+    EXPECT_DOUBLE_EQ(curve[0].tests[2].value, 0.4);
+    EXPECT_EQ(curve[0].tests[3].test, "emprt");
+    EXPECT_FALSE(curve[0].tests[3].passes);
+    std::vector<SanityVerdict> top = sanity_verdicts(r, "spearman_abs", "top", 0.5);
+    EXPECT_DOUBLE_EQ(top[0].tests[2].value, 0.7);  // smooth MPRT at the logits layer
+    EXPECT_FALSE(top[0].tests[2].passes);
+    r.complexity[0].rise.mean = std::numeric_limits<double>::quiet_NaN();  // every original map constant
+    EXPECT_FALSE(sanity_verdicts(r, "spearman_abs", "top", 0.5)[0].tests[3].passes);
 }

@@ -85,6 +85,13 @@ struct MethodMaps {
     torch::Tensor raw;    // [B,k,h,w] as the method computed it
     torch::Tensor maps;   // [B,k,H,W] in [0,1]
     double seconds = 0;
+    // [B,k] float64: the share of the method's positive mass (its ReLU'd raw map) on locations
+    // whose exact contribution to the logit (HiResCAM's raw map) is <= 0, i.e. where the model's
+    // computation did not raise the score (HiResCAM paper: Grad-CAM's averaged gradient can put
+    // mass there). Exact contributions exist only for heads linear in the activations, so NaN
+    // on a non-linear head, for maps not at the layer's resolution, and for maps without
+    // positive mass.
+    torch::Tensor mass_on_unused;
 };
 
 struct Explanation {

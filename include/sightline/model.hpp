@@ -85,6 +85,9 @@ private:
     std::string layer_;
     SplitKind split_kind_ = SplitKind::kModelMethods;
     std::unique_ptr<detail::SplitGraph> split_;
+    // The input shape of the last forward that succeeded: set_layer skips its own check run
+    // when the caller has just run the model on an input of that shape.
+    mutable std::vector<int64_t> ran_shape_;
 };
 
 // Repeats every batch-major tensor in `extras` `times` times along dim 0 (for explaining

@@ -39,11 +39,19 @@ double ssim(const cv::Mat& a, const cv::Mat& b, double range = 1.0);
 // cells, 16x16 blocks, stride 8, 9 bins, OpenCV's HOGDescriptor on the largest multiple-of-8
 // window). Maps must be at least 16x16.
 double hog_pearson(const cv::Mat& a, const cv::Mat& b);
+// Discrete entropy (natural log) of the map's values in `bins` equal-width bins spanning their
+// minimum to maximum (numpy.histogram's bins, then scipy.stats.entropy of the counts): the
+// complexity measure of efficient MPRT (Hedström et al. 2023). 0 for a constant map.
+double discrete_entropy(const cv::Mat& map, int bins = 100);
 // The edge-detector baseline: Sobel gradient magnitude of the grey image (3x3 kernels),
 // min-max normalised to [0,1]. rgb: CV_8UC3.
 cv::Mat sobel_map(const cv::Mat& rgb);
 
 // ---- parameter randomisation -------------------------------------------------------------
+
+// `depth` that makes every module owning parameters its own block: Adebayo et al.'s layer-by-layer
+// cascade (every Conv, BatchNorm and Linear), the CLI's `--depth layers`.
+inline constexpr int kEveryLayer = 1 << 30;
 
 // A unit of randomisation: modules whose parameters are re-initialised together.
 struct ParameterBlock {
@@ -54,8 +62,8 @@ struct ParameterBlock {
 
 // The blocks of a model, input side first: the submodules `depth` levels below the root that
 // hold parameters, in definition order; parameters held directly by a module above that depth
-// form their own block, placed last (treated as the output side). Throws Error naming `source`
-// when the model has no parameters.
+// form their own block, placed last (treated as the output side). kEveryLayer: every module that
+// owns parameters, each a block. Throws Error naming `source` when the model has no parameters.
 std::vector<ParameterBlock> parameter_blocks(const torch::jit::Module& model, int depth,
                                              const std::string& source);
 
@@ -77,13 +85,24 @@ struct SanityOptions {
     std::vector<std::string> methods{"saliency", "gradcam", "hirescam", "guidedbackprop", "guidedgradcam"};
     fs::path random_model;             // optional: same architecture trained on shuffled labels
     bool independent = false;          // one block at a time instead of cascading
-    int depth = 1;                     // module depth of a block (1 = the root's children)
+    int depth = 1;                     // module depth of a block (1 = the root's children; kEveryLayer)
     uint64_t seed = 0;                 // re-initialisation seed
     int max_images = 16;               // first N inputs (sorted)
     int batch = 8;                     // images per explain() call
     Preprocess preprocess;
     ExplainOptions explain;
     bool edge_baseline = true;         // add the Sobel row
+    // Random-logit test (Sixt et al. 2020): explain the original model for a uniformly drawn other
+    // class of each image (seeded) and compare with the top-1 class's map.
+    bool random_logit = true;
+    // Smooth MPRT (Hedström et al. 2023): with smooth_samples >= 2, every explanation is also
+    // averaged over that many copies of the input, the last without noise and the others with
+    // Gaussian noise of std smooth_noise x (max - min) of the image (the same draws at every
+    // step), and the checks are repeated on the averaged maps. 0 = off.
+    int smooth_samples = 0;
+    double smooth_noise = 0.1;
+    // Efficient MPRT: entropy of the raw maps in this many bins, original vs fully randomised model.
+    int entropy_bins = 100;
     // Verdict: a method passes when `verdict_metric`, averaged over images, is below `threshold`
     // at the step `verdict_on` names: "top" (default) the first model step, the top block (the
     // logits layer) re-initialised; "curve" the mean over every model step (for cascading, the
@@ -96,6 +115,9 @@ struct SanityOptions {
 
 // The four similarity metrics, in table order.
 inline const std::array<const char*, 4> kSimilarityMetrics = {"spearman", "spearman_abs", "ssim", "hog"};
+// The random-logit test's metric, as Sixt et al. 2020 and Quantus: SSIM of the final maps, no
+// absolute values (another class's raw map is often close to the negative of the target's).
+inline constexpr const char* kRandomLogitMetric = "ssim";
 
 struct SimilarityStats {
     double mean = 0, std = 0;          // over images (std with n - 1)
@@ -106,6 +128,22 @@ struct SanityStep {
     std::string name;                  // "fc", "+layer4" (cascading), "data: shuffled.pt"
     std::vector<std::string> randomised;  // blocks re-initialised at this step
     bool data = false;                 // the data-randomisation model
+    bool random_logit = false;         // the original model, explained for another class
+};
+
+// One test's verdict for one method; the rules are fixed in docs/sanity.md before any run.
+struct TestVerdict {
+    std::string test;                  // mprt, data, random_logit, smooth_mprt, emprt
+    double value = 0;                  // the number the rule reads (mean over images)
+    bool passes = false;
+};
+
+// Efficient MPRT of one method: discrete entropy of the raw maps of the original and of the fully
+// randomised model, and the relative rise (H_random - H_original) / H_original per image (images
+// whose original map is constant, H = 0, are left out and counted).
+struct ComplexityRise {
+    SimilarityStats original, randomised, rise;
+    int constant_maps = 0;
 };
 
 struct SanityVerdict {
@@ -114,15 +152,23 @@ struct SanityVerdict {
     std::string step;                  // the step's name ("fc") or "mean over N steps"
     bool data_passes = false;          // same rule against the shuffled-label model (if given)
     double data_value = 0;
+    std::vector<TestVerdict> tests;    // every test that ran, in the order of TestVerdict::test
 };
 
 struct SanityReport {
     std::vector<std::string> images;   // input paths
     std::vector<int64_t> targets;      // the original model's top-1 class, kept for every step
+    std::vector<int64_t> random_targets;  // the random-logit step's classes (empty when it did not run)
     std::vector<SanityStep> steps;     // not including the original model
     std::vector<std::string> methods;  // the requested ones, then "sobel" if edge_baseline
     // similarity[method][step][metric] (metric in kSimilarityMetrics order)
     std::vector<std::vector<std::array<SimilarityStats, 4>>> similarity;
+    // The same for the smoothed maps (smooth MPRT; empty when smooth_samples < 2).
+    std::vector<std::vector<std::array<SimilarityStats, 4>>> smooth_similarity;
+    int smooth_samples = 0;
+    double smooth_noise = 0;
+    std::vector<ComplexityRise> complexity;  // per method: efficient MPRT
+    int entropy_bins = 0;
     std::vector<SanityVerdict> verdicts;   // per method
     std::string verdict_metric;
     std::string verdict_on;
@@ -151,6 +197,8 @@ std::vector<SanityVerdict> sanity_verdicts(const SanityReport& report, const std
 // The report as JSON (sanity.json) and as a text table (method x step x metric, then verdicts).
 nlohmann::json sanity_json(const SanityReport& report);
 std::string sanity_table(const SanityReport& report);
+// Each test's rule in words, by test name (sanity.json's "test_rules").
+std::map<std::string, std::string> sanity_test_rules(const SanityReport& report);
 
 // ---- faithfulness scores (`sightline score`) ---------------------------------------------
 

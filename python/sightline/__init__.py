@@ -83,11 +83,15 @@ def audit(model, x, masks, layer="layer4", method="hirescam", context=None, targ
 
 def sanity(model, x, layer=None, methods=("saliency", "gradcam", "hirescam", "guidedbackprop", "guidedgradcam"),
            images=None, random_model=None, independent=False, depth=1, seed=0, batch=8,
-           verdict_metric="spearman_abs", verdict_on="top", threshold=0.5, edges=True):
+           verdict_metric="spearman_abs", verdict_on="top", threshold=0.5, edges=True, random_logit=True,
+           smooth_samples=0, smooth_noise=0.1):
     """Model- and data-randomisation sanity checks (Adebayo et al. 2018; as `sightline sanity`) on
     the batch x [B, 3, H, W] (B >= 2, normalised). The model is copied: yours is never changed.
     images: uint8 [B, H, W, 3] pictures of x for the Sobel edge-detector row (default: x's own
-    min-max picture); random_model: the same architecture trained on shuffled labels.
+    min-max picture); random_model: the same architecture trained on shuffled labels; depth: an int
+    or "layers" (every parameterised layer on its own); random_logit: Sixt et al.'s random-class
+    test; smooth_samples >= 2: smooth MPRT over that many noisy copies (noise: smooth_noise of the
+    input's range). Efficient MPRT (entropy rise) always runs.
     Returns sanity.json's content: "steps", per method the similarity curves (Spearman with and
     without absolute values, SSIM, HOG; mean, std and per image) and the "verdict"."""
     x = _engine.as_input(x)
@@ -99,13 +103,16 @@ def sanity(model, x, layer=None, methods=("saliency", "gradcam", "hirescam", "gu
     args.layer = _engine.layer_name(model, layer)
     args.methods = [methods.lower()] if isinstance(methods, str) else [m.lower() for m in methods]
     args.independent = bool(independent)
-    args.depth = int(depth)
+    args.depth = (1 << 30) if depth == "layers" else int(depth)
     args.seed = int(seed)
     args.batch = int(batch)
     args.verdict_metric = str(verdict_metric)
     args.verdict_on = str(verdict_on)
     args.threshold = float(threshold)
     args.edges = bool(edges)
+    args.random_logit = bool(random_logit)
+    args.smooth_samples = int(smooth_samples)
+    args.smooth_noise = float(smooth_noise)
     pictures = [] if images is None else [_picture(p, i) for i, p in enumerate(images)]
     return json.loads(_sightline.sanity(script, _engine.model_name(script), x, pictures, shuffled, args))
 

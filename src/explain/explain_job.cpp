@@ -167,6 +167,8 @@ ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallback
                                   {"map", base + ".npy"}};
                     double residual = ex.completeness_residual[b][j].item<double>();
                     if (!std::isnan(residual)) entry["completeness_residual"] = residual;
+                    const double unused = mm.mass_on_unused[b][j].item<double>();
+                    if (!std::isnan(unused)) entry["mass_on_unused"] = unused;
                     if (job.raw) {
                         write_npy(job.out / (base + ".raw.npy"), tensor_to_npy(mm.raw[b][j]));
                         entry["raw"] = base + ".raw.npy";
@@ -203,10 +205,22 @@ ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallback
                     {"preprocessing", input.to_json()},
                     {"inputs", inputs.size()},
                     {"items", json::array()}};
+    // Per method: the mean share of its mass where the model's exact contribution is <= 0.
+    std::map<std::string, std::pair<double, int>> unused;
     for (const auto& p : inputs) {
         json rec = json::parse(read_file(record_path(p)));
-        for (auto& e : rec["entries"]) summary["items"].push_back(e);
+        for (auto& e : rec["entries"]) {
+            if (e.contains("mass_on_unused")) {
+                auto& [sum, n] = unused[e["method"].get<std::string>()];
+                sum += e["mass_on_unused"].get<double>();
+                ++n;
+            }
+            summary["items"].push_back(e);
+        }
     }
+    json mass = json::object();
+    for (const auto& [key, sn] : unused) mass[key] = {{"mean", sn.first / sn.second}, {"maps", sn.second}};
+    if (!mass.empty()) summary["mass_on_unused"] = mass;
     write_file_atomic(job.out / "summary.json", summary.dump(1));
     result.summary = std::move(summary);
     return result;

@@ -100,6 +100,19 @@ Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_
             (contribution.to(torch::kFloat64) - (logit - bias.gather(1, rows).squeeze(1)).to(torch::kFloat64))
                 .reshape({batch, k});
     }
+    for (MethodMaps& maps : out.methods) {
+        maps.mass_on_unused = torch::full({batch, k}, std::nan(""), torch::kFloat64);
+        if (!ctx.has_gradients() || head.kind == HeadKind::kNonLinear) continue;
+        torch::NoGradGuard no_grad;
+        // Each location's exact contribution to the logit (HiResCAM's raw map) [rows, h, w].
+        const torch::Tensor contribution = (ctx.gradient_rows() * ctx.activation_rows()).sum(1).to(torch::kFloat64);
+        if (maps.raw.size(-2) != contribution.size(-2) || maps.raw.size(-1) != contribution.size(-1)) continue;
+        const torch::Tensor mass = torch::relu(maps.raw.reshape(contribution.sizes()).to(torch::kFloat64));
+        const torch::Tensor total = mass.sum({1, 2});
+        const torch::Tensor unused = (mass * (contribution <= 0)).sum({1, 2});
+        maps.mass_on_unused = torch::where(total > 0, unused / total, torch::full_like(total, std::nan("")))
+                                  .reshape({batch, k});
+    }
     return out;
 }
 

@@ -1,11 +1,13 @@
 // `sightline sanity`: explain the same inputs with the trained model, with the model after each
 // randomisation step, and with a model trained on shuffled labels; compare the maps.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <opencv2/imgproc.hpp>
@@ -69,6 +71,50 @@ MapSet explain_all(const Classifier& model, const ExplainOptions& options, const
     return out;
 }
 
+// The maps of one model state: `plain` of the inputs as they are and, for smooth MPRT, `smooth`,
+// the mean over o.smooth_samples copies: the inputs themselves plus noisy ones whose draws depend
+// only on (seed, copy), so every step sees the same noise.
+struct StateMaps {
+    MapSet plain, smooth;
+};
+
+StateMaps explain_state(const Classifier& model, const SanityOptions& o, const torch::Tensor& x,
+                        const std::vector<int64_t>& targets, const std::vector<std::string>& sources) {
+    StateMaps s;
+    s.plain = explain_all(model, o.explain, x, targets, o.methods, sources, o.batch);
+    if (o.smooth_samples < 2) return s;
+    s.smooth = s.plain;
+    for (auto* set : {&s.smooth.final_maps, &s.smooth.raw_maps})
+        for (auto& row : *set)
+            for (auto& m : row) m = m.clone();
+    const torch::Tensor range = x.amax({1, 2, 3}, true) - x.amin({1, 2, 3}, true);
+    for (int k = 0; k + 1 < o.smooth_samples; ++k) {
+        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003ull + static_cast<uint64_t>(k) + 17);
+        const torch::Tensor noisy = x + torch::randn(x.sizes(), gen, x.options()) * (o.smooth_noise * range);
+        const MapSet m = explain_all(model, o.explain, noisy, targets, o.methods, sources, o.batch);
+        for (std::size_t a = 0; a < m.final_maps.size(); ++a)
+            for (std::size_t i = 0; i < m.final_maps[a].size(); ++i) {
+                s.smooth.final_maps[a][i] += m.final_maps[a][i];
+                s.smooth.raw_maps[a][i] += m.raw_maps[a][i];
+            }
+    }
+    for (auto* set : {&s.smooth.final_maps, &s.smooth.raw_maps})
+        for (auto& row : *set)
+            for (auto& m : row) m /= static_cast<double>(o.smooth_samples);
+    return s;
+}
+
+// A uniformly drawn class other than each image's target (Sixt et al.'s random logit).
+std::vector<int64_t> other_classes(const std::vector<int64_t>& targets, int64_t classes, uint64_t seed) {
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed * 2654435761ull + 42);
+    std::vector<int64_t> out;
+    for (int64_t t : targets) {
+        const int64_t draw = torch::randint(classes - 1, {1}, gen, torch::kInt64).item<int64_t>();
+        out.push_back(draw >= t ? draw + 1 : draw);  // skip the target itself
+    }
+    return out;
+}
+
 SimilarityStats summarise(std::vector<double> v) {
     SimilarityStats s;
     s.per_image = std::move(v);
@@ -90,6 +136,24 @@ std::array<SimilarityStats, 4> compare(const std::vector<cv::Mat>& final_a, cons
         v[3].push_back(hog_pearson(final_a[i], final_b[i]));
     }
     return {summarise(v[0]), summarise(v[1]), summarise(v[2]), summarise(v[3])};
+}
+
+// Efficient MPRT of one method from the raw maps of the original and the fully randomised model.
+ComplexityRise complexity_rise(const std::vector<cv::Mat>& original, const std::vector<cv::Mat>& randomised,
+                               int bins) {
+    ComplexityRise c;
+    std::vector<double> h0, h1, rise;
+    for (std::size_t i = 0; i < original.size(); ++i) {
+        h0.push_back(discrete_entropy(original[i], bins));
+        h1.push_back(discrete_entropy(randomised[i], bins));
+        if (h0.back() > 0) rise.push_back((h1.back() - h0.back()) / h0.back());
+        else ++c.constant_maps;
+    }
+    c.original = summarise(h0);
+    c.randomised = summarise(h1);
+    c.rise = summarise(rise);
+    if (rise.empty()) c.rise.mean = std::numeric_limits<double>::quiet_NaN();
+    return c;
 }
 
 int metric_index(const std::string& name) {
@@ -137,6 +201,11 @@ namespace {
 
 void check_sanity_options(const SanityOptions& o) {
     if (o.methods.empty()) throw UsageError("--method: give at least one method");
+    if (o.smooth_samples == 1 || o.smooth_samples < 0)
+        throw UsageError(fmt::format("--smooth-mprt: give 0 (off) or at least 2 copies (got {})", o.smooth_samples));
+    if (!(o.smooth_noise >= 0) || !std::isfinite(o.smooth_noise))
+        throw UsageError(fmt::format("--smooth-noise: must be a finite number >= 0 (got {})", o.smooth_noise));
+    if (o.entropy_bins < 1) throw UsageError(fmt::format("--entropy-bins: must be at least 1 (got {})", o.entropy_bins));
     for (const auto& key : o.methods) find_method(key);
     check_verdict_rule(o.verdict_metric, o.verdict_on);
 }
@@ -164,9 +233,12 @@ SanityReport sanity_checks(Classifier& model, const std::string& model_name, con
         tensors.push_back(item.tensor);
     }
     torch::Tensor x = torch::cat(tensors);
+    int64_t classes = 0;
     {
         torch::NoGradGuard no_grad;
-        torch::Tensor top = model.forward(x).argmax(1);
+        torch::Tensor logits = model.forward(x);
+        classes = logits.size(1);
+        torch::Tensor top = logits.argmax(1);
         for (int64_t i = 0; i < x.size(0); ++i) r.targets.push_back(top[i].item<int64_t>());
     }
 
@@ -179,42 +251,68 @@ SanityReport sanity_checks(Classifier& model, const std::string& model_name, con
         r.steps.push_back(step);
     }
     if (shuffled) r.steps.push_back({"data: " + shuffled_name, {}, true});
+    // A one-logit model has no other class to explain.
+    if (o.random_logit && classes >= 2) {
+        r.random_targets = other_classes(r.targets, classes, o.seed);
+        r.steps.push_back({"random logit", {}, false, true});
+    }
+    r.smooth_samples = o.smooth_samples >= 2 ? o.smooth_samples : 0;
+    r.smooth_noise = r.smooth_samples ? o.smooth_noise : 0.0;
+    r.entropy_bins = o.entropy_bins;
 
-    const std::size_t total = 1 + r.steps.size();
+    // Independent randomisation never reaches the fully random model: one more pass for eMPRT.
+    const std::size_t total = 1 + r.steps.size() + (o.independent ? 1 : 0);
     std::size_t done = 0;
     auto tick = [&] {
         if (progress) progress(++done, total);
     };
-    const MapSet original = explain_all(model, o.explain, x, r.targets, o.methods, sources, o.batch);
+    const StateMaps original = explain_state(model, o, x, r.targets, sources);
     tick();
 
     const std::size_t n_methods = o.methods.size();
     r.similarity.assign(n_methods, {});
+    if (r.smooth_samples) r.smooth_similarity.assign(n_methods, {});
     r.first_maps.assign(n_methods, {});
-    for (std::size_t m = 0; m < n_methods; ++m) r.first_maps[m].push_back(original.final_maps[m][0]);
+    for (std::size_t m = 0; m < n_methods; ++m) r.first_maps[m].push_back(original.plain.final_maps[m][0]);
 
     const Snapshot snapshot(model.module());
+    MapSet fully_random;  // raw maps of the model with every block re-initialised
     for (std::size_t s = 0; s < r.steps.size(); ++s) {
         const SanityStep& step = r.steps[s];
-        MapSet maps;
+        StateMaps maps;
         if (step.data) {
-            maps = explain_all(*shuffled, o.explain, x, r.targets, o.methods, sources, o.batch);
+            maps = explain_state(*shuffled, o, x, r.targets, sources);
+        } else if (step.random_logit) {
+            snapshot.restore();
+            maps = explain_state(model, o, x, r.random_targets, sources);
         } else {
             if (o.independent) snapshot.restore();
             // Cascading: the blocks randomised at earlier steps keep their (seeded) values.
             const std::string& newest = step.randomised.back();
             for (const auto& b : blocks)
                 if (b.name == newest) reinitialise(model.module(), b, o.seed);
-            maps = explain_all(model, o.explain, x, r.targets, o.methods, sources, o.batch);
+            maps = explain_state(model, o, x, r.targets, sources);
+            if (!o.independent) fully_random = maps.plain;  // the last model step has every block
         }
         for (std::size_t m = 0; m < n_methods; ++m) {
-            r.similarity[m].push_back(
-                compare(original.final_maps[m], original.raw_maps[m], maps.final_maps[m], maps.raw_maps[m]));
-            r.first_maps[m].push_back(maps.final_maps[m][0]);
+            r.similarity[m].push_back(compare(original.plain.final_maps[m], original.plain.raw_maps[m],
+                                              maps.plain.final_maps[m], maps.plain.raw_maps[m]));
+            if (r.smooth_samples)
+                r.smooth_similarity[m].push_back(compare(original.smooth.final_maps[m], original.smooth.raw_maps[m],
+                                                         maps.smooth.final_maps[m], maps.smooth.raw_maps[m]));
+            r.first_maps[m].push_back(maps.plain.final_maps[m][0]);
         }
         tick();
     }
+    if (o.independent) {
+        snapshot.restore();
+        for (const auto& b : blocks) reinitialise(model.module(), b, o.seed);
+        fully_random = explain_all(model, o.explain, x, r.targets, o.methods, sources, o.batch);
+        tick();
+    }
     snapshot.restore();
+    for (std::size_t m = 0; m < n_methods; ++m)
+        r.complexity.push_back(complexity_rise(original.plain.raw_maps[m], fully_random.raw_maps[m], o.entropy_bins));
 
     if (o.edge_baseline) {
         // The edge detector ignores the model: its maps are the same at every step.
@@ -224,7 +322,9 @@ SanityReport sanity_checks(Classifier& model, const std::string& model_name, con
         r.similarity.emplace_back();
         r.first_maps.emplace_back();
         for (std::size_t s = 0; s < r.steps.size(); ++s) r.similarity.back().push_back(compare(edges, edges, edges, edges));
+        if (r.smooth_samples) r.smooth_similarity.push_back(r.similarity.back());
         r.first_maps.back().assign(1 + r.steps.size(), edges.front());
+        r.complexity.push_back(complexity_rise(edges, edges, o.entropy_bins));
     }
 
     r.verdicts = sanity_verdicts(r, o.verdict_metric, o.verdict_on, o.threshold);
@@ -288,80 +388,169 @@ SanityReport run_sanity(const torch::jit::Module& model, const std::string& name
 std::vector<SanityVerdict> sanity_verdicts(const SanityReport& r, const std::string& verdict_metric,
                                            const std::string& verdict_on, double threshold) {
     const int k = check_verdict_rule(verdict_metric, verdict_on);
+    // The model-randomisation number of one similarity table: its first model step, or the mean
+    // over every model step; NaN when there is none.
+    auto model_value = [&](const std::vector<std::array<SimilarityStats, 4>>& table, std::string* step_name) {
+        double sum = 0;
+        std::size_t model_steps = 0;
+        for (std::size_t s = 0; s < r.steps.size(); ++s) {
+            if (r.steps[s].data || r.steps[s].random_logit) continue;
+            if (verdict_on == "top" && model_steps > 0) break;
+            if (model_steps == 0 && step_name) *step_name = r.steps[s].name;
+            sum += table[s][k].mean;
+            ++model_steps;
+        }
+        if (verdict_on == "curve" && step_name) *step_name = fmt::format("mean over {} steps", model_steps);
+        return model_steps ? sum / static_cast<double>(model_steps) : std::numeric_limits<double>::quiet_NaN();
+    };
     std::vector<SanityVerdict> verdicts;
     for (std::size_t m = 0; m < r.methods.size(); ++m) {
         SanityVerdict v;
-        std::size_t model_steps = 0;
+        v.value = model_value(r.similarity[m], &v.step);
+        v.passes = v.value < threshold;  // false for NaN
+        v.tests.push_back({"mprt", v.value, v.passes});
         for (std::size_t s = 0; s < r.steps.size(); ++s) {
             const double value = r.similarity[m][s][k].mean;
             if (r.steps[s].data) {
                 v.data_value = value;
                 v.data_passes = value < threshold;
-            } else if (verdict_on == "curve" || model_steps == 0) {
-                v.value += value;
-                if (model_steps == 0) v.step = r.steps[s].name;
-                ++model_steps;
+                v.tests.push_back({"data", value, v.data_passes});
+            } else if (r.steps[s].random_logit) {
+                // Signed by design: another class's map is often close to this one's negative,
+                // which a metric of absolute values cannot tell from the same map.
+                const double ssim_value = r.similarity[m][s][metric_index(kRandomLogitMetric)].mean;
+                v.tests.push_back({"random_logit", ssim_value, ssim_value < threshold});
             }
         }
-        if (model_steps > 0) v.value /= static_cast<double>(model_steps);
-        if (verdict_on == "curve") v.step = fmt::format("mean over {} steps", model_steps);
-        v.passes = model_steps > 0 && v.value < threshold;
+        if (m < r.smooth_similarity.size() && !r.smooth_similarity[m].empty()) {
+            const double value = model_value(r.smooth_similarity[m], nullptr);
+            v.tests.push_back({"smooth_mprt", value, value < threshold});
+        }
+        // eMPRT: the maps of the fully random model must be more complex than the original's.
+        if (m < r.complexity.size()) v.tests.push_back({"emprt", r.complexity[m].rise.mean, r.complexity[m].rise.mean > 0});
         verdicts.push_back(v);
     }
     return verdicts;
 }
 
+namespace {
+
+json stats_json(const SimilarityStats& st) { return {{"mean", st.mean}, {"std", st.std}, {"per_image", st.per_image}}; }
+
+json steps_json(const SanityReport& r, const std::vector<std::array<SimilarityStats, 4>>& table) {
+    json per_step = json::array();
+    for (std::size_t s = 0; s < r.steps.size(); ++s) {
+        json metrics = json::object();
+        for (std::size_t k = 0; k < kSimilarityMetrics.size(); ++k) metrics[kSimilarityMetrics[k]] = stats_json(table[s][k]);
+        per_step.push_back({{"step", r.steps[s].name}, {"metrics", metrics}});
+    }
+    return per_step;
+}
+
+bool has_data_step(const SanityReport& r) {
+    return std::any_of(r.steps.begin(), r.steps.end(), [](const SanityStep& s) { return s.data; });
+}
+
+}  // namespace
+
+std::map<std::string, std::string> sanity_test_rules(const SanityReport& r) {
+    const std::string below = fmt::format("{} below {}", r.verdict_metric, r.threshold);
+    return {
+        {"mprt", verdict_rule(r)},
+        {"data", "passes when the " + below + " against the model trained on shuffled labels"},
+        {"random_logit", fmt::format("passes when the {} of the final maps of the top-1 class and of a random other "
+                                     "class (the original model) is below {}",
+                                     kRandomLogitMetric, r.threshold)},
+        {"smooth_mprt", "the mprt rule on maps averaged over " + std::to_string(r.smooth_samples) +
+                            " copies of each input (noise " + fmt::format("{}", r.smooth_noise) + " of its range)"},
+        {"emprt", fmt::format("passes when the entropy of the raw maps ({} bins) rises after every block is "
+                              "re-initialised: mean relative rise (H_random - H_original) / H_original above 0",
+                              r.entropy_bins)}};
+}
+
 json sanity_json(const SanityReport& r) {
     json steps = json::array();
-    for (const auto& s : r.steps) steps.push_back({{"name", s.name}, {"randomised", s.randomised}, {"data", s.data}});
+    for (const auto& s : r.steps)
+        steps.push_back({{"name", s.name}, {"randomised", s.randomised}, {"data", s.data}, {"random_logit", s.random_logit}});
     json methods = json::object();
-    const bool has_data = !r.steps.empty() && r.steps.back().data;
+    const bool has_data = has_data_step(r);
     for (std::size_t m = 0; m < r.methods.size(); ++m) {
-        json per_step = json::array();
-        for (std::size_t s = 0; s < r.steps.size(); ++s) {
-            json metrics = json::object();
-            for (std::size_t k = 0; k < kSimilarityMetrics.size(); ++k) {
-                const SimilarityStats& st = r.similarity[m][s][k];
-                metrics[kSimilarityMetrics[k]] = {{"mean", st.mean}, {"std", st.std}, {"per_image", st.per_image}};
-            }
-            per_step.push_back({{"step", r.steps[s].name}, {"metrics", metrics}});
-        }
         const SanityVerdict& v = r.verdicts[m];
         json verdict = {{"passes", v.passes}, {"value", v.value}, {"step", v.step}};
         if (has_data) verdict["data"] = {{"passes", v.data_passes}, {"value", v.data_value}};
-        methods[r.methods[m]] = {{"steps", per_step}, {"verdict", verdict}};
+        json tests = json::object();
+        for (const TestVerdict& t : v.tests) tests[t.test] = {{"passes", t.passes}, {"value", t.value}};
+        verdict["tests"] = tests;
+        json entry = {{"steps", steps_json(r, r.similarity[m])}, {"verdict", verdict}};
+        if (m < r.smooth_similarity.size()) entry["smooth_steps"] = steps_json(r, r.smooth_similarity[m]);
+        if (m < r.complexity.size()) {
+            const ComplexityRise& c = r.complexity[m];
+            entry["complexity"] = {{"original_entropy", stats_json(c.original)},
+                                   {"randomised_entropy", stats_json(c.randomised)},
+                                   {"relative_rise", stats_json(c.rise)},
+                                   {"constant_original_maps", c.constant_maps}};
+        }
+        methods[r.methods[m]] = entry;
     }
-    return {{"mode", r.independent ? "independent" : "cascading"},
-            {"images", r.images},
-            {"targets", r.targets},
-            {"steps", steps},
-            {"metrics", kSimilarityMetrics},
-            {"verdict_rule", verdict_rule(r)},
-            {"verdict_on", r.verdict_on},
-            {"threshold", r.threshold},
-            {"verdict_metric", r.verdict_metric},
-            {"methods", methods},
-            {"seconds", r.seconds}};
+    json out = {{"mode", r.independent ? "independent" : "cascading"},
+                {"images", r.images},
+                {"targets", r.targets},
+                {"steps", steps},
+                {"metrics", kSimilarityMetrics},
+                {"verdict_rule", verdict_rule(r)},
+                {"test_rules", sanity_test_rules(r)},
+                {"verdict_on", r.verdict_on},
+                {"threshold", r.threshold},
+                {"verdict_metric", r.verdict_metric},
+                {"entropy_bins", r.entropy_bins},
+                {"methods", methods},
+                {"seconds", r.seconds}};
+    if (!r.random_targets.empty()) out["random_targets"] = r.random_targets;
+    if (r.smooth_samples) out["smooth"] = {{"samples", r.smooth_samples}, {"noise", r.smooth_noise}};
+    return out;
 }
 
 std::string sanity_table(const SanityReport& r) {
-    std::string out = fmt::format("{:<16} {:<24}", "method", "step");
-    for (const char* k : kSimilarityMetrics) out += fmt::format(" {:>15}", k);
-    out += "\n";
-    for (std::size_t m = 0; m < r.methods.size(); ++m)
-        for (std::size_t s = 0; s < r.steps.size(); ++s) {
-            out += fmt::format("{:<16} {:<24}", s == 0 ? r.methods[m] : "", r.steps[s].name);
-            for (const auto& st : r.similarity[m][s]) out += fmt::format(" {:>7.3f} ± {:<5.3f}", st.mean, st.std);
+    auto table = [&](const std::vector<std::vector<std::array<SimilarityStats, 4>>>& sim) {
+        std::string out = fmt::format("{:<16} {:<24}", "method", "step");
+        for (const char* k : kSimilarityMetrics) out += fmt::format(" {:>15}", k);
+        out += "\n";
+        for (std::size_t m = 0; m < r.methods.size(); ++m)
+            for (std::size_t s = 0; s < r.steps.size(); ++s) {
+                out += fmt::format("{:<16} {:<24}", s == 0 ? r.methods[m] : "", r.steps[s].name);
+                for (const auto& st : sim[m][s]) out += fmt::format(" {:>7.3f} ± {:<5.3f}", st.mean, st.std);
+                out += "\n";
+            }
+        return out;
+    };
+    std::string out = table(r.similarity);
+    if (!r.smooth_similarity.empty())
+        out += fmt::format("\nsmooth MPRT: maps averaged over {} copies of each input (noise {})\n", r.smooth_samples,
+                           r.smooth_noise) +
+               table(r.smooth_similarity);
+    if (!r.complexity.empty()) {
+        out += fmt::format("\nefficient MPRT: entropy of the raw maps ({} bins), original -> every block random\n",
+                           r.entropy_bins);
+        for (std::size_t m = 0; m < r.complexity.size(); ++m) {
+            const ComplexityRise& c = r.complexity[m];
+            out += fmt::format("{:<16} {:.3f} -> {:.3f}   relative rise {:+.3f} ± {:.3f}", r.methods[m], c.original.mean,
+                               c.randomised.mean, c.rise.mean, c.rise.std);
+            if (c.constant_maps) out += fmt::format(" ({} constant original map(s) left out)", c.constant_maps);
             out += "\n";
         }
-    out += "\nverdict: " + verdict_rule(r) + "\n";
-    const bool has_data = !r.steps.empty() && r.steps.back().data;
+    }
+    out += "\nverdicts (rules fixed in docs/sanity.md):\n";
+    const auto rules = sanity_test_rules(r);
+    for (const auto& [test, rule] : rules) {
+        const bool ran = !r.verdicts.empty() &&
+                         std::any_of(r.verdicts[0].tests.begin(), r.verdicts[0].tests.end(),
+                                     [&](const TestVerdict& t) { return t.test == test; });
+        if (ran) out += fmt::format("  {}: {}\n", test, rule);
+    }
     for (std::size_t m = 0; m < r.methods.size(); ++m) {
-        const SanityVerdict& v = r.verdicts[m];
-        out += fmt::format("{:<16} model randomisation: {} ({:.3f}, {})", r.methods[m], v.passes ? "PASSES" : "FAILS",
-                           v.value, v.step);
-        if (has_data)
-            out += fmt::format("; data randomisation: {} ({:.3f})", v.data_passes ? "PASSES" : "FAILS", v.data_value);
+        out += fmt::format("{:<16}", r.methods[m]);
+        for (const TestVerdict& t : r.verdicts[m].tests)
+            out += fmt::format(" {} {} ({:.3f})", t.test, t.passes ? "PASSES" : "FAILS", t.value);
         out += "\n";
     }
     return out;

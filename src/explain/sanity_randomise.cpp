@@ -109,7 +109,7 @@ void reinitialise_module(Module m, const std::string& path, uint64_t seed) {
 }  // namespace
 
 std::vector<ParameterBlock> parameter_blocks(const Module& model, int depth, const std::string& source) {
-    if (depth < 1) throw UsageError(fmt::format("--depth: must be at least 1 (got {})", depth));
+    if (depth < 1) throw UsageError(fmt::format("--depth: must be at least 1, or 'layers' (got {})", depth));
     std::vector<ParameterBlock> blocks, loose;
     collect_blocks(model, "", depth, blocks, loose);
     // Parameters held above the block depth (e.g. a model that registers its weights on the

@@ -116,6 +116,31 @@ double hog_pearson(const cv::Mat& a, const cv::Mat& b) {
     return pearson(features(a), features(b));
 }
 
+double discrete_entropy(const cv::Mat& map, int bins) {
+    if (map.type() != CV_32FC1 || map.empty()) throw Error("entropy: maps must be non-empty float32 single-channel");
+    if (bins < 1) throw UsageError(fmt::format("entropy: bins must be at least 1 (got {})", bins));
+    const std::vector<double> v = values(map);
+    const auto [lo_it, hi_it] = std::minmax_element(v.begin(), v.end());
+    const double lo = *lo_it, hi = *hi_it;
+    if (!(hi > lo)) return 0.0;  // one value, one bin
+    // numpy.histogram: edges lo + i * (hi - lo) / bins, each bin half-open but the last closed;
+    // the index from the scaled value, corrected against the edges for rounding.
+    const double step = (hi - lo) / bins;
+    auto edge = [&](int i) { return i == bins ? hi : lo + step * i; };
+    std::vector<double> counts(static_cast<std::size_t>(bins), 0.0);
+    for (double x : v) {
+        int i = std::min(bins - 1, static_cast<int>((x - lo) / (hi - lo) * bins));
+        if (x < edge(i)) --i;
+        else if (i < bins - 1 && x >= edge(i + 1)) ++i;
+        counts[static_cast<std::size_t>(i)] += 1;
+    }
+    const double n = static_cast<double>(v.size());
+    double h = 0;
+    for (double c : counts)
+        if (c > 0) h -= (c / n) * std::log(c / n);
+    return h;
+}
+
 cv::Mat sobel_map(const cv::Mat& rgb) {
     if (rgb.type() != CV_8UC3) throw Error("sobel: expects an 8-bit RGB image");
     cv::Mat grey, gx, gy, mag;

@@ -76,8 +76,9 @@ Classifier Classifier::from_module(const jit::Module& module, const fs::path& na
 void Classifier::set_layer(const std::string& layer, const torch::Tensor& example) {
     split_.reset();
     // The whole model first: a model that fails on this input (a `raise` in forward, a shape
-    // it does not accept) is reported with its own error, before its graph is cut.
-    {
+    // it does not accept) is reported with its own error, before its graph is cut. Not again
+    // when it has just run on this shape (check_model_accepts before set_layer).
+    if (example.sizes().vec() != ran_shape_) {
         torch::NoGradGuard no_grad;
         forward(example);
     }
@@ -169,6 +170,7 @@ torch::Tensor Classifier::forward(const torch::Tensor& x) const {
     torch::Tensor logits = as_tensor(guarded(path_, "the forward pass", [&] { return module_->forward({x}); }),
                                      path_, "the model");
     check_logits(logits, x.size(0), path_);
+    ran_shape_ = x.sizes().vec();
     return logits;
 }
 
