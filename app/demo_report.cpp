@@ -75,19 +75,27 @@ std::string explain_section(const json& s) {
     std::string h = "<h2 id=\"step3\">3. Where did each model look?</h2>";
     h += "<p>Model explanation shows the locations the model <em>used</em> for its prediction, even outside the "
          "object. Only CAM and HiResCAM carry a proof on these heads; the page says, per model, which "
-         "guarantee holds (checked numerically: the raw HiResCAM map sums to the logit minus the bias).</p>";
+         "guarantee holds (checked numerically: the raw HiResCAM map sums to the logit minus the bias). On these "
+         "linear heads HiResCAM's raw map is each location's exact contribution to the logit; the last column and "
+         "the \"unused\" line under each map give the share of a map's mass on locations whose contribution is "
+         "&le; 0, which the model did not use for this class: 0 for HiResCAM by construction and for CAM and "
+         "Grad-CAM on the GAP head (the three coincide there); Grad-CAM's on the flatten head is the HiResCAM paper's point.</p>";
     for (const auto& m : s["explain"]["models"]) {
         const std::string name = m["name"];
         h += fmt::format("<h3>{} model</h3><p>Head: {}. Completeness residual of HiResCAM: {:.1e}.</p>",
                          html_escape(name), text(m["head"]["description"]),
                          number(m["head"], "completeness_residual"));
         std::vector<std::vector<std::string>> g;
+        const json unused = m.contains("mass_on_unused") ? m["mass_on_unused"] : json::object();
         for (const auto& [method, v] : m["guarantees"].items())
             g.push_back({html_escape(method),
                          fmt::format("<span class=\"{}\">{}</span>", v["holds"].get<bool>() ? "yes" : "no",
                                      v["holds"].get<bool>() ? "holds" : "none"),
-                         text(v["statement"])});
-        h += html_table({"method", "guarantee", "on this model"}, g, "guarantees-" + name);
+                         text(v["statement"]),
+                         unused.contains(method) ? fmt::format("{:.1f}%", 100 * number(unused[method], "mean"))
+                                                 : "&ndash;"});
+        h += html_table({"method", "guarantee", "on this model", "mass where the model's contribution is &le; 0"}, g,
+                        "guarantees-" + name);
         std::vector<std::string> header = {"input", "predicted"};
         for (const auto& k : m["methods"]) header.push_back(html_escape(k.get<std::string>()));
         std::vector<std::vector<std::string>> rows;
@@ -95,7 +103,11 @@ std::string explain_section(const json& s) {
             std::vector<std::string> row = {img(r["input"], "input") + "<br>" + text(r["stem"]), text(r["predicted"])};
             for (const auto& k : m["methods"]) {
                 const std::string key = k;
-                row.push_back(r["overlays"].contains(key) ? img(r["overlays"][key], key) : "");
+                std::string cell = r["overlays"].contains(key) ? img(r["overlays"][key], key) : "";
+                // The share of this map on locations the model did not use (linear heads only).
+                if (r.contains("mass_on_unused") && r["mass_on_unused"].contains(key))
+                    cell += fmt::format("<br>{:.0f}% unused", 100 * r["mass_on_unused"][key].get<double>());
+                row.push_back(cell);
             }
             rows.push_back(row);
         }
@@ -158,10 +170,10 @@ std::string sanity_section(const json& s) {
         "so a map that still looks the same is explained by the image and the architecture, as an edge detector's "
         "would be (the Sobel row is an edge detector, the reference). Two more tests with rules of their own "
         "(docs/sanity.md): the random logit (Sixt et al. 2020; the maps of a random other class must differ, "
-        "|Spearman| below the same threshold) and efficient MPRT (Hedstr&ouml;m et al. 2023; the maps' entropy must "
+        "SSIM below the same threshold) and efficient MPRT (Hedstr&ouml;m et al. 2023; the maps' entropy must "
         "rise once every block is random).</p>",
         text(r["model"]), r["images"].get<int>(), html_number(number(r, "threshold"), 2));
-    std::vector<std::string> header = {"method", "verdict", "random logit", "entropy rise"};
+    std::vector<std::string> header = {"method", "verdict", "random logit (SSIM)", "entropy rise"};
     std::vector<double> xs;
     int step_index = 1;
     for (const auto& st : r["steps"]) {

@@ -39,9 +39,9 @@ json sanity_checks(const Context& c, const json& classifiers) {
     for (std::size_t m = 0; m < r.methods.size(); ++m) {
         json curve = json::array();  // mean |Spearman| per step, the verdict metric
         json ssim = json::array();
-        json random_logit;  // |Spearman| between the top-1 and a random other class's maps
+        json random_logit;  // the random-logit test's SSIM between the top-1 and another class's maps
         for (std::size_t s = 0; s < r.steps.size(); ++s) {
-            if (r.steps[s].random_logit) random_logit = r.similarity[m][s][1].mean;
+            if (r.steps[s].random_logit) random_logit = r.similarity[m][s][2].mean;
             if (r.steps[s].data || r.steps[s].random_logit) continue;
             curve.push_back(r.similarity[m][s][1].mean);
             ssim.push_back(r.similarity[m][s][2].mean);

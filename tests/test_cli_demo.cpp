@@ -44,6 +44,25 @@ void check_stages_and_resume(const fs::path& out) {
     EXPECT_TRUE(g["hirescam"]["holds"].get<bool>());
     EXPECT_FALSE(g["guidedgradcam"]["holds"].get<bool>());
     EXPECT_LT(s["explain"]["models"][0]["head"]["completeness_residual"].get<double>(), 1e-3);
+    // Mass on locations the model did not use: none for HiResCAM on either head, none for CAM and
+    // Grad-CAM on the GAP head (they equal HiResCAM there, up to rounding).
+    for (const auto& m : s["explain"]["models"]) {
+        ASSERT_TRUE(m.contains("mass_on_unused")) << m["name"];
+        EXPECT_EQ(m["mass_on_unused"]["hirescam"]["mean"].get<double>(), 0.0) << m["name"];
+    }
+    EXPECT_LT(s["explain"]["models"][0]["mass_on_unused"]["gradcam"]["mean"].get<double>(), 1e-4);
+    EXPECT_LT(s["explain"]["models"][0]["mass_on_unused"]["cam"]["mean"].get<double>(), 1e-4);
+    // The flatten model learns the task with its own recipe, and there Grad-CAM does put mass
+    // where the model's exact contribution is <= 0 (the HiResCAM paper's point).
+    const auto& flatten = s["classifiers"]["models"][1];
+    EXPECT_EQ(flatten["name"], "flatten");
+    EXPECT_GE(flatten["matched_acc"].get<double>(), 0.95);
+    EXPECT_GT(s["explain"]["models"][1]["mass_on_unused"]["gradcam"]["mean"].get<double>(), 0.0);
+    // The random-logit and entropy tests ran and have verdicts beside the MPRT one.
+    for (const auto& m : s["sanity"]["methods"]) {
+        EXPECT_TRUE(m["tests"].contains("random_logit")) << m["method"];
+        EXPECT_TRUE(m["tests"].contains("emprt")) << m["method"];
+    }
     // The audit uses a faithful method on both heads.
     for (const auto& m : s["audit"]["models"]) EXPECT_TRUE(m["trustworthy"].get<bool>()) << m["name"];
     // Sanity: Grad-CAM's and HiResCAM's maps change with the weights, Guided Backprop's and Guided
