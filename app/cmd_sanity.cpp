@@ -9,6 +9,7 @@
 #include "progress.hpp"
 #include "validators.hpp"
 #include "sightline/report.hpp"
+#include "sightline/report_html.hpp"
 #include "sightline/sanity.hpp"
 #include "sightline/folders.hpp"
 
@@ -42,7 +43,7 @@ void run(SanityFlags& f) {
     write_sanity_outputs(report, input.to_json(), f.out);
     print_input_note(input);
     std::cout << sanity_table(report);
-    std::cout << fmt::format("wrote {}/{{sanity.json,sanity.png}} ({} images, {:.1f} s)\n", f.out.string(),
+    std::cout << fmt::format("wrote {}/{{sanity.json,sanity.png,sanity_curves.svg}} ({} images, {:.1f} s)\n", f.out.string(),
                              report.images.size(), report.seconds);
 }
 
@@ -64,6 +65,50 @@ void write_sanity_outputs(const SanityReport& report, const nlohmann::json& prep
     std::vector<std::string> columns{"original"};
     for (const auto& s : report.steps) columns.push_back(s.name);
     write_image_rgb(dir / "sanity.png", picture_grid(cells, report.methods, columns));
+    write_file_atomic(dir / "sanity_curves.svg", sanity_curves_svg(report));
+}
+
+// The randomisation curves as in Adebayo et al.'s figures: one panel per similarity metric (and
+// smooth MPRT's |Spearman| when it ran), a line per method over the model steps (0 = the
+// original model, similarity 1), with a band of +- one standard deviation over the images.
+std::string sanity_curves_svg(const SanityReport& report) {
+    std::vector<std::size_t> model_steps;
+    for (std::size_t s = 0; s < report.steps.size(); ++s)
+        if (!report.steps[s].data && !report.steps[s].random_logit) model_steps.push_back(s);
+    struct Panel {
+        std::string title;
+        const std::vector<std::vector<std::array<SimilarityStats, 4>>>* table;
+        std::size_t metric;
+    };
+    std::vector<Panel> panels;
+    for (std::size_t k = 0; k < kSimilarityMetrics.size(); ++k)
+        panels.push_back({std::string(kSimilarityMetrics[k]) + " with the original maps", &report.similarity, k});
+    if (!report.smooth_similarity.empty())
+        panels.push_back({fmt::format("smooth MPRT ({} copies): spearman_abs", report.smooth_samples),
+                          &report.smooth_similarity, 1});
+    const int width = 720, height = 280;
+    std::string body;
+    for (std::size_t p = 0; p < panels.size(); ++p) {
+        std::vector<PlotSeries> series;
+        for (std::size_t m = 0; m < report.methods.size(); ++m) {
+            PlotSeries line{report.methods[m], {0.0}, {1.0}, {0.0}};
+            for (std::size_t i = 0; i < model_steps.size(); ++i) {
+                const SimilarityStats& st = (*panels[p].table)[m][model_steps[i]][panels[p].metric];
+                line.x.push_back(static_cast<double>(i + 1));
+                line.y.push_back(st.mean);
+                line.spread.push_back(st.std);
+            }
+            series.push_back(std::move(line));
+        }
+        PlotAxes axes{panels[p].title, "model steps randomised, from the logits (0 = original; names in sanity.json)",
+                      "similarity", -1.0, 1.0, width, height};
+        std::string plot = svg_line_plot(series, axes);
+        // Nested pictures, one below the other.
+        body += "<svg x=\"0\" y=\"" + std::to_string(static_cast<int>(p) * height) + "\"" + plot.substr(4);
+    }
+    return fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\">\n",
+                       width, height * static_cast<int>(panels.size())) +
+           body + "</svg>\n";
 }
 
 void add_sanity_command(CLI::App& app) {

@@ -37,9 +37,11 @@ void add_train_segment_command(CLI::App& train);
 void add_train_instance_command(CLI::App& train);
 void add_sanity_command(CLI::App& app);
 void add_score_command(CLI::App& app);
-// sanity.json (with `preprocessing`, ModelInput::to_json) and the sanity.png grid (rows methods,
-// columns steps) into `dir` (cmd_sanity.cpp).
+// sanity.json (with `preprocessing`, ModelInput::to_json), the sanity.png grid (rows methods,
+// columns steps) and sanity_curves.svg into `dir` (cmd_sanity.cpp).
 void write_sanity_outputs(const SanityReport& report, const nlohmann::json& preprocessing,
                           const std::filesystem::path& dir);
+// The randomisation curves, one panel per similarity metric, mean +- std over the images.
+std::string sanity_curves_svg(const SanityReport& report);
 
 }  // namespace sightline::cli

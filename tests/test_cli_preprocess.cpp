@@ -210,6 +210,11 @@ TEST(PreprocessCli, SanityAndScoreRecordThePreprocessingTheyUsed) {
                                  " --method gradcam --no-edges --mean 0.1,0.2,0.3 --std 0.4,0.5,0.6 --size 32x40 --out " +
                                  sanity.string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    // The curves of every metric, with their spread over the images.
+    const std::string curves = read_file(sanity / "sanity_curves.svg");
+    EXPECT_EQ(curves.rfind("<svg xmlns", 0), 0u);
+    EXPECT_NE(curves.find("spearman_abs with the original maps"), std::string::npos);
+    EXPECT_NE(curves.find("<polygon"), std::string::npos);
     nlohmann::json pre = read_json(sanity / "sanity.json")["preprocessing"];
     EXPECT_EQ(pre["source"], "flags");
     EXPECT_NEAR(pre["mean"][1].get<double>(), 0.2, 1e-6);

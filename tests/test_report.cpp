@@ -92,6 +92,23 @@ TEST(Svg, SeveralSeriesGetTheirOwnColourAndLegend) {
     EXPECT_NE(svg.find("stroke=\"#D55E00\""), std::string::npos);
 }
 
+// The band of y +- spread: upper edge left to right, then lower edge back; a NaN spread splits it.
+TEST(Svg, SpreadIsABandAroundTheLine) {
+    PlotAxes axes;
+    axes.width = 452;   // frame x from 52 to 440
+    axes.height = 282;  // frame y from 44 (top) to 244 (bottom)
+    PlotSeries s{"m", {0, 1, 2}, {0.5, 0.5, 0.5}, {0.1, 0.2, 0.0}};
+    std::string svg = svg_line_plot({s}, axes);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(svg, m, std::regex("<polygon[^>]*points=\"([^\"]*)\"")));
+    EXPECT_EQ(m[1].str(), "52.0,124.0 246.0,104.0 440.0,144.0 440.0,144.0 246.0,184.0 52.0,164.0");
+    EXPECT_LT(svg.find("<polygon"), svg.find("<polyline"));  // under the line
+    s.spread = {0.1, NAN, 0.1};  // no two neighbours with a spread: no band
+    EXPECT_EQ(count(svg_line_plot({s}, axes), "<polygon"), 0);
+    s.spread = {0.1};
+    EXPECT_THROW(svg_line_plot({s}, axes), Error);
+}
+
 TEST(Svg, LinePlotErrors) {
     PlotAxes axes;
     axes.title = "p";

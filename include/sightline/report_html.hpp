@@ -21,6 +21,9 @@ std::string html_number(double value, int digits = 3);
 struct PlotSeries {
     std::string name;
     std::vector<double> x, y;  // same length; NaN points are left out (the line breaks there)
+    // Optional, the length of y: a band y +- spread drawn under the line (e.g. the standard
+    // deviation over images); a NaN point breaks the band like the line.
+    std::vector<double> spread = {};
 };
 
 struct PlotAxes {
@@ -31,7 +34,7 @@ struct PlotAxes {
 
 // Lines with round markers, one colour per series, a legend, axis ticks (5 on y; on x the
 // distinct x values when there are at most 12, else 5). The x range is the data's range.
-// Throws Error for no series, unequal x/y lengths or y_max <= y_min.
+// Throws Error for no series, unequal x/y (or spread) lengths or y_max <= y_min.
 std::string svg_line_plot(const std::vector<PlotSeries>& series, const PlotAxes& axes);
 
 // Grouped bars: values[g][c] is group g (legend) at category c (x axis); NaN draws no bar and

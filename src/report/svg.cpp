@@ -92,6 +92,9 @@ std::string svg_line_plot(const std::vector<PlotSeries>& series, const PlotAxes&
             x_max = std::max(x_max, s.x[i]);
             xs.insert(s.x[i]);
         }
+        if (!s.spread.empty() && s.spread.size() != s.y.size())
+            throw Error(fmt::format("plot '{}': series '{}' has {} spread and {} y values", axes.title, s.name,
+                                    s.spread.size(), s.y.size()));
         names.push_back(s.name);
     }
     std::string out = open_picture(axes, names);
@@ -108,6 +111,31 @@ std::string svg_line_plot(const std::vector<PlotSeries>& series, const PlotAxes&
     for (double t : ticks)
         out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", x_pixel(t),
                            f.bottom + 14, tick(t));
+    // Bands first, so that every line stays visible above them.
+    for (std::size_t k = 0; k < series.size(); ++k) {
+        const auto& s = series[k];
+        if (s.spread.empty()) continue;
+        std::vector<std::size_t> run;  // consecutive points with a value and a spread
+        auto band = [&] {
+            if (run.size() >= 2) {
+                std::string points;
+                for (std::size_t i : run)
+                    points += fmt::format("{:.1f},{:.1f} ", x_pixel(s.x[i]), y_pixel(f, axes, s.y[i] + s.spread[i]));
+                for (auto it = run.rbegin(); it != run.rend(); ++it)
+                    points += fmt::format("{:.1f},{:.1f} ", x_pixel(s.x[*it]),
+                                          y_pixel(f, axes, s.y[*it] - s.spread[*it]));
+                points.pop_back();
+                out += fmt::format("<polygon fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\" points=\"{}\"/>\n",
+                                   colour(k), points);
+            }
+            run.clear();
+        };
+        for (std::size_t i = 0; i < s.x.size(); ++i) {
+            if (std::isnan(s.y[i]) || std::isnan(s.x[i]) || std::isnan(s.spread[i])) band();
+            else run.push_back(i);
+        }
+        band();
+    }
     for (std::size_t k = 0; k < series.size(); ++k) {
         const auto& s = series[k];
         std::string points;
