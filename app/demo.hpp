@@ -25,6 +25,9 @@ struct Context {
 json make_data(const Context& c);                                  // "data"
 json train_classifiers(const Context& c);                          // "classifiers"
 json explain_models(const Context& c, const json& classifiers);   // "explain"
+// Part of "explain": the flatten model with its weights zero on the top half of the feature
+// map, explained on `inputs`; the share of each method's mass there (demo_planted.cpp).
+json planted_model(const Context& c, const fs::path& flatten_model, const fs::path& inputs, const fs::path& labels);
 json audit_models(const Context& c, const json& classifiers);     // "audit"
 json sanity_checks(const Context& c, const json& classifiers);    // "sanity"
 json weak_segmentation(const Context& c);                          // "wsss"

@@ -164,7 +164,11 @@ json explain_models(const Context& c, const json& classifiers) {
         if (ex.contains("mass_on_unused")) model["mass_on_unused"] = ex["mass_on_unused"];
         models.push_back(model);
     }
-    return {{"models", models}};
+    json planted;
+    for (const auto& m : classifiers["models"])
+        if (m["arch"] == "resnet_flatten")
+            planted = planted_model(c, c.out / m["model"].get<std::string>(), inputs, c.out / "labels.txt");
+    return {{"models", models}, {"planted", planted}};
 }
 
 }  // namespace sightline::cli::demo

@@ -71,6 +71,39 @@ std::string classifier_section(const json& s) {
     return h + "<div class=\"row\">" + plots + "</div>";
 }
 
+// The ground-truth case: weights zero on a known region, so the right answer there is 0.
+std::string planted_section(const json& p) {
+    std::string h = "<h3>Ground truth: a model that cannot see the top half</h3>";
+    h += fmt::format(
+        "<p>The flatten model again, with its Linear weights set to zero wherever they read {} of the "
+        "feature map: whatever the image, those locations cannot change the logit, so the right map is 0 there. "
+        "HiResCAM's is 0 exactly (its value at a location is that location's contribution); Grad-CAM's "
+        "averaged gradient weighs every location of a channel alike and puts mass there.</p>",
+        text(p["region"]));
+    std::vector<std::vector<std::string>> shares;
+    for (const auto& k : p["methods"]) {
+        const std::string key = k;
+        shares.push_back({html_escape(key), fmt::format("{:.1f}%", 100 * number(p["mass_in_region"], key))});
+    }
+    h += html_table({"method", "mass on the region the model cannot see (mean over the scenes)"}, shares,
+                    "planted-mass");
+    std::vector<std::string> header = {"input", "predicted"};
+    for (const auto& k : p["methods"]) header.push_back(html_escape(k.get<std::string>()));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : p["rows"]) {
+        std::vector<std::string> row = {img(r["input"], "input") + "<br>" + text(r["stem"]), text(r["predicted"])};
+        for (const auto& k : p["methods"]) {
+            const std::string key = k;
+            std::string cell = r["overlays"].contains(key) ? img(r["overlays"][key], key) : "";
+            if (r["mass_in_region"].contains(key))
+                cell += fmt::format("<br>{:.0f}% in the blind half", 100 * r["mass_in_region"][key].get<double>());
+            row.push_back(cell);
+        }
+        rows.push_back(row);
+    }
+    return h + html_table(header, rows, "maps-planted");
+}
+
 std::string explain_section(const json& s) {
     std::string h = "<h2 id=\"step3\">3. Where did each model look?</h2>";
     h += "<p>Model explanation shows the locations the model <em>used</em> for its prediction, even outside the "
@@ -113,6 +146,7 @@ std::string explain_section(const json& s) {
         }
         h += html_table(header, rows, "maps-" + name);
     }
+    if (s["explain"].contains("planted") && s["explain"]["planted"].is_object()) h += planted_section(s["explain"]["planted"]);
     return h;
 }
 

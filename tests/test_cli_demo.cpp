@@ -58,6 +58,11 @@ void check_stages_and_resume(const fs::path& out) {
     EXPECT_EQ(flatten["name"], "flatten");
     EXPECT_GE(flatten["matched_acc"].get<double>(), 0.95);
     EXPECT_GT(s["explain"]["models"][1]["mass_on_unused"]["gradcam"]["mean"].get<double>(), 0.0);
+    // The planted model cannot see the top half of its feature map: HiResCAM puts exactly nothing
+    // there, Grad-CAM does.
+    const auto& planted = s["explain"]["planted"]["mass_in_region"];
+    EXPECT_EQ(planted["hirescam"].get<double>(), 0.0);
+    EXPECT_GT(planted["gradcam"].get<double>(), 0.01);
     // The random-logit and entropy tests ran and have verdicts beside the MPRT one.
     for (const auto& m : s["sanity"]["methods"]) {
         EXPECT_TRUE(m["tests"].contains("random_logit")) << m["method"];
@@ -141,7 +146,7 @@ void check_in_chromium(const fs::path& out) {
         << body.substr(0, 500);
     EXPECT_GT(std::stoi(m[1]), 20);
     EXPECT_EQ(m[2], "0");
-    for (const char* id : {"classifiers", "guarantees-gap", "guarantees-flatten", "maps-gap", "audit-gap", "sanity",
+    for (const char* id : {"classifiers", "guarantees-gap", "guarantees-flatten", "maps-gap", "planted-mass", "audit-gap", "sanity",
                            "segmentation", "segmentation-examples", "summary"})
         EXPECT_NE(body.find(std::string("id=\"") + id + "\""), std::string::npos) << "table " << id;
     // No console message of any level (errors, warnings, uncaught exceptions) while loading.
