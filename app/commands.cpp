@@ -18,6 +18,7 @@ void add_all_commands(CLI::App& app) {
     add_instance_command(app);
     add_sanity_command(app);
     add_score_command(app);
+    add_merge_command(app);
 }
 
 }  // namespace sightline::cli

@@ -79,6 +79,71 @@ TEST(ExplainCli, RerunSkipsFinishedInputs) {
     EXPECT_TRUE(fs::exists(out / "img1.hirescam.1.npy"));  // unfinished one redone
 }
 
+namespace {
+
+// summary.json without the measured times (the one thing two runs never share).
+nlohmann::json summary_without_times(const fs::path& dir) {
+    nlohmann::json s = nlohmann::json::parse(read_file(dir / "summary.json"));
+    for (auto& item : s["items"]) item.erase("seconds_per_image");
+    return s;
+}
+
+}  // namespace
+
+// Three shards of 7 inputs in blocks of 2 (shard 0 takes blocks 0 and 3), then merged: the
+// same maps, overlays and summary as one run, byte for byte (SmoothGrad's noise included,
+// since every batch is the same as in the single run).
+TEST(ExplainCli, ShardsMergeIntoTheSingleRunsOutput) {
+    fs::path in = test::scratch_dir("in"), root = test::scratch_dir("shards");
+    torch::Tensor x = npy_to_tensor(read_npy(gradcam("input_3x64x80.npy")));
+    for (int k = 0; k < 7; ++k)
+        write_npy(in / ("img" + std::to_string(k) + ".npy"), tensor_to_npy(x.slice(0, k % 2, k % 2 + 1) * (1 + 0.1 * k)));
+    const std::string job = "explain " + model_flags() + " --method hirescam,gradcam,smoothgrad --smooth-samples 3 " +
+                            "--raw --batch 2 --input " + in.string();
+    ASSERT_EQ(test::run_sightline(job + " --out " + (root / "single").string()).exit_code, 0);
+    std::string shards;
+    for (int i = 0; i < 3; ++i) {
+        const fs::path dir = root / ("shard" + std::to_string(i));
+        std::string extra;
+        if (i == 1) {  // torchrun's environment instead of the flag
+            setenv("RANK", "1", 1);
+            setenv("WORLD_SIZE", "3", 1);
+        } else {
+            extra = " --shard " + std::to_string(i) + "/3";
+        }
+        auto r = test::run_sightline(job + extra + " --out " + dir.string());
+        unsetenv("RANK");
+        unsetenv("WORLD_SIZE");
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        if (i == 1) {
+            EXPECT_NE(r.err.find("shard 1/3 from torchrun's RANK and WORLD_SIZE"), std::string::npos) << r.err;
+        }
+        shards += " " + dir.string();
+    }
+    EXPECT_EQ(summary_without_times(root / "shard0")["inputs"], 3);  // blocks 0 and 3: img0, img1, img6
+    auto r = test::run_sightline("merge" + shards + " --out " + (root / "merged").string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("merged 3 shard(s): 7 input(s), 21 map(s)"), std::string::npos) << r.out;
+    EXPECT_EQ(summary_without_times(root / "merged"), summary_without_times(root / "single"));
+    int compared = 0;
+    for (const auto& e : fs::recursive_directory_iterator(root / "single")) {
+        if (!e.is_regular_file() || e.path().filename() == "summary.json") continue;
+        const fs::path rel = fs::relative(e.path(), root / "single");
+        ASSERT_TRUE(fs::exists(root / "merged" / rel)) << rel;
+        if (rel.parent_path().filename() != "explain") {  // records hold the times too
+            EXPECT_EQ(read_file(root / "merged" / rel), read_file(e.path())) << rel;
+        }
+        ++compared;
+    }
+    EXPECT_EQ(compared, 7 * 3 * 3 + 7);  // .npy, .raw.npy and .png per map; a record per input
+    // A missing shard or one of another job is refused before anything is written.
+    r = test::run_sightline("merge " + (root / "shard0").string() + " " + (root / "shard2").string() + " --out " +
+                            (root / "partial").string());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.err, "sightline: error: merge: shard 1/3 is missing (give all 3 output folders)\n");
+    EXPECT_FALSE(fs::exists(root / "partial"));
+}
+
 TEST(ExplainCli, WarnsOnceForMethodsWithoutGuarantee) {
     fs::path in = test::scratch_dir("in"), out = test::scratch_dir("out");
     write_gapnet_inputs(in);

@@ -26,7 +26,10 @@ struct ExplainJob {
     fs::path list;                      // optional split file: names of inputs in the folder `input`
     fs::path out;
     InputRequest preprocessing;         // --size/--mean/--std; resolved against the model's own
-    int batch = 8;
+    int batch = 8;                      // also the block size of sharding
+    // This process's part of the inputs: blocks of `batch` consecutive inputs (sorted), every
+    // shards-th block from block `shard` (docs/distributed.md); merge_explain_shards joins them.
+    int shard = 0, shards = 1;
     bool raw = false;
     bool overlay = true;
     std::string colormap = "jet";
@@ -50,5 +53,14 @@ struct ExplainJobResult {
 // Checks everything that can be checked (methods, options, labels, inputs, the output folder,
 // the model on the first input) before writing anything; throws Error / UsageError.
 ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallbacks& callbacks = {});
+
+// Joins the output folders of the N shards of one explain job (every shard 0..N-1 once, the
+// same model, layer, target, preprocessing and batch) into `out`: maps, overlays, raw maps and
+// records copied, summary.json as a single run writes it (items in input order). Checks
+// everything before creating `out`; Error naming the folder otherwise. Returns the summary.
+nlohmann::json merge_explain_shards(const std::vector<fs::path>& shards, const fs::path& out);
+
+// summary.json's "mass_on_unused": per method, the mean of the items' values and their count.
+nlohmann::json mass_on_unused_summary(const nlohmann::json& items);
 
 }  // namespace sightline

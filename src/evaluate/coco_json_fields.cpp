@@ -93,10 +93,12 @@ json read_json_file(const fs::path& path) {
     const std::string text = read_file(path);
     try {
         return json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // Syntax errors, and numbers beyond double's range (out_of_range 406, found by fuzz_coco).
         std::string message = e.what();
         const std::size_t tag = message.find("] ");
         if (tag != std::string::npos) message = message.substr(tag + 2);  // drop "[json.exception...]"
+        if (message.size() > 160) message = message.substr(0, 157) + "...";  // a 400-digit number
         throw Error(fmt::format("{}: not valid JSON: {}", path.string(), message));
     }
 }

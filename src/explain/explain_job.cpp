@@ -59,6 +59,24 @@ void drop_background_label(std::vector<std::string>& labels, int64_t outputs, co
                             "optionally after a background line)", file.string(), count, outputs));
 }
 
+}  // namespace
+
+nlohmann::json mass_on_unused_summary(const nlohmann::json& items) {
+    // Summed in item order, so that a merge of shards adds in the order of a single run.
+    std::map<std::string, std::pair<double, int>> unused;
+    for (const auto& e : items)
+        if (e.contains("mass_on_unused")) {
+            auto& [sum, n] = unused[e["method"].get<std::string>()];
+            sum += e["mass_on_unused"].get<double>();
+            ++n;
+        }
+    json mass = json::object();
+    for (const auto& [key, sn] : unused) mass[key] = {{"mean", sn.first / sn.second}, {"maps", sn.second}};
+    return mass;
+}
+
+namespace {
+
 cv::Mat map_to_mat(const torch::Tensor& map) {
     torch::Tensor m = map.contiguous();
     return cv::Mat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_32FC1, m.data_ptr<float>()).clone();
@@ -75,6 +93,9 @@ ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallback
     for (const auto& key : job.methods) find_method(key);
     if (job.methods.empty()) throw UsageError("--method: give at least one method");
     validate(job.options);
+    if (job.shards < 1 || job.shard < 0 || job.shard >= job.shards)
+        throw UsageError(fmt::format("--shard: {}/{} is not a shard (give I/N with 0 <= I < N)", job.shard, job.shards));
+    if (job.batch < 1) throw UsageError(fmt::format("--batch: must be at least 1, got {}", job.batch));
     const int colormap = colormap_from_name(job.colormap);
     std::vector<std::string> labels;
     if (!job.labels.empty()) {
@@ -112,6 +133,20 @@ ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallback
 
     const json signature = job_signature(job, pre);
     auto record_path = [&](const fs::path& input) { return records / (input.stem().string() + ".json"); };
+    // Batches never cross a block of `batch` consecutive inputs, and a shard takes every N-th
+    // block: each map is computed in the same batch as in a single run, so shards merge into
+    // a single run's output bit for bit (the head is always analysed on the first input).
+    std::map<fs::path, std::size_t> input_index;
+    for (std::size_t i = 0; i < inputs.size(); ++i) input_index[inputs[i]] = i;
+    const auto block_of = [&](const fs::path& p) { return input_index.at(p) / static_cast<std::size_t>(job.batch); };
+    const std::size_t all_inputs = inputs.size();
+    if (job.shards > 1) {
+        std::vector<fs::path> mine;
+        for (const auto& p : inputs)
+            if (block_of(p) % static_cast<std::size_t>(job.shards) == static_cast<std::size_t>(job.shard))
+                mine.push_back(p);
+        inputs = std::move(mine);
+    }
     std::vector<fs::path> pending;
     for (const auto& p : inputs) {
         fs::path r = record_path(p);
@@ -129,6 +164,7 @@ ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallback
         // A batch: consecutive inputs of the same shape, at most job.batch of them.
         std::vector<InputItem> items;
         while (start < pending.size() && static_cast<int>(items.size()) < std::max(1, job.batch)) {
+            if (!items.empty() && block_of(pending[start]) != block_of(items.front().path)) break;
             InputItem item = pending[start] == first.path ? first : read_input(pending[start], pre);
             if (!items.empty() && item.tensor.sizes() != items.front().tensor.sizes()) break;
             if (!item.note.empty()) say(fmt::format("{}: {}", item.path.string(), item.note));
@@ -155,6 +191,7 @@ ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallback
                     torch::Tensor map = mm.maps[b][j];
                     write_npy(job.out / (base + ".npy"), tensor_to_npy(map));
                     json entry = {{"input", items[b].path.string()},
+                                  {"input_index", input_index.at(items[b].path)},
                                   {"stem", stem},
                                   {"method", mm.key},
                                   {"class", cls},
@@ -205,22 +242,16 @@ ExplainJobResult run_explain_job(const ExplainJob& job, const ExplainJobCallback
                     {"preprocessing", input.to_json()},
                     {"inputs", inputs.size()},
                     {"items", json::array()}};
-    // Per method: the mean share of its mass where the model's exact contribution is <= 0.
-    std::map<std::string, std::pair<double, int>> unused;
     for (const auto& p : inputs) {
         json rec = json::parse(read_file(record_path(p)));
-        for (auto& e : rec["entries"]) {
-            if (e.contains("mass_on_unused")) {
-                auto& [sum, n] = unused[e["method"].get<std::string>()];
-                sum += e["mass_on_unused"].get<double>();
-                ++n;
-            }
-            summary["items"].push_back(e);
-        }
+        for (auto& e : rec["entries"]) summary["items"].push_back(e);
     }
-    json mass = json::object();
-    for (const auto& [key, sn] : unused) mass[key] = {{"mean", sn.first / sn.second}, {"maps", sn.second}};
+    // Per method: the mean share of its mass where the model's exact contribution is <= 0.
+    json mass = mass_on_unused_summary(summary["items"]);
     if (!mass.empty()) summary["mass_on_unused"] = mass;
+    if (job.shards > 1)
+        summary["shard"] = {{"index", job.shard}, {"count", job.shards}, {"all_inputs", all_inputs},
+                            {"batch", job.batch}};
     write_file_atomic(job.out / "summary.json", summary.dump(1));
     result.summary = std::move(summary);
     return result;

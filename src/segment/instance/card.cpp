@@ -61,8 +61,10 @@ InstanceModelCard read_instance_model_card(const fs::path& path) {
     json j;
     try {
         j = json::parse(read_file(path));
-    } catch (const json::parse_error& e) {
-        throw Error(fmt::format("{}: not valid JSON ({})", file, e.what()));
+    } catch (const json::exception& e) {  // syntax, or a number out of double's range
+        std::string message = e.what();
+        if (message.size() > 160) message = message.substr(0, 157) + "...";
+        throw Error(fmt::format("{}: not valid JSON ({})", file, message));
     }
     if (!j.is_object()) throw Error(fmt::format("{}: a model card is a JSON object", file));
     const auto integers = integer_fields();

@@ -1,0 +1,38 @@
+// sightline merge: the output folders of `explain --shard I/N` runs joined into one, equal to
+// a single run's output (docs/distributed.md).
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "sightline/explain_job.hpp"
+
+namespace sightline::cli {
+
+namespace {
+
+struct MergeFlags {
+    std::vector<fs::path> shards;
+    fs::path out;
+};
+
+void run(const MergeFlags& f) {
+    if (fs::exists(f.out) && !fs::is_empty(f.out))
+        throw Error(fmt::format("{}: exists and is not empty; merge into a new folder", f.out.string()));
+    const nlohmann::json summary = merge_explain_shards(f.shards, f.out);
+    std::cout << fmt::format("merged {} shard(s): {} input(s), {} map(s) -> {}\n", f.shards.size(),
+                             summary["inputs"].get<std::size_t>(), summary["items"].size(),
+                             (f.out / "summary.json").string());
+}
+
+}  // namespace
+
+void add_merge_command(CLI::App& app) {
+    auto f = std::make_shared<MergeFlags>();
+    CLI::App* cmd = app.add_subcommand("merge", "Join the output folders of `explain --shard I/N` runs into one");
+    cmd->add_option("shards", f->shards, "the N shards' output folders")->required();
+    cmd->add_option("--out", f->out, "output folder (new or empty)")->required();
+    cmd->callback([f] { run(*f); });
+}
+
+}  // namespace sightline::cli
