@@ -13,7 +13,7 @@ weights=$build/maskrcnn-fixtures/state_dict.pth
 export OMP_NUM_THREADS=2
 
 for mode in infer train; do
-  if [ $mode = train ]; then filter='BM_MaskRCNNTrainStep'; steps=5; else filter='BM_MaskRCNNInference'; steps=10; fi
+  if [ $mode = train ]; then filter='BM_MaskRCNNTrainStep'; steps=3; else filter='BM_MaskRCNNInference'; steps=3; fi
   cs=() ps=()
   for ((r = 1; r <= rounds; r++)); do
     c=$(SIGHTLINE_MASKRCNN_WEIGHTS=$weights "$build/bench/bench_maskrcnn" --benchmark_filter="$filter" \
