@@ -2,6 +2,7 @@
 // Each stage saves its result as out/stages/<key>.json; a rerun skips finished stages (and a
 // stage's own work — data, training runs, maps — resumes where it stopped); --force starts over.
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 
@@ -49,7 +50,21 @@ const std::vector<Stage>& stages() {
     return kStages;
 }
 
+// The demo's numbers depend on the float summation order, which LibTorch's convolutions
+// (oneDNN) choose by CPU: AVX-512 and AVX2 kernels give other WSSS and U-Net numbers after a
+// few epochs. Unless the user chose, oneDNN is capped at AVX2, which every x86-64 machine of
+// the last decade has, so that two machines give the same numbers (docs/demo.md). It must be
+// set before the first convolution; oneDNN reads it once.
+std::string pin_convolution_isa() {
+    for (const char* name : {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"})
+        if (const char* set = std::getenv(name)) return set;
+    setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 0);
+    setenv("DNNL_MAX_CPU_ISA", "AVX2", 0);  // the name older oneDNN releases read
+    return "AVX2";
+}
+
 void run(const DemoFlags& f) {
+    const std::string isa = pin_convolution_isa();
     apply_torch_threads(f.threads);
     if (f.force) fs::remove_all(f.out);
     ensure_writable_dir(f.out / "stages");
@@ -84,6 +99,7 @@ void run(const DemoFlags& f) {
     std::cout << fmt::format("[{}/{}] summary and report\n", total, total) << std::flush;
     summary["tasks"] = demo::task_summary(summary);
     summary["mode"] = mode;
+    summary["numerics"] = {{"threads", f.threads}, {"onednn_max_cpu_isa", isa}};
     summary["seconds_this_run"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     write_file_atomic(f.out / "summary.json", summary.dump(1));
     demo::write_report(f.out, summary);

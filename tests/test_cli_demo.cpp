@@ -35,6 +35,9 @@ void check_stages_and_resume(const fs::path& out) {
     auto s = nlohmann::json::parse(slurp(out / "summary.json"));
     ASSERT_EQ(s["tasks"].size(), 3u);
     // The shortcut is planted and learned: the GAP model does much worse on swapped contexts.
+    // Reproducible across machines: convolutions capped at AVX2, a fixed thread count.
+    EXPECT_EQ(s["numerics"]["onednn_max_cpu_isa"], "AVX2");
+    EXPECT_EQ(s["numerics"]["threads"], 2);
     const auto& gap = s["classifiers"]["models"][0];
     EXPECT_EQ(gap["name"], "gap");
     EXPECT_GT(gap["matched_acc"].get<double>(), gap["swapped_acc"].get<double>() + 0.3);
