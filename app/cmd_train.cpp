@@ -96,20 +96,33 @@ void add_classify(CLI::App& train) {
     c->add_option("--subcategory-rounds", o->subcategory_rounds,
                   "SC-CAM: cluster-and-retrain rounds after a plain CAM round (each --epochs long)")
         ->capture_default_str();
+    auto norm = std::make_shared<std::string>("batch");
+    c->add_option("--norm", *norm,
+                  "Normalisation after each convolution: batch (BatchNorm) or group (GroupNorm: the same weights on "
+                  "any number of processes, docs/distributed.md)")
+        ->check(CLI::IsMember({"batch", "group"}))
+        ->capture_default_str();
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")
         ->group("");  // hidden
-    c->callback([o, data, out, no_flip, no_jitter, threads] {
+    c->callback([o, data, out, no_flip, no_jitter, threads, norm] {
         apply_torch_threads(*threads);
         o->data = *data;
         o->out = *out;
         o->flip = !*no_flip;
         o->jitter = !*no_jitter;
+        o->norm = parse_norm(*norm);
+        o->distributed = join_distributed_group();
+        const bool prints = prints_progress(o->distributed.get());
         StopOnSignals signals;
-        TrainCallbacks callbacks{step_bar(), print_epoch, [&signals] { return signals.signal() != 0; }};
-        TrainResult r = train_classifier(*o, callbacks, [&](const TrainSetup& s) { print_setup(*o, s); });
+        TrainCallbacks callbacks{prints ? step_bar() : nullptr, prints ? print_epoch : nullptr,
+                                 [&signals] { return signals.signal() != 0; }};
+        TrainResult r = train_classifier(*o, callbacks, [&](const TrainSetup& s) {
+            if (prints) print_setup(*o, s);
+        });
         if (r.interrupted) throw interrupted_error(r.checkpoint, signals.signal(), r.epochs_done, r.step_in_epoch);
-        fmt::print("wrote {}, {}, {}\n", r.model.string(), (o->out / "model.json").string(),
-                   (o->out / "metrics.jsonl").string());
+        if (prints)
+            fmt::print("wrote {}, {}, {}\n", r.model.string(), (o->out / "model.json").string(),
+                       (o->out / "metrics.jsonl").string());
     });
 }
 

@@ -79,8 +79,14 @@ void add_train_segment_command(CLI::App& train) {
     add_torch_threads_option(c, *threads);
     c->add_option("--workers", o->workers, "Data loading threads (do not change results)")->capture_default_str();
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint, exactly");
+    auto norm = std::make_shared<std::string>("batch");
+    c->add_option("--norm", *norm,
+                  "Normalisation after each convolution: batch (BatchNorm) or group (GroupNorm: the same weights on "
+                  "any number of processes, docs/distributed.md)")
+        ->check(CLI::IsMember({"batch", "group"}))
+        ->capture_default_str();
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")->group("");
-    c->callback([o, data, out, masks, no_flip, scale, threads] {
+    c->callback([o, data, out, masks, no_flip, scale, threads, norm] {
         apply_torch_threads(*threads);
         o->data = *data;
         o->out = *out;
@@ -88,10 +94,17 @@ void add_train_segment_command(CLI::App& train) {
         o->flip = !*no_flip;
         o->scale_min = (*scale)[0];
         o->scale_max = (*scale)[1];
+        o->norm = parse_norm(*norm);
+        o->distributed = join_distributed_group();
+        const bool prints = prints_progress(o->distributed.get());
         StopOnSignals signals;
-        SegmentTrainCallbacks callbacks{step_bar(), print_segment_epoch, [&signals] { return signals.signal() != 0; }};
-        SegmentTrainResult r = train_segmenter(*o, callbacks, [&](const SegmentTrainSetup& s) { print_setup(*o, s); });
+        SegmentTrainCallbacks callbacks{prints ? step_bar() : nullptr, prints ? print_segment_epoch : nullptr,
+                                        [&signals] { return signals.signal() != 0; }};
+        SegmentTrainResult r = train_segmenter(*o, callbacks, [&](const SegmentTrainSetup& s) {
+            if (prints) print_setup(*o, s);
+        });
         if (r.interrupted) throw interrupted_error(r.checkpoint, signals.signal(), r.epochs_done, r.step_in_epoch);
+        if (!prints) return;
         if (r.best_epoch > 0)
             fmt::print("best val mIoU {:.4f} at epoch {} ({})\n", r.best_miou, r.best_epoch, r.best_model.string());
         fmt::print("wrote {}, {}, {}\n", r.model.string(), (o->out / "model.json").string(),

@@ -19,6 +19,7 @@ void add_all_commands(CLI::App& app) {
     add_sanity_command(app);
     add_score_command(app);
     add_merge_command(app);
+    add_launch_command(app);
 }
 
 }  // namespace sightline::cli

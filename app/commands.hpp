@@ -32,6 +32,7 @@ void add_wsss_command(CLI::App& app);
 void add_segment_command(CLI::App& app);
 void add_instance_command(CLI::App& app);
 void add_merge_command(CLI::App& app);
+void add_launch_command(CLI::App& app);
 // `train segment` (cmd_train_segment.cpp), added by add_train_command.
 void add_train_segment_command(CLI::App& train);
 // `train instance` (cmd_train_instance.cpp), added by add_train_command.

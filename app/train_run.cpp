@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "sightline/distributed.hpp"
+
 namespace sightline::cli {
 
 namespace {
@@ -47,6 +49,14 @@ std::function<void(int64_t, int64_t, int64_t, double)> step_bar() {
         std::fflush(stderr);
     };
 }
+
+std::shared_ptr<DistributedGroup> join_distributed_group() {
+    const std::optional<DistributedOptions> options = distributed_from_environment();
+    if (!options || options->world_size == 1) return nullptr;
+    return std::make_shared<DistributedGroup>(*options);
+}
+
+bool prints_progress(const DistributedGroup* group) { return !group || group->is_main(); }
 
 Error interrupted_error(const fs::path& checkpoint, int signal, int64_t epochs_done, int64_t step_in_epoch) {
     const std::string why = signal == SIGINT    ? "interrupted (SIGINT)"

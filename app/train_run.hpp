@@ -5,10 +5,22 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "sightline/core.hpp"
 
+namespace sightline {
+class DistributedGroup;
+}
+
 namespace sightline::cli {
+
+// Data-parallel training under torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR,
+// MASTER_PORT; `sightline launch` sets them): the joined group, or null for one process.
+std::shared_ptr<DistributedGroup> join_distributed_group();
+
+// Only rank 0 prints progress and results (the others would repeat them); null group: yes.
+bool prints_progress(const DistributedGroup* group);
 
 // While alive, SIGINT / SIGTERM ask the loop to finish its step and save a checkpoint; a second
 // signal of the same kind kills as usual (the handler resets itself). Restores the old handlers.

@@ -11,6 +11,8 @@ packages=(
   python3-torchvision                         # its _C*.so gives RoIAlign/NMS at run time (docs/torchvision-ops.md)
   python3-dev pybind11-dev python3-pytest     # `import sightline` (docs/python.md) and its tests
   chromium                                    # the demo report test renders index.html headless
+  clang libclang-rt-dev                       # libFuzzer targets (tools/fuzz.sh, a short CI run)
+  libgloo-dev                                 # c10d ProcessGroupGloo headers: data-parallel training
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -400,14 +400,14 @@ TEST(BadInputMatrix, TrainDataAndOthers) {
         {"crf --image {in}/missing.png --out {out}", 2, "crf: give exactly one of --probs (soft maps) and --labels (a label map)"},
         {"audit --model {in}/missing.pt --data {in}/dataset --out {out}", 1, "{in}/dataset: no split lists (ImageSets/Segmentation/<split>.txt); audit needs a VOC-layout dataset with object masks"},
         {"wsss run --data {in}/missing --out {out}", 1, "{in}/missing: no such dataset folder"},
-        {"", 2, "give a command: list, explain, inspect, bench, demo, data, eval, audit, crf, train, wsss, segment, instance, sanity, score, merge"},
+        {"", 2, "give a command: list, explain, inspect, bench, demo, data, eval, audit, crf, train, wsss, segment, instance, sanity, score, merge, launch"},
         {"wsss", 2, "wsss: give a command: seeds, sweep, pseudo, run"},
         {"wsss cams --data {in}", 2, "wsss cams: unknown command; choose from seeds, sweep, pseudo, run"},
         {"train clasify --data {in}", 2, "train clasify: unknown command; choose from classify, segment, instance"},
         {"explain --model {in}/good.pt --input {in}/img.png --out {out} --ig-steps 3.5", 2,
          "--ig-steps: '3.5' is not a whole number"},
         {"score --model {in}/good.pt --input {in}/img.png --steps 5x", 2, "--steps: '5x' is not a number"},
-        {"frobnicate", 2, "frobnicate: unknown command; choose from list, explain, inspect, bench, demo, data, eval, audit, crf, train, wsss, segment, instance, sanity, score, merge"},
+        {"frobnicate", 2, "frobnicate: unknown command; choose from list, explain, inspect, bench, demo, data, eval, audit, crf, train, wsss, segment, instance, sanity, score, merge, launch"},
     });
 }
 

@@ -52,6 +52,34 @@ TEST(Loader, BatchesDoNotDependOnWorkerCount) {
     }
 }
 
+TEST(Loader, ShardsSplitEveryBatchInRankOrder) {
+    // Data-parallel ranks: rank r builds rows [r B/n, (r+1) B/n) of each single-process batch,
+    // with the same pixels (augmentation is drawn per sample).
+    ToyDataset data(18);
+    LoaderOptions options = toy_loader(2);
+    options.augment = true;
+    BatchLoader whole(data, options);
+    LoaderOptions first = options, second = options;
+    first.shard_count = second.shard_count = 2;
+    second.shard_index = 1;
+    BatchLoader rank0(data, first), rank1(data, second);
+    std::vector<Batch> a = epoch(whole, 1), b0 = epoch(rank0, 1), b1 = epoch(rank1, 1);
+    ASSERT_EQ(b0.size(), a.size());
+    ASSERT_EQ(b1.size(), a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(b0[i].index, a[i].index);
+        std::vector<std::size_t> joined = b0[i].samples;
+        joined.insert(joined.end(), b1[i].samples.begin(), b1[i].samples.end());
+        EXPECT_EQ(joined, a[i].samples);
+        EXPECT_TRUE(torch::equal(torch::cat({b0[i].images, b1[i].images}), a[i].images));
+        EXPECT_TRUE(torch::equal(torch::cat({b0[i].targets, b1[i].targets}), a[i].targets));
+    }
+    LoaderOptions uneven = first;
+    uneven.batch_size = 3;
+    EXPECT_EQ(test::message_of([&] { BatchLoader bad(data, uneven); }),
+              "--batch 3 is not a multiple of the 2 processes: each takes an equal share of every batch");
+}
+
 TEST(Loader, EachEpochIsAPermutationAndEpochsDiffer) {
     ToyDataset data(12);
     BatchLoader loader(data, toy_loader());

@@ -29,6 +29,14 @@ enum class HeadDesign {
     kFlattenLinear,  // flatten -> Linear: HiResCAM is exact; needs the fixed input size
     kMlp,            // GAP -> Linear -> ReLU -> Linear: no guarantee
 };
+// The normalisation after each convolution. BatchNorm uses the batch's statistics while
+// training, so data-parallel runs depend on how a batch is split; GroupNorm (Wu & He 2018,
+// 8 groups or fewer when channels are few) normalises each image alone, so a run gives the same
+// weights on any number of processes.
+enum class Norm { kBatch, kGroup };
+std::string to_string(Norm norm);  // "batch", "group"
+Norm parse_norm(const std::string& name);
+
 // "gap_linear", "flatten_linear", "mlp" (the model card's "head" field).
 std::string head_design_name(HeadDesign head);
 HeadDesign parse_head_design(const std::string& name);
@@ -41,6 +49,7 @@ struct ArchOptions {
     int64_t output_stride = 8;                // 8 or 16: input side / feature side
     int64_t hidden = 128;                     // hidden units of the MLP head
     uint64_t seed = 1;                        // weight initialisation
+    Norm norm = Norm::kBatch;                 // normalisation after each convolution
 };
 
 struct ArchInfo {

@@ -32,6 +32,8 @@
 
 namespace sightline {
 
+class DistributedGroup;  // distributed.hpp
+
 // ---- architectures -----------------------------------------------------------------------------
 
 struct SegArchOptions {
@@ -42,6 +44,7 @@ struct SegArchOptions {
     std::string upsample = "transposed";  // "transposed" (2x2 stride-2 transposed conv) or "bilinear"
     std::vector<int64_t> blocks = {1, 1, 1, 1};  // resnet_unet: basic blocks per encoder stage
     uint64_t seed = 1;                    // weight initialisation
+    Norm norm = Norm::kBatch;             // after each convolution (architectures.hpp)
 };
 
 struct SegArchInfo {
@@ -131,6 +134,9 @@ struct SegmentTrainOptions {
     int workers = 2;                    // loader threads (never change the numbers)
     bool resume = false;
     int64_t stop_after_epoch = 0;       // debug: stop like a kill after this epoch
+    Norm norm = Norm::kBatch;           // --norm: BatchNorm or GroupNorm
+    // Data-parallel training (distributed.hpp), as TrainOptions::distributed: null for one process.
+    std::shared_ptr<DistributedGroup> distributed;
 };
 
 struct SegmentEpochMetrics {

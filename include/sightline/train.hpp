@@ -26,6 +26,8 @@
 
 namespace sightline {
 
+class DistributedGroup;  // distributed.hpp
+
 // ---- batches ---------------------------------------------------------------------------------
 
 struct LoaderOptions {
@@ -43,6 +45,10 @@ struct LoaderOptions {
     uint64_t seed = 1;
     // Segmentation: also fill Batch::masks from each sample's mask (which must exist).
     bool masks = false;
+    // Data-parallel training: this process builds rows [i*B/n, (i+1)*B/n) of every batch (B a
+    // multiple of n), so the ranks share each batch of the single-process order; Batch::index
+    // stays the batch's place in the epoch. Mixup then mixes within a rank's rows.
+    int shard_index = 0, shard_count = 1;
     // When set, replaces augment() / resize for every sample (it must leave an SxS image and
     // mask); called with the sample's own stream of (seed, epoch, sample).
     std::function<void(Sample&, Rng&)> transform;
@@ -183,6 +189,10 @@ struct TrainOptions {
     double subcategory_lambda = 5.0;   // weight of the sub-category loss
     int64_t subcategory_rounds = 3;    // cluster-and-retrain rounds after the plain CAM round;
                                        // each round trains --epochs epochs from a fresh model
+    Norm norm = Norm::kBatch;          // the backbone's normalisation layers (ArchOptions::norm)
+    // Data-parallel training (distributed.hpp): null for one process. Every rank runs the same
+    // call; each builds its share of every batch, gradients are averaged, rank 0 alone writes.
+    std::shared_ptr<DistributedGroup> distributed;
 };
 
 // What the callbacks and RUN/metrics.jsonl see after each epoch.

@@ -31,8 +31,8 @@ using torch::jit::Module;
 struct Builder {
     ModuleFactory f;
     at::Generator gen;
-    explicit Builder(uint64_t seed)
-        : f(seed), gen(at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0x5e9u))) {}
+    Builder(uint64_t seed, Norm norm)
+        : f(seed, norm), gen(at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0x5e9u))) {}
 
     Module conv_bn_relu(int64_t in, int64_t out) {
         Module m = f.make("ConvBnReLU");
@@ -95,7 +95,7 @@ void check(bool ok, const std::string& message) {
 }
 
 Module build_unet(const SegArchOptions& o) {
-    Builder b(o.seed);
+    Builder b(o.seed, o.norm);
     Module model = b.f.make("UNet");
     model.register_module("inc", b.double_conv(3, o.base));
     std::string body = "def forward(self, x):\n    x0 = self.inc.forward(x)\n";
@@ -118,7 +118,7 @@ Module build_unet(const SegArchOptions& o) {
 int64_t unet_multiple(const SegArchOptions& o) { return int64_t{1} << o.depth; }
 
 Module build_resnet_unet(const SegArchOptions& o) {
-    Builder b(o.seed);
+    Builder b(o.seed, o.norm);
     Module model = b.f.make("ResNetUNet");
     const int64_t w = o.base;
     Module stem = b.f.make("Stem");

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "segment/segment_detail.hpp"
+#include "sightline/distributed.hpp"
 #include "sightline/parallel.hpp"
 #include "sightline/train.hpp"
 #include "train/checkpoint.hpp"
@@ -45,6 +46,7 @@ SegArchOptions arch_options(const SegmentTrainOptions& o, int64_t classes) {
     a.upsample = o.upsample;
     a.blocks = o.blocks;
     a.seed = o.seed;
+    a.norm = o.norm;
     return a;
 }
 
@@ -60,6 +62,7 @@ json run_options(const SegmentTrainOptions& o, int64_t input_size) {
     j["dice"] = o.dice;
     j["class-weights"] = o.class_weights;
     j["scale"] = {o.scale_min, o.scale_max};
+    if (o.norm != Norm::kBatch) j["norm"] = to_string(o.norm);  // older checkpoints have no key
     return j;
 }
 
@@ -169,11 +172,16 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
                                      o.arch, input_size));
 
     // The run folder: refuse to overwrite, check a resume matches, before writing anything.
+    // Data-parallel, rank 0 alone writes; the others read the checkpoint on a resume.
+    DistributedGroup* group = o.distributed.get();
+    const bool writes = !group || group->is_main();
     const fs::path checkpoint = detail::checkpoint_path(o.out);
     const json options_json = run_options(o, input_size);
-    const json meta = detail::open_run_folder(o.out, o.resume, [&](const fs::path& path, const json& saved) {
-        detail::check_options_match(path, saved, options_json, detail::FlagValues::kJson);
-    });
+    json meta;
+    if (writes || o.resume)
+        meta = detail::open_run_folder(o.out, o.resume, [&](const fs::path& path, const json& saved) {
+            detail::check_options_match(path, saved, options_json, detail::FlagValues::kJson);
+        });
 
     detail::GraphOptimizeOff plain_interpreter;
     detail::KeepGlobalRandomState caller_random_state;
@@ -193,6 +201,7 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
     loader_options.masks = true;
     detail::SegAugmentOptions augment{static_cast<int>(input_size), o.scale_min, o.scale_max, o.flip, o.jitter};
     loader_options.transform = [augment](Sample& s, Rng& rng) { detail::segmentation_augment(s, augment, rng); };
+    if (group) loader_options.shard_index = group->rank(), loader_options.shard_count = group->size();
     BatchLoader loader(train, loader_options);
     const int64_t steps = loader.batches_per_epoch();
     const ScheduleOptions schedule = detail::make_schedule(o.schedule, lr, steps, o.epochs, o.warmup_epochs);
@@ -209,12 +218,22 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
         if (best_epoch > 0) best_miou = meta.at("best_miou").get<double>();
         detail::check_data_order(checkpoint, meta, train.size(), o.epochs, loader);
     }
+    detail::StepSync sync;
+    if (group) {
+        // Every rank starts from rank 0's weights, as in PyTorch's DDP.
+        std::vector<torch::Tensor> state;
+        for (const auto& p : model.parameters(true)) state.push_back(p);
+        for (const auto& b : model.buffers(true)) state.push_back(b), sync.buffers.push_back(b);
+        group->broadcast(state);
+        sync.group = group;
+    }
     SegmentTrainSetup setup{train.size(), val ? val->size() : 0, classes, input_size, steps, 0, progress.epoch,
                             progress.step_in_epoch};
     for (const auto& p : model.parameters(true)) setup.parameters += p.numel();
     if (on_setup) on_setup(setup);
 
     auto save = [&](const detail::RunProgress& at) {
+        if (!writes) return;
         json m = detail::checkpoint_meta(options_json, card.class_names, train.size(), at,
                                          at.epoch < o.epochs ? loader.epoch_order(at.epoch) : std::vector<std::size_t>{});
         m["best_epoch"] = best_epoch;
@@ -233,7 +252,7 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
     for (; progress.epoch < o.epochs; ++progress.epoch) {
         detail::EpochTotals totals(progress);
         if (!detail::run_epoch_steps(loader, *optimizer, schedule, 0, loss_of, callbacks.on_step,
-                                     callbacks.stop_requested, progress, totals)) {
+                                     callbacks.stop_requested, progress, totals, group ? &sync : nullptr)) {
             save(detail::epoch_interrupted(progress, totals.loss_sum, totals.seconds(), totals.wait(loader)));
             result.interrupted = true;
             result.epochs_done = progress.epoch;
@@ -255,15 +274,15 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
         if (m.best) {
             best_miou = m.val.miou;
             best_epoch = m.epoch;
-            write_file_atomic(o.out / "best.pt", detail::module_bytes(model));
+            if (writes) write_file_atomic(o.out / "best.pt", detail::module_bytes(model));
         }
         progress.step_in_epoch = 0;
         progress.history.push_back(metrics_json(m));
         save(detail::epoch_finished(progress));
-        write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history));
+        if (writes) write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history));
         result.last_val = m.val;
         if (callbacks.on_epoch) callbacks.on_epoch(m);
-        if (detail::stop_after_epoch(callbacks.stop_requested, o.stop_after_epoch, progress.epoch + 1) &&
+        if (detail::stop_after_epoch(callbacks.stop_requested, o.stop_after_epoch, progress.epoch + 1, group) &&
             progress.epoch + 1 < o.epochs) {
             result.interrupted = true;
             result.epochs_done = progress.epoch + 1;
@@ -273,9 +292,11 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
         }
     }
 
-    write_file_atomic(o.out / "model.pt", detail::module_bytes(model));
-    write_file_atomic(o.out / "model.json", segment_model_card_json(card));
-    write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history));
+    if (writes) {
+        write_file_atomic(o.out / "model.pt", detail::module_bytes(model));
+        write_file_atomic(o.out / "model.json", segment_model_card_json(card));
+        write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history));
+    }
     result.epochs_done = o.epochs;
     result.model = o.out / "model.pt";
     if (best_epoch > 0) result.best_model = o.out / "best.pt";

@@ -155,6 +155,11 @@ void BatchLoader::State::work() {
         const auto end = order.begin() + std::min<int64_t>((index + 1) * options.batch_size,
                                                            static_cast<int64_t>(order.size()));
         std::vector<std::size_t> rows(begin, end);
+        if (options.shard_count > 1) {
+            const std::size_t share = rows.size() / static_cast<std::size_t>(options.shard_count);
+            rows = std::vector<std::size_t>(rows.begin() + static_cast<std::ptrdiff_t>(share * options.shard_index),
+                                            rows.begin() + static_cast<std::ptrdiff_t>(share * (options.shard_index + 1)));
+        }
         ++in_flight;
         lock.unlock();
         Batch batch;
@@ -180,6 +185,12 @@ BatchLoader::BatchLoader(const Dataset& data, LoaderOptions options, std::vector
         throw Error("loader: mean and std need 3 values (RGB)");
     if (!labels.empty() && labels.size() != data.size())
         throw Error(fmt::format("loader: {} label lists for {} samples", labels.size(), data.size()));
+    if (options.shard_count < 1 || options.shard_index < 0 || options.shard_index >= options.shard_count)
+        throw Error(fmt::format("loader: shard {} of {}", options.shard_index, options.shard_count));
+    if (options.batch_size % options.shard_count != 0)
+        throw UsageError(fmt::format("--batch {} is not a multiple of the {} processes: each takes an equal share of "
+                                     "every batch",
+                                     options.batch_size, options.shard_count));
     options.workers = std::max(1, options.workers);
     options.prefetch = std::max(1, options.prefetch);
     state_ = std::make_unique<State>(data, std::move(options), std::move(labels));

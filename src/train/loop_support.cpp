@@ -86,28 +86,54 @@ double EpochTotals::wait(const BatchLoader& loader) const { return carried_wait_
 
 bool run_epoch_steps(BatchLoader& loader, torch::optim::Optimizer& optimizer, const ScheduleOptions& schedule,
                      int64_t stage_start, const LossOfBatch& loss_of, const OnStep& on_step,
-                     const std::function<bool()>& stop_requested, RunProgress& progress, EpochTotals& totals) {
+                     const std::function<bool()>& stop_requested, RunProgress& progress, EpochTotals& totals,
+                     const StepSync* sync) {
     const int64_t steps = loader.batches_per_epoch();
+    DistributedGroup* group = sync ? sync->group : nullptr;
+    const std::vector<torch::Tensor> parameters = group ? optimiser_parameters(optimizer) : std::vector<torch::Tensor>{};
     totals.lr = learning_rate(schedule, progress.global_step - stage_start);
     loader.start_epoch(progress.epoch, progress.step_in_epoch);
     while (auto batch = loader.next()) {
         totals.lr = learning_rate(schedule, progress.global_step - stage_start);
-        for (auto& group : optimizer.param_groups()) group.options().set_lr(totals.lr);
+        for (auto& param_group : optimizer.param_groups()) param_group.options().set_lr(totals.lr);
         optimizer.zero_grad();
+        if (group) group->broadcast(sync->buffers);
         torch::Tensor loss = loss_of(*batch, progress.global_step - stage_start);
         loss.backward();
+        if (group) group->average_gradients(parameters);
         optimizer.step();
         ++progress.global_step, ++progress.step_in_epoch;
-        const double value = loss.item<double>();
+        double value = loss.item<double>();
+        bool stop = stop_requested && stop_requested();
+        if (group) {
+            // One small all-reduce per step: the mean loss and whether any rank was asked to stop.
+            torch::Tensor shared = torch::tensor({value, stop ? 1.0 : 0.0}, torch::kFloat64);
+            group->all_reduce_sum(shared);
+            value = shared[0].item<double>() / group->size();
+            stop = shared[1].item<double>() > 0;
+        }
         totals.loss_sum += value;
         if (on_step) on_step(progress.epoch + 1, progress.step_in_epoch, steps, value);
-        if (progress.step_in_epoch < steps && stop_requested && stop_requested()) return false;
+        if (progress.step_in_epoch < steps && stop) return false;
     }
     return true;
 }
 
-bool stop_after_epoch(const std::function<bool()>& stop_requested, int64_t stop_after, int64_t epochs_done) {
-    return (stop_requested && stop_requested()) || (stop_after > 0 && epochs_done == stop_after);
+std::vector<torch::Tensor> optimiser_parameters(torch::optim::Optimizer& optimizer) {
+    std::vector<torch::Tensor> parameters;
+    for (auto& param_group : optimizer.param_groups())
+        for (const torch::Tensor& p : param_group.params()) parameters.push_back(p);
+    return parameters;
+}
+
+bool stop_agreed(const std::function<bool()>& stop_requested, DistributedGroup* group) {
+    const bool stop = stop_requested && stop_requested();
+    return group ? group->any(stop) : stop;
+}
+
+bool stop_after_epoch(const std::function<bool()>& stop_requested, int64_t stop_after, int64_t epochs_done,
+                      DistributedGroup* group) {
+    return stop_agreed(stop_requested, group) || (stop_after > 0 && epochs_done == stop_after);
 }
 
 }  // namespace sightline::detail

@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "sightline/distributed.hpp"
 #include "sightline/train.hpp"
 #include "train/run_folder.hpp"
 
@@ -79,15 +80,32 @@ private:
 using LossOfBatch = std::function<torch::Tensor(const Batch& batch, int64_t stage_step)>;
 using OnStep = std::function<void(int64_t epoch, int64_t step, int64_t steps, double loss)>;
 
+// Data-parallel training: what each step shares with the other ranks. Before the forward,
+// every rank takes rank 0's buffers (BatchNorm's running statistics, as PyTorch's DDP with
+// broadcast_buffers); after the backward, the optimiser's gradients are averaged; the loss
+// shown is the mean over the ranks, and a stop request on any rank stops them all.
+struct StepSync {
+    DistributedGroup* group = nullptr;
+    std::vector<torch::Tensor> buffers;
+};
+
 // Runs the rest of epoch progress.epoch from progress.step_in_epoch: per step the scheduled
 // learning rate (at global_step - stage_start), the loss, backward and the optimiser step,
 // then on_step (1-based epoch and step). Returns false when stop_requested() said stop before
 // the epoch's last step; `progress` and `totals` then hold where it stopped.
 bool run_epoch_steps(BatchLoader& loader, torch::optim::Optimizer& optimizer, const ScheduleOptions& schedule,
                      int64_t stage_start, const LossOfBatch& loss_of, const OnStep& on_step,
-                     const std::function<bool()>& stop_requested, RunProgress& progress, EpochTotals& totals);
+                     const std::function<bool()>& stop_requested, RunProgress& progress, EpochTotals& totals,
+                     const StepSync* sync = nullptr);
 
-// After epoch `epochs_done`: stop when asked to or when --stop-after-epoch says so.
-bool stop_after_epoch(const std::function<bool()>& stop_requested, int64_t stop_after, int64_t epochs_done);
+// The optimiser's parameters, in its order (the tensors whose gradients a step averages).
+std::vector<torch::Tensor> optimiser_parameters(torch::optim::Optimizer& optimizer);
+
+// Whether to stop: asked to on this rank, or (data-parallel) on any rank.
+bool stop_agreed(const std::function<bool()>& stop_requested, DistributedGroup* group);
+
+// After epoch `epochs_done`: stop when asked to (on any rank) or when --stop-after-epoch says so.
+bool stop_after_epoch(const std::function<bool()>& stop_requested, int64_t stop_after, int64_t epochs_done,
+                      DistributedGroup* group = nullptr);
 
 }  // namespace sightline::detail

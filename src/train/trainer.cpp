@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "sightline/distributed.hpp"
 #include "sightline/parallel.hpp"
 #include "sightline/train.hpp"
 #include "train/checkpoint.hpp"
@@ -42,6 +43,7 @@ json run_options(const TrainOptions& o, int64_t input_size, Objective objective)
     if (o.objective == WsssObjective::kPuzzle) j["puzzle-alpha"] = o.puzzle_alpha, j["puzzle-ramp"] = o.puzzle_ramp;
     if (o.objective == WsssObjective::kMixup)
         j["mixup-entropy"] = o.mixup_entropy, j["mixup-concentration"] = o.mixup_concentration;
+    if (o.norm != Norm::kBatch) j["norm"] = to_string(o.norm);  // older checkpoints have no key
     if (o.objective == WsssObjective::kSubcategory) {
         j["subcategory-k"] = o.subcategory_k;
         j["subcategory-lambda"] = o.subcategory_lambda;
@@ -217,14 +219,19 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     if (o.shuffle_labels) labels = shuffle_labels(std::move(labels), o.seed);
 
     // The run folder: refuse to overwrite, check a resume matches, before writing anything.
+    // Data-parallel, rank 0 alone writes; the others read the checkpoint on a resume.
+    DistributedGroup* group = o.distributed.get();
+    const bool writes = !group || group->is_main();
     const fs::path checkpoint = detail::checkpoint_path(o.out);
     const json options_json = run_options(o, input_size, objective);
-    const json meta = detail::open_run_folder(o.out, o.resume, [&](const fs::path& path, const json& saved) {
-        check_resume_matches(path, saved, options_json);
-        if (saved.at("train_images").get<std::size_t>() != train.size())
-            throw Error(fmt::format("{}: the checkpoint was trained on {} images, {} has {}", path.string(),
-                                    saved.at("train_images").get<std::size_t>(), where, train.size()));
-    });
+    json meta;
+    if (writes || o.resume)
+        meta = detail::open_run_folder(o.out, o.resume, [&](const fs::path& path, const json& saved) {
+            check_resume_matches(path, saved, options_json);
+            if (saved.at("train_images").get<std::size_t>() != train.size())
+                throw Error(fmt::format("{}: the checkpoint was trained on {} images, {} has {}", path.string(),
+                                        saved.at("train_images").get<std::size_t>(), where, train.size()));
+        });
 
     // Model, optimiser, schedule.
     detail::GraphOptimizeOff plain_interpreter;
@@ -237,6 +244,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     arch_options.output_stride = o.output_stride;
     arch_options.hidden = o.hidden;
     arch_options.seed = o.seed;
+    arch_options.norm = o.norm;
     torch::jit::Module model = build_architecture(o.arch, arch_options);
     LoaderOptions loader_options;
     ModelCard card{o.arch,
@@ -261,6 +269,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     loader_options.mixup_alpha = o.objective == WsssObjective::kMixup && o.mixup == 0 ? 1.0 : o.mixup;
     loader_options.workers = o.workers;
     loader_options.seed = o.seed;
+    if (group) loader_options.shard_index = group->rank(), loader_options.shard_count = group->size();
     BatchLoader loader(train, loader_options, labels);
     const int64_t steps = loader.batches_per_epoch();
     const ScheduleOptions schedule = detail::make_schedule(o.schedule, lr, steps, o.epochs, o.warmup_epochs);
@@ -270,6 +279,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     eval_options.drop_last = false;
     eval_options.augment = false;
     eval_options.mixup_alpha = 0.0;
+    eval_options.shard_index = 0, eval_options.shard_count = 1;  // every rank validates on all images
     std::vector<std::unique_ptr<BatchLoader>> val_loaders;
     for (const auto& split : val) val_loaders.push_back(std::make_unique<BatchLoader>(*split.second, eval_options));
 
@@ -305,12 +315,22 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         progress = detail::read_progress(meta);
         detail::check_data_order(checkpoint, meta, train.size(), total_epochs, loader);
     }
+    // Every rank starts from rank 0's weights, as in PyTorch's DDP (they are equal already: the
+    // same seed or the same checkpoint; this makes sure).
+    auto model_state = [&] {
+        std::vector<torch::Tensor> state;
+        for (const auto& p : model.parameters(true)) state.push_back(p);
+        for (const auto& b : model.buffers(true)) state.push_back(b);
+        return state;
+    };
+    if (group) group->broadcast(model_state());
     TrainSetup setup{objective, train.size(), {}, input_size, steps, 0, progress.epoch, progress.step_in_epoch};
     for (const auto& split : val) setup.val_images.emplace_back(split.first, split.second->size());
     for (const auto& p : model.parameters(true)) setup.parameters += p.numel();
     if (on_setup) on_setup(setup);
 
     auto save = [&](const detail::RunProgress& at) {
+        if (!writes) return;
         json m = detail::checkpoint_meta(options_json, card.class_names, train.size(), at,
                                          at.epoch < total_epochs ? loader.epoch_order(at.epoch)
                                                                  : std::vector<std::size_t>{});
@@ -323,13 +343,17 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         detail::save_checkpoint(checkpoint, m, model, *optimizer, at.step_in_epoch > 0 ? partial : PartialEpoch{},
                                 extra);
     };
-    auto write_metrics = [&] { write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history)); };
+    auto write_metrics = [&] {
+        if (writes) write_file_atomic(o.out / "metrics.jsonl", metrics_file(progress.history));
+    };
     // The epoch's training outputs, for its train score (and saved with an interrupted epoch).
     std::vector<torch::Tensor> outputs, targets;
     const detail::LossOfBatch loss_of = [&](const Batch& batch, int64_t stage_step) {
         auto [loss, logits] = objective_step.step(model, batch, stage_step);
-        outputs.push_back(logits.detach());
-        targets.push_back(batch.targets);
+        // Data-parallel, every rank keeps the whole batch's outputs (in the single-process row
+        // order), so the train score and an interrupted epoch's checkpoint are a single run's.
+        outputs.push_back(group ? group->all_gather_rows(logits.detach()) : logits.detach());
+        targets.push_back(group ? group->all_gather_rows(batch.targets) : batch.targets);
         return loss;
     };
 
@@ -353,8 +377,13 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         outputs.clear(), targets.clear();
         if (progress.step_in_epoch > 0 && partial.logits.defined())
             outputs.push_back(partial.logits), targets.push_back(partial.targets);
+        detail::StepSync sync;
+        if (group) {
+            sync.group = group;
+            for (const auto& b : model.buffers(true)) sync.buffers.push_back(b);
+        }
         if (!detail::run_epoch_steps(loader, *optimizer, schedule, stage_start, loss_of, callbacks.on_step,
-                                     callbacks.stop_requested, progress, totals)) {
+                                     callbacks.stop_requested, progress, totals, group ? &sync : nullptr)) {
             partial = {torch::cat(outputs), torch::cat(targets)};
             save(detail::epoch_interrupted(progress, totals.loss_sum, totals.seconds(), totals.wait(loader)));
             result.interrupted = true;
@@ -379,7 +408,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         save(detail::epoch_finished(progress));
         write_metrics();
         if (callbacks.on_epoch) callbacks.on_epoch(m);
-        if (detail::stop_after_epoch(callbacks.stop_requested, o.stop_after_epoch, epoch + 1) &&
+        if (detail::stop_after_epoch(callbacks.stop_requested, o.stop_after_epoch, epoch + 1, group) &&
             epoch + 1 < total_epochs) {
             result.interrupted = true;
             result.epochs_done = epoch + 1;
@@ -388,8 +417,10 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     }
 
     // Finished: the TorchScript model (in eval mode) and its card.
-    write_file_atomic(o.out / "model.pt", detail::module_bytes(model));
-    write_file_atomic(o.out / "model.json", model_card_json(card));
+    if (writes) {
+        write_file_atomic(o.out / "model.pt", detail::module_bytes(model));
+        write_file_atomic(o.out / "model.json", model_card_json(card));
+    }
     write_metrics();
     result.epochs_done = total_epochs;
     result.model = o.out / "model.pt";

@@ -1,5 +1,6 @@
 #include "model/architectures/layers.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -7,9 +8,10 @@
 
 namespace sightline::detail {
 
-ModuleFactory::ModuleFactory(uint64_t seed)
+ModuleFactory::ModuleFactory(uint64_t seed, Norm norm)
     : unit_(std::make_shared<torch::jit::CompilationUnit>()),
-      generator_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
+      generator_(at::make_generator<at::CPUGeneratorImpl>(seed)),
+      norm_(norm) {}
 
 torch::jit::Module ModuleFactory::make(const std::string& type_name) {
     torch::jit::Module m(c10::QualifiedName("__torch__.sightline." + type_name), unit_,
@@ -38,6 +40,19 @@ def forward(self, x):
 }
 
 torch::jit::Module ModuleFactory::batch_norm(int64_t channels) {
+    if (norm_ == Norm::kGroup) {
+        torch::jit::Module m = make("GroupNorm");
+        add_parameter(m, "weight", torch::ones({channels}));
+        add_parameter(m, "bias", torch::zeros({channels}));
+        int64_t groups = std::min<int64_t>(8, channels);
+        while (channels % groups != 0) --groups;
+        m.define(fmt::format(R"py(
+def forward(self, x):
+    return torch.group_norm(x, {}, self.weight, self.bias, 1e-05, True)
+)py",
+                             groups));
+        return m;
+    }
     torch::jit::Module m = make("BatchNorm2d");
     add_parameter(m, "weight", torch::ones({channels}));
     add_parameter(m, "bias", torch::zeros({channels}));

@@ -7,11 +7,13 @@
 
 #include <torch/script.h>
 
+#include "sightline/architectures.hpp"
+
 namespace sightline::detail {
 
 class ModuleFactory {
 public:
-    explicit ModuleFactory(uint64_t seed);
+    explicit ModuleFactory(uint64_t seed, Norm norm = Norm::kBatch);
 
     // An empty module of a new class type (names are mangled in the shared compilation unit)
     // with the `training` attribute that Module::train()/eval() sets.
@@ -21,7 +23,8 @@ public:
     // initialisation as in He et al. 2015 and torchvision's ResNet.
     torch::jit::Module conv(int64_t in_channels, int64_t out_channels, int64_t kernel,
                             int64_t stride, int64_t padding);
-    // BatchNorm2d (momentum 0.1, eps 1e-5): batch statistics while `training`, running ones after.
+    // The factory's normalisation: BatchNorm2d (momentum 0.1, eps 1e-5; batch statistics while
+    // `training`, running ones after) or GroupNorm (min(8, channels) groups, eps 1e-5).
     torch::jit::Module batch_norm(int64_t channels);
     // y = x W^T + b, PyTorch's default uniform(+-1/sqrt(in)) initialisation.
     torch::jit::Module linear(int64_t in_features, int64_t out_features);
@@ -29,6 +32,7 @@ public:
 private:
     std::shared_ptr<torch::jit::CompilationUnit> unit_;
     at::Generator generator_;
+    Norm norm_;
 };
 
 // Registers the classifier head on `model` (submodules fc, or fc1 + fc2) and defines its

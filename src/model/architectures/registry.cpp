@@ -72,6 +72,14 @@ torch::jit::Module build_architecture(const std::string& name, const ArchOptions
     return arch.build(o);
 }
 
+std::string to_string(Norm norm) { return norm == Norm::kGroup ? "group" : "batch"; }
+
+Norm parse_norm(const std::string& name) {
+    if (name == "batch") return Norm::kBatch;
+    if (name == "group") return Norm::kGroup;
+    throw UsageError(fmt::format("unknown normalisation '{}' (expected batch or group)", name));
+}
+
 // ---- model card ------------------------------------------------------------------------------
 
 std::string head_design_name(HeadDesign head) {

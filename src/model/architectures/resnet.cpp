@@ -55,7 +55,7 @@ Module resnet_stage(ModuleFactory& f, int64_t blocks, int64_t in_channels, int64
 }
 
 Module build_resnet(const ArchOptions& o, int head, const std::string& name) {
-    ModuleFactory f(o.seed);
+    ModuleFactory f(o.seed, o.norm);
     Module model = f.make("ResNet");
     Module stem = f.make("Stem");
     stem.register_module("conv", f.conv(3, o.width, 3, 2, 1));

@@ -31,7 +31,7 @@ Module vgg_stage(ModuleFactory& f, int64_t depth, int64_t in_channels, int64_t o
 }  // namespace
 
 Module build_vgg(const ArchOptions& o, int head, const std::string& name) {
-    ModuleFactory f(o.seed);
+    ModuleFactory f(o.seed, o.norm);
     Module model = f.make("Vgg");
     int64_t channels = 3;
     for (int s = 0; s < 4; ++s) {
