@@ -2,10 +2,13 @@
 # Builds the libFuzzer targets (Debian's clang, ASan + UBSan) and runs each for a fixed time
 # from the committed seed corpora in tests/fuzz/corpus/<target>/; prints executions per target.
 # Usage: tools/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]
+#        tools/fuzz.sh --build-only     (configure and build the targets, run nothing)
 # New inputs go to build-fuzz/corpus/<target>/ (the committed seeds are not modified); a crash
 # leaves build-fuzz/crash-* and the script exits non-zero.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+build_only=false
+if [ "${1:-}" = --build-only ]; then build_only=true; shift; fi
 seconds=${1:-60}
 shift || true
 targets=("$@")
@@ -13,6 +16,7 @@ targets=("$@")
 build=$root/build-fuzz
 cmake -S "$root" -B "$build" -DSIGHTLINE_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2 --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
+$build_only && exit 0
 status=0
 for t in "${targets[@]}"; do
   corpus=$build/corpus/$t
