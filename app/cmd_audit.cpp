@@ -2,10 +2,12 @@
 // read from a faithful explanation; never a score of the explanation method)
 #include <iostream>
 #include <memory>
+#include <tuple>
 
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "shard_flags.hpp"
 #include "model_input_flags.hpp"
 #include "options.hpp"
 #include "progress.hpp"
@@ -21,6 +23,7 @@ struct AuditFlags {
     std::string splits;
     std::vector<double> thresholds;
     ModelInputFlags input;
+    std::string shard;
 };
 
 void run(AuditFlags& f) {
@@ -31,7 +34,8 @@ void run(AuditFlags& f) {
     o.mean = input.mean;
     o.std = input.std;
     if (!f.thresholds.empty()) o.thresholds.fixed = f.thresholds;
-    o.resume_dir = f.out / ".sightline" / "audit";
+    o.resume_dir = audit_batches_dir(f.out);
+    std::tie(o.shard_index, o.shard_count) = resolve_shard(f.shard);
     std::unique_ptr<ProgressBar> bar;  // silent unless stderr is a terminal
     std::size_t shown = 0;
     AuditResult result = audit_model(o, [&](std::size_t done, std::size_t total) {
@@ -42,6 +46,14 @@ void run(AuditFlags& f) {
     if (bar) bar->finish();
     if (!result.preprocessing.note.empty()) std::cerr << "sightline: note: " << result.preprocessing.note << "\n";
     write_audit_outputs(f.out, result);
+    if (o.shard_count > 1) {
+        // A shard's summary covers its batches only: the verdicts come from the merge.
+        std::cout << fmt::format("shard {}/{}: {} image(s), {} record(s) -> {}; join the {} shards with `sightline "
+                                 "merge`\n",
+                                 o.shard_index, o.shard_count, result.images, result.records.size(),
+                                 (f.out / "audit.json").string(), o.shard_count);
+        return;
+    }
     std::cout << format_audit_table(result);
     std::cout << fmt::format("wrote {}/{{audit.json,audit.csv,audit_records.csv}}\n", f.out.string());
 }
@@ -79,6 +91,7 @@ void add_audit_command(CLI::App& app) {
                     "pointing game: pixels between the map's maximum and the object")
         ->capture_default_str();
     cmd->add_option("--batch", o.batch, "images per forward pass")->capture_default_str();
+    add_shard_option(cmd, flags->shard, "audit only this process's part of the images");
     add_model_input_flags(cmd, flags->input);
     cmd->callback([flags] { run(*flags); });
 }

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "shard_flags.hpp"
 #include "model_input_flags.hpp"
 #include "options.hpp"
 #include "progress.hpp"
@@ -23,32 +24,11 @@ struct ExplainFlags {
     ModelInputFlags input;
 };
 
-// "I/N" -> (I, N); the validator has checked the form.
-std::pair<int, int> parse_shard(const std::string& text) {
-    const auto slash = text.find('/');
-    return {std::stoi(text.substr(0, slash)), std::stoi(text.substr(slash + 1))};
-}
-
-// torchrun's environment (RANK, WORLD_SIZE) when --shard is not given; 0/1 without it.
-std::pair<int, int> shard_from_environment() {
-    const char* rank = std::getenv("RANK");
-    const char* world = std::getenv("WORLD_SIZE");
-    if (!rank || !world) return {0, 1};
-    try {
-        return {std::stoi(rank), std::stoi(world)};
-    } catch (const std::exception&) {
-        throw UsageError(fmt::format("RANK={} WORLD_SIZE={}: not whole numbers (torchrun's environment)", rank, world));
-    }
-}
-
 void run(ExplainFlags& f) {
     ExplainJob& job = f.job;
     job.methods = split_list(f.methods);
     job.preprocessing = input_request(f.input);
-    std::tie(job.shard, job.shards) = f.shard.empty() ? shard_from_environment() : parse_shard(f.shard);
-    if (f.shard.empty() && job.shards > 1)
-        std::cerr << fmt::format("sightline: note: shard {}/{} from torchrun's RANK and WORLD_SIZE\n", job.shard,
-                                 job.shards);
+    std::tie(job.shard, job.shards) = resolve_shard(f.shard);
     std::unique_ptr<ProgressBar> bar;
     ExplainJobCallbacks callbacks;
     callbacks.progress = [&](std::size_t done, std::size_t total) {
@@ -105,21 +85,7 @@ void add_explain_command(CLI::App& app) {
     cmd->add_option("--occlusion-window", j.options.occlusion_window, "occlusion window (pixels)")->capture_default_str();
     cmd->add_option("--occlusion-stride", j.options.occlusion_stride, "occlusion stride (pixels)")->capture_default_str();
     cmd->add_option("--seed", j.options.seed, "seed for SmoothGrad noise")->capture_default_str();
-    cmd->add_option("--shard", flags->shard,
-                    "I/N: explain only this process's part of the inputs (blocks of --batch inputs, every N-th "
-                    "from block I); `sightline merge` joins the N outputs. Default: torchrun's RANK/WORLD_SIZE "
-                    "when set, else all")
-        ->check(CLI::Validator(
-            [](std::string& text) -> std::string {
-                int i = -1, n = 0;
-                char slash = 0;
-                std::istringstream in(text);
-                in >> i >> slash >> n;
-                if (!in || !in.eof() || slash != '/' || n < 1 || i < 0 || i >= n)
-                    return fmt::format("'{}' is not a shard; give I/N with 0 <= I < N, e.g. 0/4", text);
-                return {};
-            },
-            "I/N"));
+    add_shard_option(cmd, flags->shard, "explain only this process's part of the inputs");
     add_model_input_flags(cmd, flags->input);
     cmd->callback([flags] { run(*flags); });
 }

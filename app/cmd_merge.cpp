@@ -1,10 +1,11 @@
-// sightline merge: the output folders of `explain --shard I/N` runs joined into one, equal to
-// a single run's output (docs/distributed.md).
+// sightline merge: the output folders of `explain --shard I/N` or `audit --shard I/N` runs
+// joined into one, equal to a single run's output (docs/distributed.md).
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "sightline/audit.hpp"
 #include "sightline/explain_job.hpp"
 
 namespace sightline::cli {
@@ -19,6 +20,15 @@ struct MergeFlags {
 void run(const MergeFlags& f) {
     if (fs::exists(f.out) && !fs::is_empty(f.out))
         throw Error(fmt::format("{}: exists and is not empty; merge into a new folder", f.out.string()));
+    if (!f.shards.empty() && fs::exists(f.shards.front() / "audit.json")) {
+        const AuditResult result = merge_audit_shards(f.shards);
+        write_audit_outputs(f.out, result);
+        std::cout << format_audit_table(result);
+        std::cout << fmt::format("merged {} audit shard(s): {} image(s) -> {}/{{audit.json,audit.csv,"
+                                 "audit_records.csv}}\n",
+                                 f.shards.size(), result.images, f.out.string());
+        return;
+    }
     const nlohmann::json summary = merge_explain_shards(f.shards, f.out);
     std::cout << fmt::format("merged {} shard(s): {} input(s), {} map(s) -> {}\n", f.shards.size(),
                              summary["inputs"].get<std::size_t>(), summary["items"].size(),
@@ -29,7 +39,7 @@ void run(const MergeFlags& f) {
 
 void add_merge_command(CLI::App& app) {
     auto f = std::make_shared<MergeFlags>();
-    CLI::App* cmd = app.add_subcommand("merge", "Join the output folders of `explain --shard I/N` runs into one");
+    CLI::App* cmd = app.add_subcommand("merge", "Join the output folders of `explain --shard I/N` or `audit --shard I/N` runs into one");
     cmd->add_option("shards", f->shards, "the N shards' output folders")->required();
     cmd->add_option("--out", f->out, "output folder (new or empty)")->required();
     cmd->callback([f] { run(*f); });

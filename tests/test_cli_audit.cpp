@@ -253,3 +253,43 @@ TEST(AuditModel, ResumedRunEqualsFreshRun) {
     EXPECT_EQ(other.records[0].correct, fresh.records[0].correct);
     EXPECT_EQ(other.records[0].iou_fixed.size(), 1u);
 }
+
+TEST(AuditCli, ShardsMergeIntoTheSingleRunsOutput) {
+    fs::path dir = test::scratch_dir("in");
+    std::vector<SceneSpec> scenes;
+    for (int i = 0; i < 9; ++i)
+        scenes.push_back({"s" + std::to_string(i) + (i % 3 == 2 ? "_context" : "_matched"),
+                          i % 3 == 2 ? "context" : "matched", 1 + i % 2, i % 3 != 2});
+    fs::path data = write_scenes(dir / "scenes", scenes);
+    const fs::path root = test::scratch_dir("out");
+    const std::string common = " --batch 2";  // 5 batches: 3 shards own 2, 2 and 1
+    auto whole = test::run_sightline(flags(context_model(dir), data, root / "whole") + common);
+    ASSERT_EQ(whole.exit_code, 0) << whole.err;
+    std::string shards;
+    for (int i = 0; i < 3; ++i) {
+        const fs::path out = root / ("shard" + std::to_string(i));
+        auto r = test::run_sightline(flags(context_model(dir), data, out) + common + " --shard " + std::to_string(i) +
+                                     "/3");
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_NE(r.out.find("shard " + std::to_string(i) + "/3:"), std::string::npos) << r.out;
+        shards += " " + out.string();
+    }
+    // Two shards only, a shard twice: one line naming the problem, nothing written.
+    auto missing = test::run_sightline("merge" + std::string(" ") + (root / "shard0").string() + " " +
+                                       (root / "shard2").string() + " --out " + (root / "bad").string());
+    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_EQ(missing.err, "sightline: error: merge: shard 1/3 is missing (give all 3 output folders)\n");
+    auto twice = test::run_sightline("merge" + shards + " " + (root / "shard1").string() + " --out " +
+                                     (root / "bad").string());
+    EXPECT_NE(twice.err.find("merge: shard 1/3 given twice"), std::string::npos) << twice.err;
+    EXPECT_FALSE(fs::exists(root / "bad"));
+
+    auto merged = test::run_sightline("merge" + shards + " --out " + (root / "merged").string());
+    ASSERT_EQ(merged.exit_code, 0) << merged.err;
+    for (const char* file : {"audit.json", "audit.csv", "audit_records.csv"})
+        EXPECT_EQ(read_file(root / "merged" / file), read_file(root / "whole" / file)) << file;
+    // The printed table is the single run's too.
+    EXPECT_EQ(merged.out.substr(0, merged.out.find("merged 3 audit shard(s)")),
+              whole.out.substr(0, whole.out.find("wrote ")));
+    EXPECT_EQ(read_json(root / "merged" / "audit.json")["images"], 9);
+}

@@ -198,6 +198,17 @@ struct AuditOptions {
     int batch = 16;                     // --batch: images per forward
     AuditThresholds thresholds;
     fs::path resume_dir;                // finished batches are kept here and reused (empty: off)
+    // --shard I/N: only the batches g with g % N == I (g numbers the batches of all splits in
+    // order); needs resume_dir, where merge_audit_shards finds the batches' records.
+    int shard_index = 0, shard_count = 1;
+};
+
+// What a shard's audit.json says about the whole job, so that its shards can be merged.
+struct AuditShard {
+    int index = 0, count = 1;
+    std::vector<std::string> batch_files;  // per split: the stem of its batch files (<stem>.<b>.json)
+    std::vector<std::size_t> split_images; // per split: its images
+    int batch = 0;                         // images per batch
 };
 
 struct AuditResult {
@@ -214,6 +225,7 @@ struct AuditResult {
     std::vector<AuditRecord> records;   // split order, then class order
     AuditSummary summary;
     AuditThresholds thresholds;
+    AuditShard shard;                   // count > 1: a shard's result (its batches only)
 };
 
 // Loads the model, explains every labelled class of every image of the splits with the method,
@@ -223,6 +235,15 @@ struct AuditResult {
 // images. The result is the same whether or not batches came from resume_dir.
 AuditResult audit_model(const AuditOptions& options,
                         const std::function<void(std::size_t, std::size_t)>& progress = {});
+
+// The folders of the N shards of one audit (`audit --shard I/N --out DIR`, each DIR holding
+// audit.json and its batches under DIR/.sightline/audit) joined into the result a single run
+// gives, record for record. Throws Error naming the folder when a shard is missing, repeated,
+// of another job, or lacks a batch.
+AuditResult merge_audit_shards(const std::vector<fs::path>& shard_dirs);
+
+// Where `sightline audit --out DIR` keeps its finished batches (AuditOptions::resume_dir).
+fs::path audit_batches_dir(const fs::path& out);
 
 // ---- report (src/evaluate/audit_outputs.cpp) ---------------------------------------------------
 

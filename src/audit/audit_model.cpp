@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "sightline/audit.hpp"
+#include "audit/audit_detail.hpp"
 #include "sightline/audit_images.hpp"
 #include "sightline/data.hpp"
 #include "sightline/explain.hpp"
@@ -132,8 +133,12 @@ json signature(const AuditOptions& o, const Preprocess& pre, const std::vector<s
             {"records", 3}};  // record format: 2 added the ideal users' masses, 3 explained_id
 }
 
+}  // namespace
+
+namespace detail {
+
 // Cache format of the records of one finished batch (doubles round-trip; NaN as null).
-json to_json(const AuditRecord& r) {
+json audit_record_to_json(const AuditRecord& r) {
     auto num = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
     json fixed = json::array(), grid = json::array();
     for (double v : r.iou_fixed) fixed.push_back(num(v));
@@ -148,7 +153,7 @@ json to_json(const AuditRecord& r) {
             {"context_user", {num(r.context_user.object), num(r.context_user.reference)}}};
 }
 
-AuditRecord from_json(const json& j) {
+AuditRecord audit_record_from_json(const json& j) {
     auto num = [](const json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
     AuditRecord r;
     r.id = j.at("id");
@@ -173,7 +178,9 @@ AuditRecord from_json(const json& j) {
     return r;
 }
 
-}  // namespace
+}  // namespace detail
+
+fs::path audit_batches_dir(const fs::path& out) { return out / ".sightline" / "audit"; }
 
 std::vector<AuditRecord> audit_images(Explainer& explainer, const Classifier& model, const std::string& method,
                                       bool predicted, const AuditThresholds& th, const std::vector<AuditImage>& items) {
@@ -258,6 +265,10 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
     if (o.thresholds.grid_steps < 2) throw UsageError("grid steps: need at least 2");
     if (o.thresholds.pointing_tolerance < 0) throw UsageError("--pointing-tolerance: must be >= 0");
     if (o.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", o.batch));
+    if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
+        throw UsageError(fmt::format("--shard {}/{}: give I/N with 0 <= I < N", o.shard_index, o.shard_count));
+    if (o.shard_count > 1 && o.resume_dir.empty())
+        throw UsageError("a sharded audit keeps its batches for the merge: it needs a resume folder");
     if (!fs::is_directory(o.data)) throw Error(fmt::format("{}: no such dataset folder", o.data.string()));
     if (o.target != "label" && o.target != "predicted")
         throw UsageError(fmt::format("--target {}: expected label or predicted", o.target));
@@ -352,17 +363,33 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
         if (std::count(cache_names.begin(), cache_names.end(), name)) name = fmt::format("{}-{}", name, s);
         cache_names.push_back(name);
     }
+    // Batches are numbered over all splits; a shard takes every N-th.
+    const auto batch_size = static_cast<std::size_t>(o.batch);
+    auto mine = [&](std::size_t global_batch) {
+        return static_cast<int>(global_batch % static_cast<std::size_t>(o.shard_count)) == o.shard_index;
+    };
     std::size_t total = 0, done = 0;
-    for (const auto& s : sets) total += s->size();
+    for (std::size_t s = 0, g = 0; s < sets.size(); ++s)
+        for (std::size_t start = 0; start < sets[s]->size(); start += batch_size, ++g)
+            if (mine(g)) total += std::min(sets[s]->size(), start + batch_size) - start;
+    if (o.shard_count > 1) {
+        result.shard.index = o.shard_index;
+        result.shard.count = o.shard_count;
+        result.shard.batch = o.batch;
+        result.shard.batch_files = cache_names;
+        for (const auto& set : sets) result.shard.split_images.push_back(set->size());
+    }
+    std::size_t global_batch = 0;
     for (std::size_t s = 0; s < sets.size(); ++s) {
         const Dataset& set = *sets[s];
-        for (std::size_t start = 0, b = 0; start < set.size(); start += static_cast<std::size_t>(o.batch), ++b) {
-            const std::size_t end = std::min(set.size(), start + static_cast<std::size_t>(o.batch));
+        for (std::size_t start = 0, b = 0; start < set.size(); start += batch_size, ++b) {
+            if (!mine(global_batch++)) continue;
+            const std::size_t end = std::min(set.size(), start + batch_size);
             const fs::path cache = o.resume_dir / fmt::format("{}.{}.json", cache_names[s], b);
             if (!o.resume_dir.empty() && fs::exists(cache)) {
                 json j = json::parse(read_file(cache), nullptr, false);
                 if (!j.is_discarded()) {
-                    for (const auto& r : j.at("records")) result.records.push_back(from_json(r));
+                    for (const auto& r : j.at("records")) result.records.push_back(detail::audit_record_from_json(r));
                     result.unlabelled += j.at("unlabelled").get<std::size_t>();
                     done += end - start;
                     if (progress) progress(done, total);
@@ -389,7 +416,7 @@ AuditResult audit_model(const AuditOptions& o, const std::function<void(std::siz
             flush();
             if (!o.resume_dir.empty()) {
                 json j = {{"records", json::array()}, {"unlabelled", unlabelled}};
-                for (const AuditRecord& r : records) j["records"].push_back(to_json(r));
+                for (const AuditRecord& r : records) j["records"].push_back(detail::audit_record_to_json(r));
                 write_file_atomic(cache, j.dump());
             }
             for (AuditRecord& r : records) result.records.push_back(std::move(r));

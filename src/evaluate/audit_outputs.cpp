@@ -194,6 +194,15 @@ nlohmann::json audit_json(const AuditResult& r) {
               {"classes", classes},
               {"overall", class_json(r.summary.overall, r.thresholds)},
               {"records", records}};
+    if (r.shard.count > 1)
+        j["shard"] = {{"index", r.shard.index},
+                      {"count", r.shard.count},
+                      {"batch", r.shard.batch},
+                      {"batch_files", r.shard.batch_files},
+                      {"split_images", r.shard.split_images},
+                      {"class_names", r.class_names},
+                      {"grid_steps", r.thresholds.grid_steps},
+                      {"preprocessing_note", r.preprocessing.note}};
     return j;
 }
 
