@@ -119,6 +119,7 @@ void add_classify(CLI::App& train) {
         TrainResult r = train_classifier(*o, callbacks, [&](const TrainSetup& s) {
             if (prints) print_setup(*o, s);
         });
+        print_communication(o->distributed.get());
         if (r.interrupted) throw interrupted_error(r.checkpoint, signals.signal(), r.epochs_done, r.step_in_epoch);
         if (prints)
             fmt::print("wrote {}, {}, {}\n", r.model.string(), (o->out / "model.json").string(),

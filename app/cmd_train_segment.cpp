@@ -103,6 +103,7 @@ void add_train_segment_command(CLI::App& train) {
         SegmentTrainResult r = train_segmenter(*o, callbacks, [&](const SegmentTrainSetup& s) {
             if (prints) print_setup(*o, s);
         });
+        print_communication(o->distributed.get());
         if (r.interrupted) throw interrupted_error(r.checkpoint, signals.signal(), r.epochs_done, r.step_in_epoch);
         if (!prints) return;
         if (r.best_epoch > 0)

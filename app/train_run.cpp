@@ -58,6 +58,12 @@ std::shared_ptr<DistributedGroup> join_distributed_group() {
 
 bool prints_progress(const DistributedGroup* group) { return !group || group->is_main(); }
 
+void print_communication(const DistributedGroup* group) {
+    if (!group || !group->is_main() || group->gradient_steps() == 0) return;
+    fmt::print("data-parallel: {} processes, {:.3f} MB of gradients all-reduced per step by each\n", group->size(),
+               static_cast<double>(group->gradient_bytes()) / static_cast<double>(group->gradient_steps()) / 1e6);
+}
+
 Error interrupted_error(const fs::path& checkpoint, int signal, int64_t epochs_done, int64_t step_in_epoch) {
     const std::string why = signal == SIGINT    ? "interrupted (SIGINT)"
                             : signal == SIGTERM ? "terminated (SIGTERM)"

@@ -22,6 +22,10 @@ std::shared_ptr<DistributedGroup> join_distributed_group();
 // Only rank 0 prints progress and results (the others would repeat them); null group: yes.
 bool prints_progress(const DistributedGroup* group);
 
+// "data-parallel: N processes, X MB of gradients all-reduced per step by each" (rank 0, after a
+// data-parallel run that made at least one step; nothing otherwise).
+void print_communication(const DistributedGroup* group);
+
 // While alive, SIGINT / SIGTERM ask the loop to finish its step and save a checkpoint; a second
 // signal of the same kind kills as usual (the handler resets itself). Restores the old handlers.
 class StopOnSignals {

@@ -72,10 +72,11 @@ TEST(Distributed, TwoAndThreeProcessesReachTheWeightsOfOneWithTheSameGlobalBatch
         const fs::path out = root / ("n" + std::to_string(n));
         auto r = test::run_sightline(launch(n, classify(out)));
         ASSERT_EQ(r.exit_code, 0) << r.err;
-        // Rank 0 alone prints and writes: one "wrote" line, the run's usual files.
-        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), std::count(one.out.begin(), one.out.end(), '\n'))
+        // Rank 0 alone prints and writes: the single run's lines and the communication volume.
+        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), std::count(one.out.begin(), one.out.end(), '\n') + 1)
             << r.out;
         EXPECT_NE(r.out.find("wrote"), std::string::npos);
+        EXPECT_NE(r.out.find("data-parallel: " + std::to_string(n) + " processes, "), std::string::npos) << r.out;
         const double difference = distributed_test::max_parameter_difference(root / "one" / "model.pt", out / "model.pt");
         EXPECT_LT(difference, distributed_test::kTolerance) << n << " processes";
     }

@@ -60,8 +60,10 @@ public:
     bool any(bool flag);
     void barrier();
 
-    // Bytes this rank has handed to gradient all-reduces so far (the communication volume).
+    // The communication volume: bytes of gradients this rank has handed to all-reduces so far,
+    // and the number of average_gradients calls (optimisation steps) behind them.
     int64_t gradient_bytes() const;
+    int64_t gradient_steps() const;
 
 private:
     struct Impl;

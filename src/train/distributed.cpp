@@ -72,7 +72,7 @@ struct DistributedGroup::Impl {
     DistributedOptions options;
     c10::intrusive_ptr<c10d::Store> store;
     c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
-    int64_t gradient_bytes = 0;
+    int64_t gradient_bytes = 0, gradient_steps = 0;
 
     // Runs one collective, turning c10d's and Gloo's exceptions into one line.
     template <typename F>
@@ -124,6 +124,7 @@ DistributedGroup::~DistributedGroup() = default;
 int DistributedGroup::rank() const { return impl_->options.rank; }
 int DistributedGroup::size() const { return impl_->options.world_size; }
 int64_t DistributedGroup::gradient_bytes() const { return impl_->gradient_bytes; }
+int64_t DistributedGroup::gradient_steps() const { return impl_->gradient_steps; }
 
 void DistributedGroup::average_gradients(const std::vector<torch::Tensor>& parameters) {
     torch::NoGradGuard no_grad;
@@ -133,6 +134,7 @@ void DistributedGroup::average_gradients(const std::vector<torch::Tensor>& param
         grads.push_back(p.grad());
     }
     const float scale = 1.0f / static_cast<float>(size());
+    ++impl_->gradient_steps;
     std::size_t first = 0;
     while (first < grads.size()) {
         // One bucket: consecutive gradients of one dtype up to kBucketBytes (at least one).
