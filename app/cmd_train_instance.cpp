@@ -53,7 +53,10 @@ void add_train_instance_command(CLI::App& train) {
         o->val_data = *val_data;
         o->out = *out;
         o->flip = !*no_flip;
-        const InstanceTrainResult r = train_instance(*o, [](const InstanceEpochMetrics& m) {
+        o->distributed = join_distributed_group();
+        const bool prints = prints_progress(o->distributed.get());
+        const InstanceTrainResult r = train_instance(*o, [prints](const InstanceEpochMetrics& m) {
+            if (!prints) return;
             const std::string val = m.val_mask_ap < -0.5 && m.val_box_ap < -0.5
                                         ? std::string()
                                         : fmt::format("  val mask AP {:.3f} box AP {:.3f}{}", m.val_mask_ap,
@@ -61,13 +64,16 @@ void add_train_instance_command(CLI::App& train) {
             fmt::print("epoch {}/{}  loss {:.4f}{}  lr {:.4g}  {:.1f} s\n", m.epoch, m.epochs, m.loss, val, m.lr,
                        m.seconds);
             std::fflush(stdout);
-        }, [](const std::string& line) {
+        }, [prints](const std::string& line) {
+            if (!prints) return;
             fmt::print("{}\n", line);
             std::fflush(stdout);
         });
-        if (r.best_epoch > 0) fmt::print("best val mask AP {:.3f} at epoch {}\n", r.best_mask_ap, r.best_epoch);
+        print_communication(o->distributed.get());
+        if (prints && r.best_epoch > 0)
+            fmt::print("best val mask AP {:.3f} at epoch {}\n", r.best_mask_ap, r.best_epoch);
         if (r.stopped) throw interrupted_error(o->out / "checkpoint" / "checkpoint.pt", 0, r.epochs_done, 0);
-        fmt::print("wrote {}\n", (o->out / "model.pth").string());
+        if (prints) fmt::print("wrote {}\n", (o->out / "model.pth").string());
     });
 }
 

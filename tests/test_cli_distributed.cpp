@@ -186,3 +186,28 @@ TEST(Distributed, BadLaunchesAreOneClearLine) {
         EXPECT_FALSE(fs::exists(root / "b"));
     }
 }
+
+TEST(Distributed, MaskRcnnTrainsOnTwoProcessesAndRankZeroWrites) {
+    // Not exact across process counts (each rank samples its own anchors and proposals, and the
+    // losses are per-rank means, as in torchvision's DDP recipe): this checks that it runs.
+    const fs::path root = test::scratch_dir("dist_instance");
+    auto data = test::run_sightline("data synth --instances --multi --out " + (root / "data").string() +
+                                    " --n 4 --size 64 --seed 2");
+    ASSERT_EQ(data.exit_code, 0) << data.err;
+    const std::string train = "train instance --data " + (root / "data").string() +
+                              " --depth 18 --min-size 64 --max-size 64 --epochs 1 --batch 2 --lr 0.005 --threads 1 "
+                              "--val none --out " + (root / "run").string();
+    auto r = test::run_sightline(launch(2, train));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_NE(r.out.find("epoch 1/1  loss "), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("epoch 1/1"), r.out.rfind("epoch 1/1")) << "one rank prints: " << r.out;
+    EXPECT_NE(r.out.find("data-parallel: 2 processes, "), std::string::npos) << r.out;
+    for (const char* file : {"model.pth", "model.json", "metrics.jsonl", "checkpoint/checkpoint.pt"})
+        EXPECT_TRUE(fs::exists(root / "run" / file)) << file;
+    std::string odd_train = train.substr(0, train.find(" --out ")) + " --out " + (root / "odd").string();
+    odd_train.replace(odd_train.find("--batch 2"), 9, "--batch 3");
+    auto odd = test::run_sightline(launch(2, odd_train));
+    EXPECT_EQ(odd.exit_code, 2);
+    EXPECT_NE(odd.err.find("--batch 3 is not a multiple of the 2 processes"), std::string::npos) << odd.err;
+}

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@
 #include "sightline/maskrcnn.hpp"
 
 namespace sightline {
+
+class DistributedGroup;  // distributed.hpp
 
 struct InstanceModelCard {
     MaskRCNNConfig config;
@@ -120,6 +123,9 @@ struct InstanceTrainOptions {
     uint64_t seed = 1;
     bool resume = false;
     int64_t stop_after_epoch = 0;  // debug: stop as if killed after this epoch
+    // Data-parallel training (distributed.hpp): null for one process. Each rank takes an equal
+    // share of every step's images (the last, partial batch of an epoch is then dropped).
+    std::shared_ptr<DistributedGroup> distributed;
 };
 
 struct InstanceEpochMetrics {

@@ -2,6 +2,8 @@
 // validation mask AP, best model kept, exact resume from the end of an epoch.
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <sstream>
@@ -11,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sightline/data.hpp"
+#include "sightline/distributed.hpp"
 #include "sightline/instance.hpp"
 #include "train/loop_support.hpp"
 
@@ -165,6 +168,14 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
     config.trainable_layers = 5;  // from random weights every stage trains (torchvision without weights)
     const InstanceModelCard card = card_for_dataset(config, *train);
 
+    // Data-parallel, rank 0 alone writes; every rank reads the checkpoint on a resume.
+    DistributedGroup* group = o.distributed.get();
+    const bool writes = !group || group->is_main();
+    const int64_t share = group ? o.batch / group->size() : o.batch;
+    if (group && o.batch % group->size() != 0)
+        throw UsageError(fmt::format("--batch {} is not a multiple of the {} processes: each takes an equal share of "
+                                     "every batch",
+                                     o.batch, group->size()));
     const RunJson options = options_json(o);
     const fs::path checkpoint = checkpoint_file(o.out);
     torch::serialize::InputArchive archive;
@@ -175,10 +186,10 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
         if (meta["options"] != options)
             throw Error(fmt::format("{}: the run was started with other options ({}); resume with the same ones",
                                     checkpoint.string(), meta["options"].dump()));
-    } else if (fs::exists(checkpoint) || fs::exists(o.out / "model.pth")) {
+    } else if (writes && (fs::exists(checkpoint) || fs::exists(o.out / "model.pth"))) {
         throw Error(fmt::format("{}: already holds a run (--resume continues it)", o.out.string()));
     }
-    ensure_writable_dir(o.out / "checkpoint");
+    if (writes) ensure_writable_dir(o.out / "checkpoint");
 
     detail::KeepGlobalRandomState caller_random_state;
     torch::manual_seed(o.seed);  // torchvision's initialisation and sampling draw from the global generator
@@ -196,6 +207,11 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
     std::vector<torch::Tensor> params;
     for (const auto& p : model->parameters())
         if (p.requires_grad()) params.push_back(p);
+    auto model_state = [&] {
+        std::vector<torch::Tensor> state;
+        for (const auto& [name, t] : model->named_state()) state.push_back(t);
+        return state;
+    };
     torch::optim::SGD optimizer(params,
                                 torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
     Progress progress;
@@ -206,14 +222,26 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
         progress.best_epoch = meta["best_epoch"];
         progress.history = meta["history"];
     }
+    if (group) group->broadcast(model_state());  // every rank starts from rank 0's weights
     CocoDataset val_gt;
     if (val) {
-        write_coco_instances(*val, o.out / "val_instances.json");
-        val_gt = read_coco_dataset(o.out / "val_instances.json");
+        // Every rank validates (the same numbers); rank 0 writes the ground truth file, the
+        // others read their own copy of it.
+        const fs::path gt_file = writes ? o.out / "val_instances.json"
+                                        : fs::temp_directory_path() / fmt::format("sightline-val-{}-{}.json",
+                                                                                  ::getpid(), group->rank());
+        write_coco_instances(*val, gt_file);
+        val_gt = read_coco_dataset(gt_file);
+        if (!writes) fs::remove(gt_file);
     }
 
-    const auto steps = static_cast<int64_t>((usable.size() + static_cast<std::size_t>(o.batch) - 1) /
-                                            static_cast<std::size_t>(o.batch));
+    // Data-parallel runs drop an epoch's last, partial batch: every rank needs an equal share.
+    const auto steps = static_cast<int64_t>(
+        group ? usable.size() / static_cast<std::size_t>(o.batch)
+              : (usable.size() + static_cast<std::size_t>(o.batch) - 1) / static_cast<std::size_t>(o.batch));
+    if (steps == 0)
+        throw Error(fmt::format("{}: {} training images with objects, fewer than one batch of {}", o.data.string(),
+                                usable.size(), o.batch));
     InstanceTrainResult result;
     for (int64_t epoch = progress.epochs_done; epoch < o.epochs; ++epoch) {
         const auto started = std::chrono::steady_clock::now();
@@ -225,7 +253,8 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
         for (int64_t step = 0; step < steps; ++step) {
             std::vector<torch::Tensor> images;
             std::vector<InstanceTarget> targets;
-            for (int64_t b = 0; b < o.batch; ++b) {
+            const int64_t first = group ? share * group->rank() : 0;
+            for (int64_t b = first; b < first + share; ++b) {
                 const std::size_t at = static_cast<std::size_t>(step * o.batch + b);
                 if (at >= order.size()) break;
                 InstanceSample s = train->get(order[at]);
@@ -239,11 +268,21 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
                 static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
             optimizer.zero_grad();
             const torch::Tensor loss = model->losses(images, targets).total();
-            if (!std::isfinite(loss.item<double>()))
+            double value = loss.item<double>();
+            bool finite = std::isfinite(value);
+            if (group) {
+                // Every rank learns of a bad loss on any rank, and the loss shown is the mean.
+                torch::Tensor shared = torch::tensor({finite ? value : 0.0, finite ? 0.0 : 1.0}, torch::kFloat64);
+                group->all_reduce_sum(shared);
+                value = shared[0].item<double>() / group->size();
+                finite = shared[1].item<double>() == 0.0;
+            }
+            if (!finite)
                 throw Error(fmt::format("epoch {} step {}: the loss is not finite (lower --lr)", epoch + 1, step + 1));
             loss.backward();
+            if (group) group->average_gradients(params);
             optimizer.step();
-            loss_sum += loss.item<double>();
+            loss_sum += value;
         }
         InstanceEpochMetrics m;
         m.epoch = epoch + 1;
@@ -256,7 +295,7 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
             if (m.best) {
                 progress.best_ap = m.val_mask_ap;
                 progress.best_epoch = m.epoch;
-                save_model(*model, card, o.out, "best");
+                if (writes) save_model(*model, card, o.out, "best");
             }
         }
         m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -265,8 +304,10 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
                                     {"val_box_AP", m.val_box_ap}, {"best", m.best}});
         std::string lines;
         for (const RunJson& h : progress.history) lines += h.dump() + "\n";
-        write_file_atomic(o.out / "metrics.jsonl", lines);
-        save_checkpoint(checkpoint, options, progress, *model, optimizer);
+        if (writes) {
+            write_file_atomic(o.out / "metrics.jsonl", lines);
+            save_checkpoint(checkpoint, options, progress, *model, optimizer);
+        }
         if (on_epoch) on_epoch(m);
         result.epochs_done = epoch + 1;
         if (o.stop_after_epoch > 0 && epoch + 1 == o.stop_after_epoch && epoch + 1 < o.epochs) {
@@ -274,7 +315,7 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
             break;
         }
     }
-    if (!result.stopped) save_model(*model, card, o.out, "model");
+    if (!result.stopped && writes) save_model(*model, card, o.out, "model");
     result.epochs_done = progress.epochs_done;
     result.best_mask_ap = progress.best_ap;
     result.best_epoch = progress.best_epoch;
