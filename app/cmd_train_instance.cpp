@@ -26,7 +26,13 @@ void add_train_instance_command(CLI::App& train) {
                   "Start from torchvision weights: a Mask R-CNN state_dict (its class-specific predictors are "
                   "skipped when the class count differs) or a ResNet classifier's (the backbone)");
     c->add_option("--depth", o->depth, "ResNet depth: 18, 34 or 50")->capture_default_str();
-    c->add_option("--min-size", o->min_size, "Short side the images are resized to")->capture_default_str();
+    auto min_sizes = std::make_shared<std::vector<int64_t>>(std::vector<int64_t>{o->min_size});
+    c->add_option("--min-size", *min_sizes,
+                  "Short side the images are resized to; a list (e.g. 480,512,544,576,608,640) trains each image at "
+                  "a size drawn from it and evaluates at the last, as torchvision's min_size tuple")
+        ->delimiter(',')
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     c->add_option("--max-size", o->max_size, "Longest side after resizing")->capture_default_str();
     c->add_option("--epochs", o->epochs)->capture_default_str();
     c->add_option("--batch", o->batch, "Images per step")->capture_default_str();
@@ -47,7 +53,9 @@ void add_train_instance_command(CLI::App& train) {
     add_torch_threads_option(c, *threads);
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint");
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")->group("");
-    c->callback([o, data, val_data, out, no_flip, threads] {
+    c->callback([o, data, val_data, out, no_flip, threads, min_sizes] {
+        o->min_size = min_sizes->back();
+        if (min_sizes->size() > 1) o->train_min_sizes = *min_sizes;
         apply_torch_threads(*threads);
         o->data = *data;
         o->val_data = *val_data;

@@ -104,3 +104,28 @@ TEST(InstanceTrain, InitStartsFromTorchvisionWeights) {
     EXPECT_EQ(missing.err, "sightline: error: " + (root / "none.pth").string() + ": no such weights file (--init)\n");
     EXPECT_FALSE(fs::exists(out.parent_path() / "other"));
 }
+
+TEST(InstanceTrain, MultiScaleListTrainsAtItsSizesAndEvaluatesAtTheLast) {
+    const fs::path root = test::scratch_dir("data");
+    SynthOptions s;
+    s.n = 4;
+    s.size = 64;
+    s.multi = true;
+    s.instances = true;
+    s.threads = 1;
+    generate_synth(root, s);
+    const fs::path dir = test::scratch_dir("runs");
+    const std::string flags = " --data " + root.string() +
+                              " --depth 18 --min-size 48,56,64 --max-size 96 --epochs 1 --batch 2 --lr 0.005 --threads 1";
+    const auto r = test::run_sightline("train instance" + flags + " --out " + (dir / "a").string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_instance_model_card(dir / "a/model.json").config.min_size, 64);
+    // The list is one of the run's options: a resume with another list is refused.
+    std::string other = flags;
+    other.replace(other.find("48,56,64"), 8, "64");
+    const auto resumed = test::run_sightline("train instance" + other + " --out " + (dir / "a").string() + " --resume");
+    EXPECT_NE(resumed.exit_code, 0);
+    EXPECT_NE(resumed.err.find("other options"), std::string::npos) << resumed.err;
+    const auto zero = test::run_sightline("train instance" + flags + ",0 --out " + (dir / "b").string());
+    EXPECT_EQ(zero.exit_code, 2) << zero.err;
+}

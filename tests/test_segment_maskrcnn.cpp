@@ -128,6 +128,38 @@ TEST(MaskRCNN, TrainingLossesMatchTorchvision) {
               "Mask R-CNN: target 1 has a box of zero or negative width or height (box 0)");
 }
 
+TEST(MaskRCNN, MultiScaleTrainingLossesMatchTorchvision) {
+    // torchvision's min_size tuple: each training image's short side drawn by torch_choice from
+    // the global generator; the same draws here give the same sizes, hence the same losses.
+    std::ifstream in(kFixtures / "config.json");
+    const nlohmann::json j = nlohmann::json::parse(in);
+    MaskRCNNConfig config = fixture_config();
+    config.train_min_sizes = j.at("multi_min_sizes").get<std::vector<int64_t>>();
+    ASSERT_EQ(config.train_min_sizes.size(), 3u);
+    fixture_model();  // the reference's thread count
+    MaskRCNN model(config);
+    load_state_dict(*model, (kFixtures / "state_dict.pth").string());
+    model->train();
+    const auto& ref = reference();
+    std::vector<torch::Tensor> images;
+    std::vector<InstanceTarget> targets;
+    for (const std::string n : {"0", "1"}) {
+        images.push_back(ref.at("image" + n));
+        targets.push_back({ref.at("target_boxes" + n), ref.at("target_labels" + n), ref.at("target_masks" + n)});
+    }
+    torch::manual_seed(j.at("loss_seed").get<uint64_t>() + 1);
+    torch::NoGradGuard no_grad;
+    const MaskRCNNLosses losses = model->losses(images, targets);
+    const std::vector<std::pair<std::string, torch::Tensor>> pairs = {
+        {"loss_objectness", losses.objectness}, {"loss_rpn_box_reg", losses.rpn_box_reg},
+        {"loss_classifier", losses.classifier}, {"loss_box_reg", losses.box_reg}, {"loss_mask", losses.mask}};
+    for (const auto& [name, value] : pairs) EXPECT_NEAR(value.item<double>(), ref.at("multi_" + name).item<double>(), 1e-4) << name;
+    // Ignoring the tuple (the same draws, every image at min_size) gives other losses.
+    torch::manual_seed(j.at("loss_seed").get<uint64_t>() + 1);
+    const MaskRCNNLosses single = fixture_model()->losses(images, targets);
+    EXPECT_GT(std::abs(single.total().item<double>() - losses.total().item<double>()), 1e-3);
+}
+
 TEST(MaskRCNN, SavedStateDictLoadsInTorchvisionStrict) {
     MaskRCNN& model = fixture_model();
     const fs::path saved = test::scratch_dir("maskrcnn_save") / "saved.pth";

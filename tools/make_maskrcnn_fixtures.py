@@ -9,7 +9,8 @@ OUT_DIR/reference.pth (a dict: image<i> [3,H,W] in [0,1]; proposals<i> [P,4] = m
 boxes<i>, labels<i>, scores<i>, masks<i> = the model's detections; target_boxes<i>,
 target_labels<i>, target_masks<i> = two ground-truth objects per image and loss_objectness,
 loss_rpn_box_reg, loss_classifier, loss_box_reg, loss_mask = the training losses on them, in train
-mode right after torch.manual_seed(loss_seed)) and OUT_DIR/config.json (the model's
+mode right after torch.manual_seed(loss_seed); multi_<loss> the same with the multi-scale training
+tuple multi_min_sizes, right after torch.manual_seed(loss_seed + 1)) and OUT_DIR/config.json (the model's
 configuration, which the C++ test builds, loss_seed and threads, the thread count the reference
 was computed with).
 
@@ -32,6 +33,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+MULTI_MIN_SIZES = (96, 128, 160)  # a multi-scale training tuple; evaluation would use its last
 CONFIG = {"depth": 18, "num_classes": 4, "min_size": 160, "max_size": 224, "box_score_thresh": 0.01}
 LOSS_SEED = 7
 # Float sums are split across threads, so another thread count rounds differently (up to 1e-3 px
@@ -123,10 +125,20 @@ def make(out_dir):
     for key, value in losses.items():
         ref[key] = value
     print("losses: " + ", ".join("%s %.5f" % (k, v) for k, v in losses.items()))
+    # Multi-scale training: each image's short side drawn from a tuple (torch_choice).
+    model.transform.min_size = MULTI_MIN_SIZES
+    torch.manual_seed(LOSS_SEED + 1)
+    with torch.no_grad():
+        losses = model(imgs, gts)
+    for key, value in losses.items():
+        ref["multi_" + key] = value
+    print("multi-scale losses: " + ", ".join("%s %.5f" % (k, v) for k, v in losses.items()))
+    model.transform.min_size = (CONFIG["min_size"],)
     torch.save(model.state_dict(), os.path.join(out_dir, "state_dict.pth"))
     torch.save(ref, os.path.join(out_dir, "reference.pth"))
     with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(dict(CONFIG, image_sizes=IMAGE_SIZES, loss_seed=LOSS_SEED, threads=THREADS), f, indent=1)
+        json.dump(dict(CONFIG, image_sizes=IMAGE_SIZES, loss_seed=LOSS_SEED, threads=THREADS,
+                       multi_min_sizes=list(MULTI_MIN_SIZES)), f, indent=1)
 
 
 def check_load(path, out_dir):

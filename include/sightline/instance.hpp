@@ -108,6 +108,8 @@ struct InstanceTrainOptions {
     fs::path init;                 // --init: start from a torchvision state_dict (init_from_state_dict)
     int64_t depth = 50;
     int64_t min_size = 800, max_size = 1333;
+    // Multi-scale training (MaskRCNNConfig::train_min_sizes): empty = min_size only.
+    std::vector<int64_t> train_min_sizes;
     int64_t epochs = 26;
     int64_t batch = 2;
     double lr = 0.02;

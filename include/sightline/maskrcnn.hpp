@@ -31,6 +31,10 @@ struct MaskRCNNConfig {
     // GeneralizedRCNNTransform: the short side is resized to min_size unless the long side would
     // exceed max_size; the batch is zero-padded to multiples of 32.
     int64_t min_size = 800, max_size = 1333;
+    // Multi-scale training (torchvision's min_size tuple): when not empty, each training image's
+    // short side is drawn from these (uniformly, from LibTorch's global generator as torchvision's
+    // torch_choice draws); evaluation uses min_size, the tuple's last value in torchvision.
+    std::vector<int64_t> train_min_sizes;
     std::array<float, 3> image_mean{0.485f, 0.456f, 0.406f}, image_std{0.229f, 0.224f, 0.225f};
     // RPN: top-n per level before NMS, per image after it, at test and at training time.
     int64_t rpn_pre_nms_top_n = 1000, rpn_post_nms_top_n = 1000;

@@ -30,6 +30,7 @@ RunJson options_json(const InstanceTrainOptions& o) {
                 {"weight-decay", o.weight_decay}, {"lr-steps", o.lr_steps},     {"lr-gamma", o.lr_gamma},
                 {"warmup-iters", o.warmup_iters}, {"warmup-factor", o.warmup_factor}, {"flip", o.flip},
                 {"train-split", o.train_split}, {"val", o.val_split},           {"seed", o.seed}};
+    if (!o.train_min_sizes.empty()) j["train-min-sizes"] = o.train_min_sizes;  // older runs have no key
     if (!o.init.empty()) j["init"] = o.init.string();  // only then: older checkpoints still resume
     return j;
 }
@@ -164,6 +165,7 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
     config.depth = o.depth;
     config.num_classes = static_cast<int64_t>(train->class_names().size());
     config.min_size = o.min_size;
+    config.train_min_sizes = o.train_min_sizes;
     config.max_size = o.max_size;
     config.trainable_layers = 5;  // from random weights every stage trains (torchvision without weights)
     const InstanceModelCard card = card_for_dataset(config, *train);

@@ -19,6 +19,8 @@ void validate(const MaskRCNNConfig& c) {
          fmt::format("trainable_layers should be 0..5, got {}", c.trainable_layers));
     need(c.min_size >= 1 && c.max_size >= 1,
          fmt::format("min_size and max_size should be >= 1, got {} and {}", c.min_size, c.max_size));
+    for (int64_t size : c.train_min_sizes)
+        need(size >= 1, fmt::format("every training min_size should be >= 1, got {}", size));
     for (int i = 0; i < 3; ++i)
         need(std::isfinite(c.image_mean[i]) && std::isfinite(c.image_std[i]) && c.image_std[i] > 0,
              "image_mean should be finite and image_std > 0");

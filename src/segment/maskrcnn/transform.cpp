@@ -23,17 +23,17 @@ torch::Tensor normalise(const torch::Tensor& image, const MaskRCNNConfig& config
 // scale is computed in float32 as torchvision does (a Python number divided by a float32 tensor
 // is reciprocal() times the number), and the size is floor(size * scale) in double, as
 // interpolate's recompute_scale_factor=True computes it.
-std::pair<int64_t, int64_t> resized_size(int64_t h, int64_t w, const MaskRCNNConfig& config) {
+std::pair<int64_t, int64_t> resized_size(int64_t h, int64_t w, int64_t min_size, const MaskRCNNConfig& config) {
     const torch::Tensor short_side = torch::tensor(static_cast<float>(std::min(h, w)));
     const torch::Tensor long_side = torch::tensor(static_cast<float>(std::max(h, w)));
-    const torch::Tensor scale = torch::min(short_side.reciprocal() * static_cast<double>(config.min_size),
+    const torch::Tensor scale = torch::min(short_side.reciprocal() * static_cast<double>(min_size),
                                            long_side.reciprocal() * static_cast<double>(config.max_size));
     const double s = scale.item<double>();
     const auto out_h = static_cast<int64_t>(std::floor(static_cast<double>(h) * s));
     const auto out_w = static_cast<int64_t>(std::floor(static_cast<double>(w) * s));
     if (out_h < 1 || out_w < 1)
         throw Error(fmt::format("Mask R-CNN: a {}x{} image resizes to {}x{} pixels (min_size {}, max_size {})", h, w,
-                                out_h, out_w, config.min_size, config.max_size));
+                                out_h, out_w, min_size, config.max_size));
     return {out_h, out_w};
 }
 
@@ -82,10 +82,17 @@ ImageBatch transform_images(const std::vector<torch::Tensor>& images, const Mask
         if (!image.defined() || image.dim() != 3 || image.size(0) != 3 || !image.is_floating_point())
             throw Error(fmt::format("Mask R-CNN: image {} should be a [3,H,W] floating-point tensor, got {}", i,
                                     image.defined() ? fmt::format("[{}]", fmt::join(image.sizes(), ",")) : "none"));
-        // torchvision draws a random min_size in training even when there is only one.
-        if (targets) torch::empty({1}).uniform_(0.0, 1.0);
+        // torchvision draws a random min_size in training even when there is only one:
+        // k[int(uniform(0, len(k)))].
+        int64_t min_size = config.min_size;
+        if (targets) {
+            const std::vector<int64_t>& choices =
+                config.train_min_sizes.empty() ? std::vector<int64_t>{config.min_size} : config.train_min_sizes;
+            const double draw = torch::empty({1}).uniform_(0.0, static_cast<double>(choices.size())).item<double>();
+            min_size = choices[std::min(choices.size() - 1, static_cast<std::size_t>(draw))];
+        }
         const std::pair<int64_t, int64_t> original{image.size(1), image.size(2)};
-        const std::pair<int64_t, int64_t> size = resized_size(original.first, original.second, config);
+        const std::pair<int64_t, int64_t> size = resized_size(original.first, original.second, min_size, config);
         resized.push_back(interpolate_to(normalise(image.to(torch::kFloat), config).unsqueeze(0), size, true)[0]);
         if (targets) batch.targets.push_back(resize_target((*targets)[i], i, original, size));
         batch.sizes.push_back(size);
