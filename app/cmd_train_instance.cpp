@@ -53,6 +53,8 @@ void add_train_instance_command(CLI::App& train) {
     add_torch_threads_option(c, *threads);
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint");
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")->group("");
+    c->add_option("--stop-after-step", o->stop_after_step, "Debug: stop as if interrupted after this many steps")
+        ->group("");
     c->callback([o, data, val_data, out, no_flip, threads, min_sizes] {
         o->min_size = min_sizes->back();
         if (min_sizes->size() > 1) o->train_min_sizes = *min_sizes;
@@ -63,6 +65,7 @@ void add_train_instance_command(CLI::App& train) {
         o->flip = !*no_flip;
         o->distributed = join_distributed_group();
         const bool prints = prints_progress(o->distributed.get());
+        StopOnSignals signals;
         const InstanceTrainResult r = train_instance(*o, [prints](const InstanceEpochMetrics& m) {
             if (!prints) return;
             const std::string val = m.val_mask_ap < -0.5 && m.val_box_ap < -0.5
@@ -76,11 +79,13 @@ void add_train_instance_command(CLI::App& train) {
             if (!prints) return;
             fmt::print("{}\n", line);
             std::fflush(stdout);
-        });
+        }, [&signals] { return signals.signal() != 0; });
         print_communication(o->distributed.get());
         if (prints && r.best_epoch > 0)
             fmt::print("best val mask AP {:.3f} at epoch {}\n", r.best_mask_ap, r.best_epoch);
-        if (r.stopped) throw interrupted_error(o->out / "checkpoint" / "checkpoint.pt", 0, r.epochs_done, 0);
+        if (r.stopped)
+            throw interrupted_error(o->out / "checkpoint" / "checkpoint.pt", signals.signal(), r.epochs_done,
+                                    r.step_in_epoch, r.step_in_epoch > 0 ? "--stop-after-step" : "--stop-after-epoch");
         if (prints) fmt::print("wrote {}\n", (o->out / "model.pth").string());
     });
 }

@@ -64,10 +64,11 @@ void print_communication(const DistributedGroup* group) {
                static_cast<double>(group->gradient_bytes()) / static_cast<double>(group->gradient_steps()) / 1e6);
 }
 
-Error interrupted_error(const fs::path& checkpoint, int signal, int64_t epochs_done, int64_t step_in_epoch) {
+Error interrupted_error(const fs::path& checkpoint, int signal, int64_t epochs_done, int64_t step_in_epoch,
+                        const char* debug_flag) {
     const std::string why = signal == SIGINT    ? "interrupted (SIGINT)"
                             : signal == SIGTERM ? "terminated (SIGTERM)"
-                                                : "stopped (--stop-after-epoch)";
+                                                : fmt::format("stopped ({})", debug_flag);
     const std::string where = step_in_epoch > 0 ? fmt::format("in epoch {} after step {}", epochs_done + 1, step_in_epoch)
                                                 : fmt::format("after epoch {}", epochs_done);
     return Error(fmt::format("{}: {} {}; checkpoint saved, continue with --resume", checkpoint.string(), why, where),

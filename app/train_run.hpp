@@ -46,6 +46,7 @@ std::function<void(int64_t epoch, int64_t step, int64_t steps, double loss)> ste
 
 // The Error for a run that stopped early: names the checkpoint, why and where, and how to go
 // on; exit code 128 + signal (1 for --stop-after-epoch).
-Error interrupted_error(const fs::path& checkpoint, int signal, int64_t epochs_done, int64_t step_in_epoch);
+Error interrupted_error(const fs::path& checkpoint, int signal, int64_t epochs_done, int64_t step_in_epoch,
+                        const char* debug_flag = "--stop-after-epoch");
 
 }  // namespace sightline::cli

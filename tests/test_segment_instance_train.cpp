@@ -1,12 +1,15 @@
 // `sightline train instance`: torchvision's learning-rate schedule, a tiny run that writes its
 // files and feeds `sightline instance`, and an exact resume.
 #include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "sightline/data.hpp"
 #include "sightline/instance.hpp"
+#include "sightline/maskrcnn.hpp"
 #include "test_support.hpp"
 
 using namespace sightline;
@@ -128,4 +131,42 @@ TEST(InstanceTrain, MultiScaleListTrainsAtItsSizesAndEvaluatesAtTheLast) {
     EXPECT_NE(resumed.err.find("other options"), std::string::npos) << resumed.err;
     const auto zero = test::run_sightline("train instance" + flags + ",0 --out " + (dir / "b").string());
     EXPECT_EQ(zero.exit_code, 2) << zero.err;
+}
+
+TEST(InstanceTrain, StoppedWithinAnEpochThenResumedIsBitIdentical) {
+    // Stopped after step 3 of 4 (epoch 2, step 1 of 2, as a Ctrl-C there would), then resumed:
+    // the weights and metrics of a run that was never stopped.
+    const fs::path root = test::scratch_dir("data");
+    SynthOptions s;
+    s.n = 4;
+    s.size = 64;
+    s.multi = true;
+    s.instances = true;
+    s.threads = 1;
+    generate_synth(root, s);
+    const fs::path dir = test::scratch_dir("runs");
+    const std::string flags = " --data " + root.string() +
+                              " --depth 18 --min-size 64 --max-size 64 --epochs 2 --batch 2 --lr 0.005 --threads 1 --val none";
+    const auto whole = test::run_sightline("train instance" + flags + " --out " + (dir / "whole").string());
+    ASSERT_EQ(whole.exit_code, 0) << whole.err;
+    const auto stopped = test::run_sightline("train instance" + flags + " --out " + (dir / "b").string() +
+                                             " --stop-after-step 3");
+    EXPECT_EQ(stopped.exit_code, 1);
+    EXPECT_EQ(stopped.err, "sightline: error: " + (dir / "b/checkpoint/checkpoint.pt").string() +
+                               ": stopped (--stop-after-step) in epoch 2 after step 1; checkpoint saved, continue "
+                               "with --resume\n");
+    EXPECT_FALSE(fs::exists(dir / "b" / "model.pth"));
+    const auto resumed = test::run_sightline("train instance" + flags + " --out " + (dir / "b").string() + " --resume");
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    const auto a = read_tensor_dict((dir / "whole" / "model.pth").string());
+    const auto b = read_tensor_dict((dir / "b" / "model.pth").string());
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
+    auto losses = [](const fs::path& run) {
+        std::vector<double> out;
+        std::istringstream in(read_file(run / "metrics.jsonl"));
+        for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line).at("loss"));
+        return out;
+    };
+    EXPECT_EQ(losses(dir / "whole"), losses(dir / "b"));
 }

@@ -125,6 +125,7 @@ struct InstanceTrainOptions {
     uint64_t seed = 1;
     bool resume = false;
     int64_t stop_after_epoch = 0;  // debug: stop as if killed after this epoch
+    int64_t stop_after_step = 0;   // debug: stop as if interrupted after this many steps of the run
     // Data-parallel training (distributed.hpp): null for one process. Each rank takes an equal
     // share of every step's images (the last, partial batch of an epoch is then dropped).
     std::shared_ptr<DistributedGroup> distributed;
@@ -139,19 +140,23 @@ struct InstanceEpochMetrics {
 
 struct InstanceTrainResult {
     int64_t epochs_done = 0;
-    bool stopped = false;          // stop_after_epoch hit
+    int64_t step_in_epoch = 0;     // steps of the unfinished epoch in the checkpoint (0: none)
+    bool stopped = false;          // stopped early: stop_requested, stop_after_epoch or stop_after_step
     double best_mask_ap = -1;
     int64_t best_epoch = 0;
 };
 
 // Trains and writes RUN/model.pth + model.json (last epoch, when finished), RUN/best.pth +
 // best.json (best val mask AP), RUN/metrics.jsonl and RUN/checkpoint/checkpoint.pt after every
-// epoch (exact resume with options.resume: same options required). Bad options, data or an
-// existing run without --resume: Error before anything is written.
+// epoch and when stop_requested() says stop after a step (exact resume with options.resume,
+// also in the middle of an epoch: same options required). Bad options, data or an existing run
+// without --resume: Error before anything is written. The next step's images are read on a
+// worker thread while a step trains.
 // on_message: one line when --init loaded weights (what it took and skipped).
 InstanceTrainResult train_instance(const InstanceTrainOptions& options,
                                    const std::function<void(const InstanceEpochMetrics&)>& on_epoch = {},
-                                   const std::function<void(const std::string&)>& on_message = {});
+                                   const std::function<void(const std::string&)>& on_message = {},
+                                   const std::function<bool()>& stop_requested = {});
 
 // torchvision's learning rate at `step` (0-based) of `epoch` (0-based).
 double instance_learning_rate(const InstanceTrainOptions& options, int64_t epoch, int64_t step, int64_t steps_per_epoch);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <cmath>
 #include <sstream>
 #include <tuple>
@@ -57,6 +58,9 @@ struct Progress {
     double best_ap = -1;
     int64_t best_epoch = 0;
     RunJson history = RunJson::array();
+    // An interrupted epoch: its steps done, their loss sum and seconds.
+    int64_t step_in_epoch = 0;
+    double partial_loss = 0, partial_seconds = 0;
 };
 
 void save_checkpoint(const fs::path& path, const RunJson& options, const Progress& p, const MaskRCNNImpl& model,
@@ -64,7 +68,8 @@ void save_checkpoint(const fs::path& path, const RunJson& options, const Progres
     torch::serialize::OutputArchive archive;
     const RunJson meta{{"format", "sightline-instance-checkpoint-1"}, {"options", options},
                     {"epochs_done", p.epochs_done}, {"best_ap", p.best_ap}, {"best_epoch", p.best_epoch},
-                    {"history", p.history}};
+                    {"history", p.history}, {"step_in_epoch", p.step_in_epoch}, {"partial_loss", p.partial_loss},
+                    {"partial_seconds", p.partial_seconds}};
     archive.write("meta", c10::IValue(meta.dump()));
     torch::serialize::OutputArchive weights;
     for (const auto& [name, t] : model.named_state()) weights.write(name, t.detach());
@@ -146,7 +151,8 @@ double instance_learning_rate(const InstanceTrainOptions& o, int64_t epoch, int6
 
 InstanceTrainResult train_instance(const InstanceTrainOptions& o,
                                    const std::function<void(const InstanceEpochMetrics&)>& on_epoch,
-                                   const std::function<void(const std::string&)>& on_message) {
+                                   const std::function<void(const std::string&)>& on_message,
+                                   const std::function<bool()>& stop_requested) {
     validate(o);
     const auto train = open_instance_dataset(o.data, o.train_split);
     std::unique_ptr<InstanceDataset> val;
@@ -223,6 +229,10 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
         progress.best_ap = meta["best_ap"];
         progress.best_epoch = meta["best_epoch"];
         progress.history = meta["history"];
+        // Checkpoints written before mid-epoch stops existed hold whole epochs only.
+        progress.step_in_epoch = meta.value("step_in_epoch", int64_t{0});
+        progress.partial_loss = meta.value("partial_loss", 0.0);
+        progress.partial_seconds = meta.value("partial_seconds", 0.0);
     }
     if (group) group->broadcast(model_state());  // every rank starts from rank 0's weights
     CocoDataset val_gt;
@@ -245,16 +255,19 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
         throw Error(fmt::format("{}: {} training images with objects, fewer than one batch of {}", o.data.string(),
                                 usable.size(), o.batch));
     InstanceTrainResult result;
+    int64_t run_step = progress.epochs_done * steps + progress.step_in_epoch;  // steps of the whole run
+    bool stop_pending = false;  // asked to stop at an epoch's last step: stop after the epoch
     for (int64_t epoch = progress.epochs_done; epoch < o.epochs; ++epoch) {
         const auto started = std::chrono::steady_clock::now();
         model->train();
         Rng order_rng(mix_seed(o.seed, static_cast<uint64_t>(epoch)));
         std::vector<std::size_t> order = usable;
         order_rng.shuffle(order);
-        double loss_sum = 0, lr = o.lr;
-        for (int64_t step = 0; step < steps; ++step) {
-            std::vector<torch::Tensor> images;
-            std::vector<InstanceTarget> targets;
+        // A step's images and targets: this rank's share of the step's batch, flipped by a draw
+        // of (seed, epoch, sample), so a step reads the same whoever reads it and when.
+        using StepData = std::pair<std::vector<torch::Tensor>, std::vector<InstanceTarget>>;
+        auto read_step = [&, epoch](int64_t step) {
+            StepData data;
             const int64_t first = group ? share * group->rank() : 0;
             for (int64_t b = first; b < first + share; ++b) {
                 const std::size_t at = static_cast<std::size_t>(step * o.batch + b);
@@ -262,22 +275,37 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
                 InstanceSample s = train->get(order[at]);
                 Rng flip_rng(mix_seed(mix_seed(o.seed, static_cast<uint64_t>(epoch) + 1000), order[at]));
                 if (o.flip && flip_rng.bernoulli(0.5)) horizontal_flip(s);
-                images.push_back(rgb_to_tensor(s.image));
-                targets.push_back(instance_target(s));
+                data.first.push_back(rgb_to_tensor(s.image));
+                data.second.push_back(instance_target(s));
             }
+            return data;
+        };
+        const int64_t first_step = progress.step_in_epoch;
+        double loss_sum = first_step > 0 ? progress.partial_loss : 0.0, lr = o.lr;
+        const double carried_seconds = first_step > 0 ? progress.partial_seconds : 0.0;
+        progress.step_in_epoch = 0;
+        std::future<StepData> next = std::async(std::launch::async, read_step, first_step);
+        for (int64_t step = first_step; step < steps; ++step) {
+            auto [images, targets] = next.get();
+            if (step + 1 < steps) next = std::async(std::launch::async, read_step, step + 1);
             lr = instance_learning_rate(o, epoch, step, steps);
-            for (auto& group : optimizer.param_groups())
-                static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+            for (auto& param_group : optimizer.param_groups())
+                static_cast<torch::optim::SGDOptions&>(param_group.options()).lr(lr);
             optimizer.zero_grad();
             const torch::Tensor loss = model->losses(images, targets).total();
             double value = loss.item<double>();
             bool finite = std::isfinite(value);
+            ++run_step;
+            bool stop = (stop_requested && stop_requested()) || (o.stop_after_step > 0 && run_step == o.stop_after_step);
             if (group) {
-                // Every rank learns of a bad loss on any rank, and the loss shown is the mean.
-                torch::Tensor shared = torch::tensor({finite ? value : 0.0, finite ? 0.0 : 1.0}, torch::kFloat64);
+                // Every rank learns of a bad loss or a stop request on any rank; the loss shown
+                // is the mean.
+                torch::Tensor shared = torch::tensor({finite ? value : 0.0, finite ? 0.0 : 1.0, stop ? 1.0 : 0.0},
+                                                     torch::kFloat64);
                 group->all_reduce_sum(shared);
                 value = shared[0].item<double>() / group->size();
                 finite = shared[1].item<double>() == 0.0;
+                stop = shared[2].item<double>() > 0.0;
             }
             if (!finite)
                 throw Error(fmt::format("epoch {} step {}: the loss is not finite (lower --lr)", epoch + 1, step + 1));
@@ -285,6 +313,22 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
             if (group) group->average_gradients(params);
             optimizer.step();
             loss_sum += value;
+            if (stop && step + 1 == steps) stop_pending = true;
+            if (stop && step + 1 < steps) {
+                // Stopped within the epoch: the checkpoint holds where, for an exact resume.
+                if (next.valid()) next.wait();
+                progress.step_in_epoch = step + 1;
+                progress.partial_loss = loss_sum;
+                progress.partial_seconds =
+                    carried_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+                if (writes) save_checkpoint(checkpoint, options, progress, *model, optimizer);
+                result.stopped = true;
+                result.epochs_done = epoch;
+                result.step_in_epoch = step + 1;
+                result.best_mask_ap = progress.best_ap;
+                result.best_epoch = progress.best_epoch;
+                return result;
+            }
         }
         InstanceEpochMetrics m;
         m.epoch = epoch + 1;
@@ -300,7 +344,7 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
                 if (writes) save_model(*model, card, o.out, "best");
             }
         }
-        m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        m.seconds = carried_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         progress.epochs_done = epoch + 1;
         progress.history.push_back({{"epoch", m.epoch}, {"loss", m.loss}, {"lr", m.lr}, {"val_mask_AP", m.val_mask_ap},
                                     {"val_box_AP", m.val_box_ap}, {"best", m.best}});
@@ -312,7 +356,7 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
         }
         if (on_epoch) on_epoch(m);
         result.epochs_done = epoch + 1;
-        if (o.stop_after_epoch > 0 && epoch + 1 == o.stop_after_epoch && epoch + 1 < o.epochs) {
+        if ((stop_pending || (o.stop_after_epoch > 0 && epoch + 1 == o.stop_after_epoch)) && epoch + 1 < o.epochs) {
             result.stopped = true;
             break;
         }
