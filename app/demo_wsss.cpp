@@ -21,8 +21,12 @@ json weak_segmentation(const Context& c) {
     // Per-class IoU of the final segmenter on val (the pipeline's `eval` output).
     json per_class = json::object();
     const fs::path metrics = o.out / "final" / "eval" / "metrics.json";
-    if (fs::exists(metrics))
-        for (const auto& k : json::parse(read_file(metrics))["per_class"]) per_class[k["name"].get<std::string>()] = k["iou"];
+    if (fs::exists(metrics)) {
+        // Parsed into a variable first: a range-for over a member of the temporary parse result
+        // iterates freed memory (AddressSanitizer found it).
+        const json eval = json::parse(read_file(metrics));
+        for (const auto& k : eval["per_class"]) per_class[k["name"].get<std::string>()] = k["iou"];
+    }
     const fs::path model = fs::exists(o.out / "segmenter" / "best.pt") ? o.out / "segmenter" / "best.pt"
                                                                          : o.out / "segmenter" / "model.pt";
     json rows = json::array();
