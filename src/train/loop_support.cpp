@@ -104,17 +104,19 @@ bool run_epoch_steps(BatchLoader& loader, torch::optim::Optimizer& optimizer, co
         optimizer.step();
         ++progress.global_step, ++progress.step_in_epoch;
         double value = loss.item<double>();
-        bool stop = stop_requested && stop_requested();
         if (group) {
-            // One small all-reduce per step: the mean loss and whether any rank was asked to stop.
-            torch::Tensor shared = torch::tensor({value, stop ? 1.0 : 0.0}, torch::kFloat64);
+            // The loss shown is the mean over the ranks.
+            torch::Tensor shared = torch::tensor({value}, torch::kFloat64);
             group->all_reduce_sum(shared);
             value = shared[0].item<double>() / group->size();
-            stop = shared[1].item<double>() > 0;
         }
         totals.loss_sum += value;
         if (on_step) on_step(progress.epoch + 1, progress.step_in_epoch, steps, value);
-        if (progress.step_in_epoch < steps && stop) return false;
+        // Asked only before the epoch's last step (a stop after it is the epoch's own end), and
+        // data-parallel, every rank stops when any rank was asked to.
+        bool stop = progress.step_in_epoch < steps && stop_requested && stop_requested();
+        if (group && progress.step_in_epoch < steps) stop = group->any(stop);
+        if (stop) return false;
     }
     return true;
 }
