@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel scaling on this machine: the same `train classify` epoch (same data, global
-# batch and seed) on 1 process and on 2 processes (`sightline launch`), 1 thread each, timed as
-# whole commands one after the other; prints both times, their ratio and the gradient volume
-# each process all-reduces per step (docs/distributed.md, Scaling).
+# batch and seed) on 1 process and on 2 processes (`sightline launch`), 1 thread each, and on 1
+# process of 2 threads, timed one after the other; prints the times (whole command and epoch),
+# the ratio and the gradient volume each process all-reduces per step (docs/distributed.md).
 # Usage: bench/compare_ddp.sh [SIGHTLINE_BINARY (default build/sightline)] [IMAGES (default 2048)]
 set -euo pipefail
 bin=$(realpath "${1:-build/sightline}")
@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 "$bin" data synth --out "$work/data" --n "$images" --size 64 --seed 3 >/dev/null
 # Training only: no validation splits, so each time is start-up plus one training epoch.
 rm -f "$work"/data/ImageSets/Segmentation/val*.txt
-train="train classify --data $work/data --arch resnet_gap --width 16 --norm group --epochs 1 --batch 32 --threads 1 --workers 1"
+train="train classify --data $work/data --arch resnet_gap --width 32 --norm group --epochs 1 --batch 32 --threads 1 --workers 1"
 run() {  # prints the wall seconds of "$@"
   local start=$(date +%s.%N)
   "$@" >"$work/last.txt"
@@ -20,8 +20,13 @@ run() {  # prints the wall seconds of "$@"
 }
 one=$(run "$bin" $train --out "$work/one")
 two=$(run "$bin" launch --nproc 2 --threads 1 -- "$bin" $train --out "$work/two")
-echo "images $images, batch 32, $(nproc) cores"
-echo "1 process : ${one} s"
-echo "2 processes: ${two} s"
-awk -v a="$one" -v b="$two" 'BEGIN { printf "speed-up: %.2f\n", a / b }' 
+threads2=$(run "$bin" ${train/--threads 1/--threads 2} --out "$work/threads2")
+epoch() { grep -o '"seconds":[0-9.e+-]*' "$1/metrics.jsonl" | head -1 | cut -d: -f2; }
+e1=$(epoch "$work/one"); e2=$(epoch "$work/two"); e3=$(epoch "$work/threads2")
+echo "train images $(wc -l < "$work/data/ImageSets/Segmentation/train.txt" 2>/dev/null || echo "$images"), batch 32, $(nproc) cores"
+awk -v a="$one" -v b="$two" -v c="$e1" -v d="$e2" -v e="$threads2" -v f="$e3" 'BEGIN {
+  printf "1 process, 1 thread:    %.1f s in all, epoch %.2f s\n", a, c
+  printf "2 processes, 1 thread:  %.1f s in all, epoch %.2f s\n", b, d
+  printf "1 process, 2 threads:   %.1f s in all, epoch %.2f s\n", e, f
+  printf "epoch time ratio (2 processes / 1): %.2f; whole command: %.2f\n", d / c, b / a }'
 grep "data-parallel" "$work/last.txt"
