@@ -25,6 +25,8 @@ void add_instance_command(CLI::App& app) {
     c->add_option("--score-threshold", o->score_threshold, "Lowest score drawn in the PNGs (results.json keeps all)")
         ->capture_default_str();
     c->add_flag("--no-overlay", *no_overlay, "Do not write <stem>_overlay.png");
+    c->add_option("--semantic", o->semantic,
+                  "Also write <stem>.png of class ids (semantic masks) into this folder, for `sightline eval`");
     auto threads = std::make_shared<int>(2);
     add_torch_threads_option(c, *threads);
     c->callback([o, model, config, input, coco, out, no_overlay, threads] {

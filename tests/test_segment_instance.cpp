@@ -133,6 +133,26 @@ TEST(InstanceTensors, TargetOfAHandMadeSample) {
     EXPECT_FLOAT_EQ(x[2][3][4].item<float>(), 0.2f);
 }
 
+TEST(InstanceOutputs, ClassImageTakesEachKeptInstancesLabelAndTheHigherScoreWins) {
+    // Three detections on a 4x6 image: class 2 (score 0.9) over columns 0-3, class 1 (score 0.7)
+    // over columns 2-5, class 3 below the threshold everywhere.
+    InstanceDetections d;
+    d.scores = torch::tensor({0.9f, 0.7f, 0.3f});
+    d.labels = torch::tensor({2, 1, 3}, torch::kLong);
+    d.boxes = torch::zeros({3, 4});
+    d.masks = torch::zeros({3, 1, 4, 6});
+    d.masks.index_put_({0, 0, torch::indexing::Slice(), torch::indexing::Slice(0, 4)}, 0.9);
+    d.masks.index_put_({1, 0, torch::indexing::Slice(), torch::indexing::Slice(2, 6)}, 0.8);
+    d.masks.index_put_({2}, 1.0);
+    const cv::Mat classes = class_id_image(d, 0.5);
+    ASSERT_EQ(classes.size(), cv::Size(6, 4));
+    for (int y = 0; y < 4; ++y) {
+        for (int x = 0; x < 4; ++x) EXPECT_EQ(classes.at<uint8_t>(y, x), 2) << x;
+        for (int x = 4; x < 6; ++x) EXPECT_EQ(classes.at<uint8_t>(y, x), 1) << x;
+    }
+    EXPECT_EQ(cv::countNonZero(class_id_image(d, 0.95)), 0);
+}
+
 TEST(InstanceCli, ResultsAreDetectsAndEvalReadsThem) {
     const fs::path dir = test::scratch_dir("cli_fixture");
     const fs::path gt = fixture_images(dir / "images");

@@ -63,6 +63,10 @@ std::vector<CocoDetection> coco_results_of(const InstanceDetections& detections,
 // Instance ids (CV_8UC1, 0 = none): the detections with score >= min_score in order get ids
 // 1, 2, ... (at most 254); where masks (> 0.5) overlap the higher score wins.
 cv::Mat instance_id_image(const InstanceDetections& detections, double min_score);
+// The semantic label map of the same detections: each pixel of a kept instance takes its class
+// id (the model's label, class_names' index; the higher score wins where masks overlap), 0
+// elsewhere, so that `sightline eval` scores Mask R-CNN against semantic masks.
+cv::Mat class_id_image(const InstanceDetections& detections, double min_score);
 // The image with each instance of `ids` (instance_id_image's, same min_score) tinted in its
 // id's VOC colour (the PNG's palette), its box outlined and "<class name> <score>" written at
 // the box's top-left corner.
@@ -80,6 +84,7 @@ struct InstanceOptions {
     fs::path out;            // --out: folder
     double score_threshold = 0.5;  // --score-threshold: for the PNGs and overlays (results.json keeps all)
     bool overlay = true;     // --no-overlay
+    fs::path semantic;       // --semantic DIR: also <stem>.png of class ids there (class_id_image)
 };
 
 struct InstanceSummary {

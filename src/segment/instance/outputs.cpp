@@ -54,6 +54,19 @@ cv::Mat instance_id_image(const InstanceDetections& d, double min_score) {
     return ids;
 }
 
+cv::Mat class_id_image(const InstanceDetections& d, double min_score) {
+    const cv::Mat ids = instance_id_image(d, min_score);
+    // Instance id i + 1 is detection i (instance_id_image numbers the kept ones in score order).
+    std::vector<uint8_t> class_of(256, 0);
+    for (int64_t k = 0, kept = 0; k < d.scores.size(0) && kept < 254; ++k)
+        if (d.scores[k].item<float>() >= min_score)
+            class_of[static_cast<std::size_t>(++kept)] = static_cast<uint8_t>(d.labels[k].item<int64_t>());
+    cv::Mat classes(ids.size(), CV_8UC1);
+    for (int y = 0; y < ids.rows; ++y)
+        for (int x = 0; x < ids.cols; ++x) classes.at<uint8_t>(y, x) = class_of[ids.at<uint8_t>(y, x)];
+    return classes;
+}
+
 cv::Mat instance_overlay(const cv::Mat& rgb, const cv::Mat& ids, const InstanceDetections& d,
                          const std::vector<std::string>& class_names, double min_score) {
     cv::Mat out = rgb.clone();

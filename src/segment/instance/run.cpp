@@ -68,6 +68,7 @@ InstanceSummary segment_instances(const InstanceOptions& o, const std::function<
     MaskRCNN model(card.config);
     load_state_dict(*model, o.model.string());
     ensure_writable_dir(o.out);
+    if (!o.semantic.empty()) ensure_writable_dir(o.semantic);
 
     const auto started = std::chrono::steady_clock::now();
     InstanceSummary summary;
@@ -80,6 +81,7 @@ InstanceSummary segment_instances(const InstanceOptions& o, const std::function<
         const std::string stem = images[i].path.stem().string();
         const cv::Mat ids = instance_id_image(d, o.score_threshold);
         write_palette_png(o.out / (stem + ".png"), ids);
+        if (!o.semantic.empty()) write_palette_png(o.semantic / (stem + ".png"), class_id_image(d, o.score_threshold));
         if (o.overlay)
             write_image_rgb(o.out / (stem + "_overlay.png"), instance_overlay(rgb, ids, d, card.class_names, o.score_threshold));
         image_list.push_back({{"id", images[i].id},
