@@ -84,7 +84,9 @@ int exit_code_of(int status) {
 }
 
 void run(const LaunchFlags& f) {
-    if (f.command.empty()) throw UsageError("launch: no command after --");
+    if (f.command.empty())
+        throw UsageError("launch: no command; give it after --, e.g. sightline launch --nproc 2 -- sightline train "
+                         "classify ...");
     const int port = f.port > 0 ? f.port : free_port();
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     int threads = f.threads;
@@ -152,7 +154,7 @@ void add_launch_command(CLI::App& app) {
     cmd->add_option("--threads", f->threads, "OMP_NUM_THREADS of each process (0: cores / nproc, at least 1)")
         ->check(CLI::Range(0, 1024))
         ->capture_default_str();
-    cmd->add_option("command", f->command, "The command each process runs (after --)")->required();
+    cmd->add_option("command", f->command, "The command each process runs (after --)");
     cmd->callback([f] { run(*f); });
 }
 

@@ -163,6 +163,10 @@ TEST(Distributed, BadLaunchesAreOneClearLine) {
     EXPECT_NE(odd.err.find("--batch 5 is not a multiple of the 2 processes"), std::string::npos) << odd.err;
     EXPECT_NE(odd.err.find("launch: process"), std::string::npos) << odd.err;
     EXPECT_FALSE(fs::exists(root / "odd"));
+    auto no_command = test::run_sightline("launch --nproc 2");
+    EXPECT_EQ(no_command.exit_code, 2);
+    EXPECT_EQ(no_command.err, "sightline: error: launch: no command; give it after --, e.g. sightline launch --nproc 2 "
+                              "-- sightline train classify ...\n");
     // torchrun's variables, incomplete or wrong.
     struct Case {
         std::string environment, message;
