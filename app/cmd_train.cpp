@@ -96,21 +96,17 @@ void add_classify(CLI::App& train) {
     c->add_option("--subcategory-rounds", o->subcategory_rounds,
                   "SC-CAM: cluster-and-retrain rounds after a plain CAM round (each --epochs long)")
         ->capture_default_str();
-    auto norm = std::make_shared<std::string>("batch");
-    c->add_option("--norm", *norm,
-                  "Normalisation after each convolution: batch (BatchNorm) or group (GroupNorm: the same weights on "
-                  "any number of processes, docs/distributed.md)")
-        ->check(CLI::IsMember({"batch", "group"}))
-        ->capture_default_str();
+    add_choice_option(c, "--norm", o->norm, norm_choices(),
+                      "Normalisation after each convolution: BatchNorm, or GroupNorm (the same weights on any number "
+                      "of processes, docs/distributed.md)");
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")
         ->group("");  // hidden
-    c->callback([o, data, out, no_flip, no_jitter, threads, norm] {
+    c->callback([o, data, out, no_flip, no_jitter, threads] {
         apply_torch_threads(*threads);
         o->data = *data;
         o->out = *out;
         o->flip = !*no_flip;
         o->jitter = !*no_jitter;
-        o->norm = parse_norm(*norm);
         o->distributed = join_distributed_group();
         const bool prints = prints_progress(o->distributed.get());
         StopOnSignals signals;

@@ -79,14 +79,11 @@ void add_train_segment_command(CLI::App& train) {
     add_torch_threads_option(c, *threads);
     c->add_option("--workers", o->workers, "Data loading threads (do not change results)")->capture_default_str();
     c->add_flag("--resume", o->resume, "Continue the run in --out from its checkpoint, exactly");
-    auto norm = std::make_shared<std::string>("batch");
-    c->add_option("--norm", *norm,
-                  "Normalisation after each convolution: batch (BatchNorm) or group (GroupNorm: the same weights on "
-                  "any number of processes, docs/distributed.md)")
-        ->check(CLI::IsMember({"batch", "group"}))
-        ->capture_default_str();
+    add_choice_option(c, "--norm", o->norm, norm_choices(),
+                      "Normalisation after each convolution: BatchNorm, or GroupNorm (the same weights on any number "
+                      "of processes, docs/distributed.md)");
     c->add_option("--stop-after-epoch", o->stop_after_epoch, "Debug: stop as if killed after this epoch")->group("");
-    c->callback([o, data, out, masks, no_flip, scale, threads, norm] {
+    c->callback([o, data, out, masks, no_flip, scale, threads] {
         apply_torch_threads(*threads);
         o->data = *data;
         o->out = *out;
@@ -94,7 +91,6 @@ void add_train_segment_command(CLI::App& train) {
         o->flip = !*no_flip;
         o->scale_min = (*scale)[0];
         o->scale_max = (*scale)[1];
-        o->norm = parse_norm(*norm);
         o->distributed = join_distributed_group();
         const bool prints = prints_progress(o->distributed.get());
         StopOnSignals signals;

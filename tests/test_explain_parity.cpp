@@ -2,6 +2,7 @@
 // nine methods (tests/fixtures/gradcam/manifest.json). The two small models' files are in
 // tests/fixtures; ResNet-18's are read from SIGHTLINE_PEER_FIXTURES, and its cases skip without it.
 #include <fstream>
+#include <set>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -49,6 +50,26 @@ std::vector<Case> cases() {
 class GradCamParity : public ::testing::TestWithParam<Case> {};
 
 }  // namespace
+
+TEST(Fixtures, OnlyThePeerOnlyListMaySkipAndItNamesNoVendoredFile) {
+    // Exactly the large files kept out of the repository may be absent; each is needed by a test
+    // (the gradcam manifest's ResNet-18, the two large CRF cases) and none is vendored after all.
+    const std::vector<fs::path> peer_only = test::peer_only_fixtures();
+    EXPECT_EQ(peer_only, (std::vector<fs::path>{"gradcam/resnet18.pt", "densecrf/ref/astronaut_500x375_K2",
+                                                "densecrf/ref/chelsea_449x299_K21"}));
+    for (const fs::path& p : peer_only) EXPECT_FALSE(fs::exists(test::fixtures() / p)) << p;
+    std::set<std::string> models;
+    for (const Case& c : cases()) models.insert(c.entry["model_file"].get<std::string>());
+    EXPECT_EQ(models, (std::set<std::string>{"flatnet.pt", "gapnet.pt", "resnet18.pt"}));
+    for (const std::string& m : models) {
+        if (m != "resnet18.pt") {
+            EXPECT_TRUE(fs::exists(test::fixtures() / "gradcam" / m)) << m << " must be vendored";
+        }
+    }
+    // Any other missing fixture is a failure, never a skip.
+    EXPECT_NE(test::missing_fixture_problem("gradcam/gapnet_lost.pt").find("a vendored fixture was lost"),
+              std::string::npos);
+}
 
 TEST_P(GradCamParity, FinalAndRawMapsMatchTheReference) {
     torch::set_num_threads(2);

@@ -175,6 +175,16 @@ TEST(Randomise, BlocksFollowTheModelAndLayersGetTheirDefaultInitialiser) {
     reinitialise(m, blocks.back(), 7);
     torch::Tensor fc_b = m.attr("fc").toModule().attr("bias").toTensor();
     EXPECT_LE(fc_b.abs().max().item<double>(), 1.0 / 8.0);
+
+    // GroupNorm (--norm group) keeps no statistics; it resets to affine 1 / 0 as torch's does.
+    ao.norm = Norm::kGroup;
+    torch::jit::Module g = build_architecture("resnet_gap", ao);
+    torch::jit::Module gn = g.attr("stem").toModule().attr("bn").toModule();
+    gn.attr("weight").toTensor().fill_(3);
+    gn.attr("bias").toTensor().fill_(2);
+    reinitialise(g, parameter_blocks(g, 1, "g.pt").front(), 7);
+    EXPECT_TRUE(torch::equal(gn.attr("weight").toTensor(), torch::ones({8})));
+    EXPECT_TRUE(torch::equal(gn.attr("bias").toTensor(), torch::zeros({8})));
 }
 
 // Adebayo et al.'s layer-by-layer cascade: every module that owns parameters is a block of its

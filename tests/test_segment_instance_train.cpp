@@ -16,6 +16,19 @@ using namespace sightline;
 
 namespace {
 
+// `n` synthetic 64x64 scenes with several instances each, in a fresh scratch folder.
+fs::path instance_scenes(int n) {
+    const fs::path root = test::scratch_dir("data");
+    SynthOptions s;
+    s.n = n;
+    s.size = 64;
+    s.multi = true;
+    s.instances = true;
+    s.threads = 1;
+    generate_synth(root, s);
+    return root;
+}
+
 std::string slurp_text(const fs::path& path) {
     std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -36,14 +49,7 @@ TEST(InstanceTrain, LearningRateIsTorchvisionsWarmupThenSteps) {
 }
 
 TEST(InstanceTrain, TinyRunResumesExactlyAndFeedsInstance) {
-    const fs::path root = test::scratch_dir("data");
-    SynthOptions s;
-    s.n = 4;
-    s.size = 64;
-    s.multi = true;
-    s.instances = true;
-    s.threads = 1;
-    generate_synth(root, s);
+    const fs::path root = instance_scenes(4);
     const fs::path dir = test::scratch_dir("runs");
     const std::string flags = " --data " + root.string() +
                               " --depth 18 --min-size 64 --max-size 64 --epochs 2 --batch 2 --lr 0.005 --threads 2";
@@ -81,14 +87,7 @@ TEST(InstanceTrain, TinyRunResumesExactlyAndFeedsInstance) {
 }
 
 TEST(InstanceTrain, InitStartsFromTorchvisionWeights) {
-    const fs::path root = test::scratch_dir("data");
-    SynthOptions s;
-    s.n = 2;
-    s.size = 64;
-    s.multi = true;
-    s.instances = true;
-    s.threads = 1;
-    generate_synth(root, s);
+    const fs::path root = instance_scenes(2);
     // torchvision's Mask R-CNN, ResNet-18, 4 classes (tools/make_maskrcnn_fixtures.py); the
     // synthetic data has 7: the class-specific predictors start fresh, the rest from the file.
     const fs::path weights = fs::path(SIGHTLINE_MASKRCNN_FIXTURES_DIR) / "state_dict.pth";
@@ -109,14 +108,7 @@ TEST(InstanceTrain, InitStartsFromTorchvisionWeights) {
 }
 
 TEST(InstanceTrain, MultiScaleListTrainsAtItsSizesAndEvaluatesAtTheLast) {
-    const fs::path root = test::scratch_dir("data");
-    SynthOptions s;
-    s.n = 4;
-    s.size = 64;
-    s.multi = true;
-    s.instances = true;
-    s.threads = 1;
-    generate_synth(root, s);
+    const fs::path root = instance_scenes(4);
     const fs::path dir = test::scratch_dir("runs");
     const std::string flags = " --data " + root.string() +
                               " --depth 18 --min-size 48,56,64 --max-size 96 --epochs 1 --batch 2 --lr 0.005 --threads 1";
@@ -136,14 +128,7 @@ TEST(InstanceTrain, MultiScaleListTrainsAtItsSizesAndEvaluatesAtTheLast) {
 TEST(InstanceTrain, StoppedWithinAnEpochThenResumedIsBitIdentical) {
     // Stopped after step 3 of 4 (epoch 2, step 1 of 2, as a Ctrl-C there would), then resumed:
     // the weights and metrics of a run that was never stopped.
-    const fs::path root = test::scratch_dir("data");
-    SynthOptions s;
-    s.n = 4;
-    s.size = 64;
-    s.multi = true;
-    s.instances = true;
-    s.threads = 1;
-    generate_synth(root, s);
+    const fs::path root = instance_scenes(4);
     const fs::path dir = test::scratch_dir("runs");
     const std::string flags = " --data " + root.string() +
                               " --depth 18 --min-size 64 --max-size 64 --epochs 2 --batch 2 --lr 0.005 --threads 1 --val none";

@@ -3,6 +3,7 @@
 // proposals and detections; state_dicts move both ways; bad state_dicts are one clear error.
 #include <cstdlib>
 #include <fstream>
+#include <tuple>
 #include <iostream>
 #include <map>
 
@@ -52,6 +53,18 @@ const std::map<std::string, torch::Tensor>& reference() {
     return ref;
 }
 
+// The reference's two images and their ground truth, the batch the training losses were computed on.
+std::pair<std::vector<torch::Tensor>, std::vector<InstanceTarget>> reference_batch() {
+    const auto& ref = reference();
+    std::vector<torch::Tensor> images;
+    std::vector<InstanceTarget> targets;
+    for (const std::string n : {"0", "1"}) {
+        images.push_back(ref.at("image" + n));
+        targets.push_back({ref.at("target_boxes" + n), ref.at("target_labels" + n), ref.at("target_masks" + n)});
+    }
+    return {images, targets};
+}
+
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
     return a.numel() == 0 ? 0.0 : (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
 }
@@ -95,10 +108,7 @@ TEST(MaskRCNN, TrainingLossesMatchTorchvision) {
     const auto& ref = reference();
     std::vector<torch::Tensor> images;
     std::vector<InstanceTarget> targets;
-    for (const std::string n : {"0", "1"}) {
-        images.push_back(ref.at("image" + n));
-        targets.push_back({ref.at("target_boxes" + n), ref.at("target_labels" + n), ref.at("target_masks" + n)});
-    }
+    std::tie(images, targets) = reference_batch();
     std::ifstream in(kFixtures / "config.json");
     torch::manual_seed(nlohmann::json::parse(in).at("loss_seed").get<uint64_t>());
     const MaskRCNNLosses losses = model->losses(images, targets);
@@ -143,10 +153,7 @@ TEST(MaskRCNN, MultiScaleTrainingLossesMatchTorchvision) {
     const auto& ref = reference();
     std::vector<torch::Tensor> images;
     std::vector<InstanceTarget> targets;
-    for (const std::string n : {"0", "1"}) {
-        images.push_back(ref.at("image" + n));
-        targets.push_back({ref.at("target_boxes" + n), ref.at("target_labels" + n), ref.at("target_masks" + n)});
-    }
+    std::tie(images, targets) = reference_batch();
     torch::manual_seed(j.at("loss_seed").get<uint64_t>() + 1);
     torch::NoGradGuard no_grad;
     const MaskRCNNLosses losses = model->losses(images, targets);

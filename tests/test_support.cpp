@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -32,7 +33,19 @@ fs::path peer_fixtures() {
     return !dir.empty() && fs::is_directory(dir, ec) ? dir : fs::path();
 }
 
+std::vector<fs::path> peer_only_fixtures() {
+    std::vector<fs::path> out;
+    std::istringstream in(read_file(fixtures() / "peer_only.txt"));
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty() && line[0] != '#') out.emplace_back(line);
+    return out;
+}
+
 std::string missing_fixture_problem(const fs::path& relative) {
+    const std::vector<fs::path> peer_only = peer_only_fixtures();
+    if (std::find(peer_only.begin(), peer_only.end(), relative) == peer_only.end())
+        return (fixtures() / relative).string() + " is missing, and it is not a peer-only fixture (" +
+               (fixtures() / "peer_only.txt").string() + "): a vendored fixture was lost";
     const char* env = std::getenv("SIGHTLINE_PEER_FIXTURES");
     const fs::path configured = env && *env ? fs::path(env) : fs::path(SIGHTLINE_PEER_FIXTURES);
     if (configured.empty()) return "";

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace sightline::test {
 
@@ -20,12 +21,15 @@ fs::path peer_fixtures();
 // `relative` under tests/fixtures when it is kept there, else under peer_fixtures(); empty when
 // it is in neither (use SIGHTLINE_NEED_FIXTURE to skip the test then).
 fs::path find_fixture(const fs::path& relative);
-// Why `relative` cannot be used: "" when no peer folder is configured at all (the test may
-// skip), else what is wrong with the configured one (a folder that does not exist, or lacks
-// the file: the test must fail, as a CI run that configured the fixtures expects them used).
+// The fixtures kept out of the repository for their size (tests/fixtures/peer_only.txt).
+std::vector<fs::path> peer_only_fixtures();
+// Why `relative` cannot be used: "" when it is a peer-only fixture and no peer folder is
+// configured at all (the test may skip); else the problem: a fixture that should be vendored
+// is missing, or the configured peer folder does not exist or lacks the file (the test must
+// fail, as a CI run that configured the fixtures expects them used).
 std::string missing_fixture_problem(const fs::path& relative);
 // Declares `fs::path var` = find_fixture(relative). When it is missing: skips with a one-line
-// reason if no peer folder is configured, fails the test if one is.
+// reason only for a peer-only fixture without a peer folder; fails the test otherwise.
 #define SIGHTLINE_NEED_FIXTURE(var, relative)                                                      \
     const ::sightline::test::fs::path var = ::sightline::test::find_fixture(relative);             \
     if (var.empty()) {                                                                             \

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/script.h>
@@ -34,8 +35,9 @@ enum class HeadDesign {
 // 8 groups or fewer when channels are few) normalises each image alone, so a run gives the same
 // weights on any number of processes.
 enum class Norm { kBatch, kGroup };
-std::string to_string(Norm norm);  // "batch", "group"
-Norm parse_norm(const std::string& name);
+// The --norm choices: "batch", "group".
+const std::vector<std::pair<std::string, Norm>>& norm_choices();
+std::string to_string(Norm norm);
 
 // "gap_linear", "flatten_linear", "mlp" (the model card's "head" field).
 std::string head_design_name(HeadDesign head);

@@ -17,8 +17,7 @@ namespace sightline {
 
 struct DistributedOptions {
     int rank = 0;
-    int world_size = 1;
-    int local_rank = 0;
+    int world_size = 1;  // LOCAL_RANK is not read: every rank runs on the CPU
     std::string master_addr = "127.0.0.1";
     int master_port = 29500;
     // How long a collective (and the rendezvous) waits for the other ranks before it fails.
@@ -58,7 +57,6 @@ public:
     torch::Tensor all_gather_rows(const torch::Tensor& local);
     // Whether any rank says yes (a stop request must stop every rank at the same step).
     bool any(bool flag);
-    void barrier();
 
     // The communication volume: bytes of gradients this rank has handed to all-reduces so far,
     // and the number of average_gradients calls (optimisation steps) behind them.

@@ -1,13 +1,12 @@
 // The shards of one audit joined: the batches' records in the single run's order, then the
 // same summary a single run computes from them. Batch g of the job (numbered over all splits)
 // belongs to shard g % N, and its records are in that shard's batch files.
-#include <set>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "audit/audit_detail.hpp"
 #include "sightline/audit.hpp"
+#include "sightline/shard_set.hpp"
 
 namespace sightline {
 
@@ -15,24 +14,13 @@ namespace {
 
 using nlohmann::json;
 
-json read_shard(const fs::path& dir) {
-    const fs::path file = dir / "audit.json";
-    if (!fs::exists(file)) throw Error(fmt::format("{}: no audit.json (not an audit output folder)", dir.string()));
-    json j = json::parse(read_file(file), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: audit.json is not JSON", file.string()));
-    if (!j.contains("shard"))
-        throw Error(fmt::format("{}: not a shard (audit.json has no \"shard\"; run audit with --shard I/N)",
-                                dir.string()));
-    return j;
-}
-
 // What every shard of one job shares.
 json job_identity(const json& j) {
     json id = json::object();
     for (const char* key : {"model", "layer", "method", "data", "splits", "target", "preprocessing", "head",
                             "trustworthy", "guarantee", "thresholds"})
         id[key] = j.value(key, json());
-    for (const char* key : {"count", "batch", "batch_files", "split_images", "class_names", "grid_steps"})
+    for (const char* key : {"batch", "batch_files", "split_images", "class_names", "grid_steps"})
         id[key] = j["shard"].value(key, json());
     return id;
 }
@@ -51,36 +39,9 @@ AuditPreprocessing preprocessing_from(const json& p, const std::string& note) {
 }  // namespace
 
 AuditResult merge_audit_shards(const std::vector<fs::path>& shard_dirs) {
-    if (shard_dirs.empty()) throw UsageError("merge: give the output folders of every shard");
-    std::vector<json> shards(shard_dirs.size());
-    std::vector<const fs::path*> by_index;
-    json identity;
-    for (std::size_t k = 0; k < shard_dirs.size(); ++k) {
-        shards[k] = read_shard(shard_dirs[k]);
-        const json id = job_identity(shards[k]);
-        if (k == 0) {
-            identity = id;
-            by_index.assign(static_cast<std::size_t>(id["count"].get<int>()), nullptr);
-        } else if (id != identity) {
-            throw Error(fmt::format("merge: {} is a shard of another audit than {} (model, data, splits, method or "
-                                    "options differ)",
-                                    shard_dirs[k].string(), shard_dirs[0].string()));
-        }
-        const int index = shards[k]["shard"]["index"];
-        if (index < 0 || index >= static_cast<int>(by_index.size()))
-            throw Error(fmt::format("{}: shard index {} outside 0..{}", shard_dirs[k].string(), index,
-                                    by_index.size() - 1));
-        if (by_index[static_cast<std::size_t>(index)])
-            throw Error(fmt::format("merge: shard {}/{} given twice ({} and {})", index, by_index.size(),
-                                    by_index[static_cast<std::size_t>(index)]->string(), shard_dirs[k].string()));
-        by_index[static_cast<std::size_t>(index)] = &shard_dirs[k];
-    }
-    for (std::size_t i = 0; i < by_index.size(); ++i)
-        if (!by_index[i])
-            throw Error(fmt::format("merge: shard {}/{} is missing (give all {} output folders)", i, by_index.size(),
-                                    by_index.size()));
-
-    const json& first = shards[0];
+    const ShardSet set = read_shard_set(shard_dirs, "audit.json", "audit", job_identity,
+                                        "model, data, splits, method, target, preprocessing and options");
+    const json& first = set.files.front();
     AuditResult result;
     result.model = first["model"];
     result.layer = first["layer"];
@@ -100,10 +61,10 @@ AuditResult merge_audit_shards(const std::vector<fs::path>& shard_dirs) {
     const auto files = first["shard"]["batch_files"].get<std::vector<std::string>>();
     const auto images = first["shard"]["split_images"].get<std::vector<std::size_t>>();
     const auto batch = first["shard"]["batch"].get<std::size_t>();
-    const std::size_t count = by_index.size();
+    const std::size_t count = set.dirs.size();
     for (std::size_t s = 0, g = 0; s < files.size(); ++s) {
         for (std::size_t start = 0, b = 0; start < images.at(s); start += batch, ++b, ++g) {
-            const fs::path file = audit_batches_dir(*by_index[g % count]) / fmt::format("{}.{}.json", files[s], b);
+            const fs::path file = audit_batches_dir(set.dirs[g % count]) / fmt::format("{}.{}.json", files[s], b);
             json j = fs::exists(file) ? json::parse(read_file(file), nullptr, false) : json();
             if (j.is_discarded() || !j.is_object() || !j.contains("records"))
                 throw Error(fmt::format("{}: batch {} of split {} is missing or unreadable (did shard {}/{} finish?)",

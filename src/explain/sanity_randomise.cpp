@@ -79,6 +79,9 @@ void reinitialise_module(Module m, const std::string& path, uint64_t seed) {
     bool batch_norm = false;
     for (const auto& b : m.named_buffers(false))
         if (b.name == "running_mean" || b.name == "running_var") batch_norm = true;
+    // GroupNorm and LayerNorm keep no statistics; their reset_parameters() is affine 1 / 0 too.
+    const std::string type = m.type()->name() ? m.type()->name()->qualifiedName() : "";
+    if (type.find("GroupNorm") != std::string::npos || type.find("LayerNorm") != std::string::npos) batch_norm = true;
     if (batch_norm) {
         // torch.nn.BatchNorm's reset_parameters(): affine 1 / 0, statistics of a fresh layer.
         for (const auto& p : m.named_parameters(false)) p.value.fill_(p.name == "weight" ? 1.0 : 0.0);

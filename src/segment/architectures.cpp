@@ -37,7 +37,7 @@ struct Builder {
     Module conv_bn_relu(int64_t in, int64_t out) {
         Module m = f.make("ConvBnReLU");
         m.register_module("conv", f.conv(in, out, 3, 1, 1));
-        m.register_module("bn", f.batch_norm(out));
+        m.register_module("bn", f.norm(out));
         m.define("def forward(self, x):\n    return torch.relu(self.bn.forward(self.conv.forward(x)))\n");
         return m;
     }
@@ -123,7 +123,7 @@ Module build_resnet_unet(const SegArchOptions& o) {
     const int64_t w = o.base;
     Module stem = b.f.make("Stem");
     stem.register_module("conv", b.f.conv(3, w, 3, 2, 1));
-    stem.register_module("bn", b.f.batch_norm(w));
+    stem.register_module("bn", b.f.norm(w));
     stem.define("def forward(self, x):\n    return torch.relu(self.bn.forward(self.conv.forward(x)))\n");
     model.register_module("stem", stem);
     const int64_t strides[4] = {1, 2, 2, 2};

@@ -218,15 +218,8 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
         if (best_epoch > 0) best_miou = meta.at("best_miou").get<double>();
         detail::check_data_order(checkpoint, meta, train.size(), o.epochs, loader);
     }
-    detail::StepSync sync;
-    if (group) {
-        // Every rank starts from rank 0's weights, as in PyTorch's DDP.
-        std::vector<torch::Tensor> state;
-        for (const auto& p : model.parameters(true)) state.push_back(p);
-        for (const auto& b : model.buffers(true)) state.push_back(b), sync.buffers.push_back(b);
-        group->broadcast(state);
-        sync.group = group;
-    }
+    detail::start_from_rank_zero(group, model);
+    const detail::StepSync sync = detail::step_sync(group, model);
     SegmentTrainSetup setup{train.size(), val ? val->size() : 0, classes, input_size, steps, 0, progress.epoch,
                             progress.step_in_epoch};
     for (const auto& p : model.parameters(true)) setup.parameters += p.numel();
@@ -252,7 +245,7 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
     for (; progress.epoch < o.epochs; ++progress.epoch) {
         detail::EpochTotals totals(progress);
         if (!detail::run_epoch_steps(loader, *optimizer, schedule, 0, loss_of, callbacks.on_step,
-                                     callbacks.stop_requested, progress, totals, group ? &sync : nullptr)) {
+                                     callbacks.stop_requested, progress, totals, sync)) {
             save(detail::epoch_interrupted(progress, totals.loss_sum, totals.seconds(), totals.wait(loader)));
             result.interrupted = true;
             result.epochs_done = progress.epoch;

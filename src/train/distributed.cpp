@@ -54,7 +54,6 @@ std::optional<DistributedOptions> distributed_from_environment() {
     if (o.rank >= o.world_size)
         throw UsageError(fmt::format("RANK={} is outside 0..{} (WORLD_SIZE={})", o.rank, o.world_size - 1,
                                      o.world_size));
-    o.local_rank = int_from_environment("LOCAL_RANK", o.rank);
     if (o.world_size == 1) return o;
     const char* addr = std::getenv("MASTER_ADDR");
     if (!addr || !*addr) int_from_environment("MASTER_ADDR", std::nullopt);  // throws the message
@@ -189,11 +188,6 @@ bool DistributedGroup::any(bool flag) {
     torch::Tensor value = torch::full({1}, flag ? 1.0 : 0.0, torch::kFloat64);
     all_reduce_sum(value);
     return value.item<double>() > 0;
-}
-
-void DistributedGroup::barrier() {
-    torch::Tensor value = torch::zeros({1}, torch::kFloat64);
-    all_reduce_sum(value);  // a barrier through an all-reduce: Gloo's barrier has no timeout message
 }
 
 }  // namespace sightline

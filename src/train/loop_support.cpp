@@ -87,9 +87,9 @@ double EpochTotals::wait(const BatchLoader& loader) const { return carried_wait_
 bool run_epoch_steps(BatchLoader& loader, torch::optim::Optimizer& optimizer, const ScheduleOptions& schedule,
                      int64_t stage_start, const LossOfBatch& loss_of, const OnStep& on_step,
                      const std::function<bool()>& stop_requested, RunProgress& progress, EpochTotals& totals,
-                     const StepSync* sync) {
+                     const StepSync& sync) {
     const int64_t steps = loader.batches_per_epoch();
-    DistributedGroup* group = sync ? sync->group : nullptr;
+    DistributedGroup* group = sync.group;
     const std::vector<torch::Tensor> parameters = group ? optimiser_parameters(optimizer) : std::vector<torch::Tensor>{};
     totals.lr = learning_rate(schedule, progress.global_step - stage_start);
     loader.start_epoch(progress.epoch, progress.step_in_epoch);
@@ -97,7 +97,7 @@ bool run_epoch_steps(BatchLoader& loader, torch::optim::Optimizer& optimizer, co
         totals.lr = learning_rate(schedule, progress.global_step - stage_start);
         for (auto& param_group : optimizer.param_groups()) param_group.options().set_lr(totals.lr);
         optimizer.zero_grad();
-        if (group) group->broadcast(sync->buffers);
+        if (group) group->broadcast(sync.buffers);
         torch::Tensor loss = loss_of(*batch, progress.global_step - stage_start);
         loss.backward();
         if (group) group->average_gradients(parameters);
@@ -119,6 +119,22 @@ bool run_epoch_steps(BatchLoader& loader, torch::optim::Optimizer& optimizer, co
         if (stop) return false;
     }
     return true;
+}
+
+StepSync step_sync(DistributedGroup* group, const torch::jit::Module& model) {
+    StepSync sync;
+    if (!group) return sync;
+    sync.group = group;
+    for (const auto& b : model.buffers(true)) sync.buffers.push_back(b);
+    return sync;
+}
+
+void start_from_rank_zero(DistributedGroup* group, const torch::jit::Module& model) {
+    if (!group) return;
+    std::vector<torch::Tensor> state;
+    for (const auto& p : model.parameters(true)) state.push_back(p);
+    for (const auto& b : model.buffers(true)) state.push_back(b);
+    group->broadcast(state);
 }
 
 std::vector<torch::Tensor> optimiser_parameters(torch::optim::Optimizer& optimizer) {

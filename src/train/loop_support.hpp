@@ -85,9 +85,16 @@ using OnStep = std::function<void(int64_t epoch, int64_t step, int64_t steps, do
 // broadcast_buffers); after the backward, the optimiser's gradients are averaged; the loss
 // shown is the mean over the ranks, and a stop request on any rank stops them all.
 struct StepSync {
-    DistributedGroup* group = nullptr;
+    DistributedGroup* group = nullptr;  // null: one process, nothing to share
     std::vector<torch::Tensor> buffers;
 };
+
+// The StepSync of `model` in `group` (null: one process).
+StepSync step_sync(DistributedGroup* group, const torch::jit::Module& model);
+
+// Every rank takes rank 0's parameters and buffers, as PyTorch's DDP does at the start (the
+// ranks built them from the same seed or checkpoint; this makes sure). Nothing without a group.
+void start_from_rank_zero(DistributedGroup* group, const torch::jit::Module& model);
 
 // Runs the rest of epoch progress.epoch from progress.step_in_epoch: per step the scheduled
 // learning rate (at global_step - stage_start), the loss, backward and the optimiser step,
@@ -96,7 +103,7 @@ struct StepSync {
 bool run_epoch_steps(BatchLoader& loader, torch::optim::Optimizer& optimizer, const ScheduleOptions& schedule,
                      int64_t stage_start, const LossOfBatch& loss_of, const OnStep& on_step,
                      const std::function<bool()>& stop_requested, RunProgress& progress, EpochTotals& totals,
-                     const StepSync* sync = nullptr);
+                     const StepSync& sync = {});
 
 // The optimiser's parameters, in its order (the tensors whose gradients a step averages).
 std::vector<torch::Tensor> optimiser_parameters(torch::optim::Optimizer& optimizer);

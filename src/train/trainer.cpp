@@ -315,15 +315,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         progress = detail::read_progress(meta);
         detail::check_data_order(checkpoint, meta, train.size(), total_epochs, loader);
     }
-    // Every rank starts from rank 0's weights, as in PyTorch's DDP (they are equal already: the
-    // same seed or the same checkpoint; this makes sure).
-    auto model_state = [&] {
-        std::vector<torch::Tensor> state;
-        for (const auto& p : model.parameters(true)) state.push_back(p);
-        for (const auto& b : model.buffers(true)) state.push_back(b);
-        return state;
-    };
-    if (group) group->broadcast(model_state());
+    detail::start_from_rank_zero(group, model);
     TrainSetup setup{objective, train.size(), {}, input_size, steps, 0, progress.epoch, progress.step_in_epoch};
     for (const auto& split : val) setup.val_images.emplace_back(split.first, split.second->size());
     for (const auto& p : model.parameters(true)) setup.parameters += p.numel();
@@ -377,13 +369,8 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         outputs.clear(), targets.clear();
         if (progress.step_in_epoch > 0 && partial.logits.defined())
             outputs.push_back(partial.logits), targets.push_back(partial.targets);
-        detail::StepSync sync;
-        if (group) {
-            sync.group = group;
-            for (const auto& b : model.buffers(true)) sync.buffers.push_back(b);
-        }
         if (!detail::run_epoch_steps(loader, *optimizer, schedule, stage_start, loss_of, callbacks.on_step,
-                                     callbacks.stop_requested, progress, totals, group ? &sync : nullptr)) {
+                                     callbacks.stop_requested, progress, totals, detail::step_sync(group, model))) {
             partial = {torch::cat(outputs), torch::cat(targets)};
             save(detail::epoch_interrupted(progress, totals.loss_sum, totals.seconds(), totals.wait(loader)));
             result.interrupted = true;

@@ -39,7 +39,7 @@ def forward(self, x):
     return m;
 }
 
-torch::jit::Module ModuleFactory::batch_norm(int64_t channels) {
+torch::jit::Module ModuleFactory::norm(int64_t channels) {
     if (norm_ == Norm::kGroup) {
         torch::jit::Module m = make("GroupNorm");
         add_parameter(m, "weight", torch::ones({channels}));

@@ -25,7 +25,7 @@ public:
                             int64_t stride, int64_t padding);
     // The factory's normalisation: BatchNorm2d (momentum 0.1, eps 1e-5; batch statistics while
     // `training`, running ones after) or GroupNorm (min(8, channels) groups, eps 1e-5).
-    torch::jit::Module batch_norm(int64_t channels);
+    torch::jit::Module norm(int64_t channels);
     // y = x W^T + b, PyTorch's default uniform(+-1/sqrt(in)) initialisation.
     torch::jit::Module linear(int64_t in_features, int64_t out_features);
 

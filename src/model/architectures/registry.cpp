@@ -72,12 +72,15 @@ torch::jit::Module build_architecture(const std::string& name, const ArchOptions
     return arch.build(o);
 }
 
-std::string to_string(Norm norm) { return norm == Norm::kGroup ? "group" : "batch"; }
+const std::vector<std::pair<std::string, Norm>>& norm_choices() {
+    static const std::vector<std::pair<std::string, Norm>> table = {{"batch", Norm::kBatch}, {"group", Norm::kGroup}};
+    return table;
+}
 
-Norm parse_norm(const std::string& name) {
-    if (name == "batch") return Norm::kBatch;
-    if (name == "group") return Norm::kGroup;
-    throw UsageError(fmt::format("unknown normalisation '{}' (expected batch or group)", name));
+std::string to_string(Norm norm) {
+    for (const auto& [name, value] : norm_choices())
+        if (value == norm) return name;
+    return "?";
 }
 
 // ---- model card ------------------------------------------------------------------------------

@@ -14,14 +14,14 @@ using torch::jit::Module;
 Module basic_block(ModuleFactory& f, int64_t in_channels, int64_t out_channels, int64_t stride) {
     Module block = f.make("BasicBlock");
     block.register_module("conv1", f.conv(in_channels, out_channels, 3, stride, 1));
-    block.register_module("bn1", f.batch_norm(out_channels));
+    block.register_module("bn1", f.norm(out_channels));
     block.register_module("conv2", f.conv(out_channels, out_channels, 3, 1, 1));
-    block.register_module("bn2", f.batch_norm(out_channels));
+    block.register_module("bn2", f.norm(out_channels));
     std::string shortcut = "x";
     if (stride != 1 || in_channels != out_channels) {
         // Projection shortcut (option B of the paper) where the shape changes.
         block.register_module("downsample_conv", f.conv(in_channels, out_channels, 1, stride, 0));
-        block.register_module("downsample_bn", f.batch_norm(out_channels));
+        block.register_module("downsample_bn", f.norm(out_channels));
         shortcut = "self.downsample_bn.forward(self.downsample_conv.forward(x))";
     }
     block.define(fmt::format(R"py(
@@ -59,7 +59,7 @@ Module build_resnet(const ArchOptions& o, int head, const std::string& name) {
     Module model = f.make("ResNet");
     Module stem = f.make("Stem");
     stem.register_module("conv", f.conv(3, o.width, 3, 2, 1));
-    stem.register_module("bn", f.batch_norm(o.width));
+    stem.register_module("bn", f.norm(o.width));
     stem.define(R"py(
 def forward(self, x):
     return torch.relu(self.bn.forward(self.conv.forward(x)))

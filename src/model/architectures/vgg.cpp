@@ -21,7 +21,7 @@ Module vgg_stage(ModuleFactory& f, int64_t depth, int64_t in_channels, int64_t o
         layer.register_module(fmt::format("conv{}", i),
                               f.conv(i == 0 ? in_channels : out_channels, out_channels, 3,
                                      i == 0 ? first_stride : 1, 1));
-        layer.register_module(fmt::format("bn{}", i), f.batch_norm(out_channels));
+        layer.register_module(fmt::format("bn{}", i), f.norm(out_channels));
         body += fmt::format("    x = torch.relu(self.bn{0}.forward(self.conv{0}.forward(x)))\n", i);
     }
     layer.define(body + "    return x\n");
