@@ -42,16 +42,16 @@ std::vector<fs::path> peer_only_fixtures() {
 }
 
 std::string missing_fixture_problem(const fs::path& relative) {
+    const char* env = std::getenv("SIGHTLINE_PEER_FIXTURES");
+    const fs::path configured = env && *env ? fs::path(env) : fs::path(SIGHTLINE_PEER_FIXTURES);
+    std::error_code ec;
+    if (!configured.empty() && !fs::is_directory(configured, ec))
+        return "SIGHTLINE_PEER_FIXTURES names " + configured.string() + ", which is not a folder";
     const std::vector<fs::path> peer_only = peer_only_fixtures();
     if (std::find(peer_only.begin(), peer_only.end(), relative) == peer_only.end())
         return (fixtures() / relative).string() + " is missing, and it is not a peer-only fixture (" +
                (fixtures() / "peer_only.txt").string() + "): a vendored fixture was lost";
-    const char* env = std::getenv("SIGHTLINE_PEER_FIXTURES");
-    const fs::path configured = env && *env ? fs::path(env) : fs::path(SIGHTLINE_PEER_FIXTURES);
     if (configured.empty()) return "";
-    std::error_code ec;
-    if (!fs::is_directory(configured, ec))
-        return "SIGHTLINE_PEER_FIXTURES names " + configured.string() + ", which is not a folder";
     return configured.string() + " has no " + relative.string() + " (SIGHTLINE_PEER_FIXTURES is set, so the "
            "peer fixtures are expected there)";
 }
