@@ -1,4 +1,4 @@
-// sightline merge: the output folders of `explain --shard I/N` or `audit --shard I/N` runs
+// sightline merge: the output folders of `explain`, `audit` or `sanity --shard I/N` runs
 // joined into one, equal to a single run's output (docs/distributed.md).
 #include <iostream>
 
@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "sightline/audit.hpp"
 #include "sightline/explain_job.hpp"
+#include "sightline/sanity.hpp"
 
 namespace sightline::cli {
 
@@ -29,6 +30,23 @@ void run(const MergeFlags& f) {
                                  f.shards.size(), result.images, f.out.string());
         return;
     }
+    if (!f.shards.empty() && fs::exists(f.shards.front() / "sanity.json")) {
+        const SanityReport report = merge_sanity_shards(f.shards);
+        // Shard 0 holds the run's first image, the one sanity.png shows; every shard has the same
+        // preprocessing (the merge checked it).
+        const nlohmann::json first = nlohmann::json::parse(read_file(f.shards.front() / "sanity.json"));
+        fs::path picture;
+        for (const fs::path& dir : f.shards)
+            if (nlohmann::json::parse(read_file(dir / "sanity.json"))["shard"].value("index", -1) == 0)
+                picture = dir / "sanity.png";
+        if (!fs::exists(picture)) throw Error(fmt::format("{}: missing (shard 0's picture)", picture.string()));
+        write_sanity_outputs(report, first.value("preprocessing", nlohmann::json()), f.out, picture);
+        std::cout << sanity_table(report);
+        std::cout << fmt::format("merged {} sanity shard(s): {} image(s) -> {}/{{sanity.json,sanity.png,"
+                                 "sanity_curves.svg}}\n",
+                                 f.shards.size(), report.images.size(), f.out.string());
+        return;
+    }
     const nlohmann::json summary = merge_explain_shards(f.shards, f.out);
     std::cout << fmt::format("merged {} shard(s): {} input(s), {} map(s) -> {}\n", f.shards.size(),
                              summary["inputs"].get<std::size_t>(), summary["items"].size(),
@@ -39,7 +57,7 @@ void run(const MergeFlags& f) {
 
 void add_merge_command(CLI::App& app) {
     auto f = std::make_shared<MergeFlags>();
-    CLI::App* cmd = app.add_subcommand("merge", "Join the output folders of `explain --shard I/N` or `audit --shard I/N` runs into one");
+    CLI::App* cmd = app.add_subcommand("merge", "Join the output folders of `explain`, `audit` or `sanity --shard I/N` runs into one");
     cmd->add_option("shards", f->shards, "the N shards' output folders")->required();
     cmd->add_option("--out", f->out, "output folder (new or empty)")->required();
     cmd->callback([f] { run(*f); });

@@ -7,6 +7,7 @@
 #include "model_input_flags.hpp"
 #include "options.hpp"
 #include "progress.hpp"
+#include "shard_flags.hpp"
 #include "validators.hpp"
 #include "sightline/report.hpp"
 #include "sightline/report_html.hpp"
@@ -22,6 +23,7 @@ struct SanityFlags {
     fs::path out;
     std::string methods = "saliency,gradcam,hirescam,guidedbackprop,guidedgradcam";
     ModelInputFlags input;
+    std::string shard;
     bool independent = false, no_edges = false, no_random_logit = false;
 };
 
@@ -31,6 +33,7 @@ void run(SanityFlags& f) {
     o.independent = f.independent;
     o.edge_baseline = !f.no_edges;
     o.random_logit = !f.no_random_logit;
+    std::tie(o.shard_index, o.shard_count) = resolve_shard(f.shard);
     const ModelInput input = apply_model_input_flags(f.input, o.model, o.preprocess, o.explain);
     check_writable_dir(f.out);  // created with the results: a failed run leaves nothing
 
@@ -42,6 +45,13 @@ void run(SanityFlags& f) {
     });
     write_sanity_outputs(report, input.to_json(), f.out);
     print_input_note(input);
+    if (o.shard_count > 1) {
+        // A shard's numbers cover its images only: the table and verdicts come from the merge.
+        std::cout << fmt::format("shard {}/{}: {} of {} image(s) -> {}; join the {} shards with `sightline merge`\n",
+                                 o.shard_index, o.shard_count, report.images.size(), report.shard.inputs,
+                                 (f.out / "sanity.json").string(), o.shard_count);
+        return;
+    }
     std::cout << sanity_table(report);
     std::cout << fmt::format("wrote {}/{{sanity.json,sanity.png,sanity_curves.svg}} ({} images, {:.1f} s)\n", f.out.string(),
                              report.images.size(), report.seconds);
@@ -49,11 +59,17 @@ void run(SanityFlags& f) {
 
 }  // namespace
 
-void write_sanity_outputs(const SanityReport& report, const nlohmann::json& preprocessing, const fs::path& dir) {
+void write_sanity_outputs(const SanityReport& report, const nlohmann::json& preprocessing, const fs::path& dir,
+                          const fs::path& picture) {
     ensure_writable_dir(dir);
     nlohmann::json j = sanity_json(report);
     j["preprocessing"] = preprocessing;  // what the maps were computed on: mean, std, size and their source
     write_file_atomic(dir / "sanity.json", j.dump(1));
+    write_file_atomic(dir / "sanity_curves.svg", sanity_curves_svg(report));
+    if (!picture.empty()) {
+        write_file_atomic(dir / "sanity.png", read_file(picture));
+        return;
+    }
     // Rows: methods; columns: the original model, then each randomisation step. Each tile is the
     // first image's map over the image (pytorch-grad-cam's overlay).
     const int jet = colormap_from_name("jet");
@@ -65,7 +81,6 @@ void write_sanity_outputs(const SanityReport& report, const nlohmann::json& prep
     std::vector<std::string> columns{"original"};
     for (const auto& s : report.steps) columns.push_back(s.name);
     write_image_rgb(dir / "sanity.png", picture_grid(cells, report.methods, columns));
-    write_file_atomic(dir / "sanity_curves.svg", sanity_curves_svg(report));
 }
 
 // The randomisation curves as in Adebayo et al.'s figures: one panel per similarity metric (and
@@ -168,6 +183,7 @@ void add_sanity_command(CLI::App& app) {
         ->capture_default_str()
         ->check(at_least(1));
     add_model_input_flags(cmd, f->input);
+    add_shard_option(cmd, f->shard, "check only this process's part of the images");
     cmd->callback([f] { run(*f); });
 }
 

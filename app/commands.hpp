@@ -40,9 +40,10 @@ void add_train_instance_command(CLI::App& train);
 void add_sanity_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 // sanity.json (with `preprocessing`, ModelInput::to_json), the sanity.png grid (rows methods,
-// columns steps) and sanity_curves.svg into `dir` (cmd_sanity.cpp).
+// columns steps) and sanity_curves.svg into `dir` (cmd_sanity.cpp); with `picture`, sanity.png is a
+// copy of that file (a merge takes shard 0's, whose first image is the run's first).
 void write_sanity_outputs(const SanityReport& report, const nlohmann::json& preprocessing,
-                          const std::filesystem::path& dir);
+                          const std::filesystem::path& dir, const std::filesystem::path& picture = {});
 // The randomisation curves, one panel per similarity metric, mean +- std over the images.
 std::string sanity_curves_svg(const SanityReport& report);
 

@@ -103,6 +103,12 @@ struct SanityOptions {
     double smooth_noise = 0.1;
     // Efficient MPRT: entropy of the raw maps in this many bins, original vs fully randomised model.
     int entropy_bins = 100;
+    // Shard `shard_index` of `shard_count` (`--shard I/N`): the inputs are cut into blocks of
+    // `batch` (in input order) and this run takes every N-th block from block I. Every draw (the
+    // random-logit classes, smooth MPRT's noise) is made for the whole input set and sliced, and
+    // every model call sees the single run's blocks, so merge_sanity_shards() gives the single
+    // run's numbers bit for bit.
+    int shard_index = 0, shard_count = 1;
     // Verdict: a method passes when `verdict_metric`, averaged over images, is below `threshold`
     // at the step `verdict_on` names: "top" (default) the first model step, the top block (the
     // logits layer) re-initialised; "curve" the mean over every model step (for cascading, the
@@ -155,7 +161,19 @@ struct SanityVerdict {
     std::vector<TestVerdict> tests;    // every test that ran, in the order of TestVerdict::test
 };
 
+// What a shard covers (SanityReport::shard; count 1 for a whole run).
+struct SanityShard {
+    int index = 0, count = 1;
+    std::size_t inputs = 0;                  // images of the whole run
+    std::vector<std::size_t> image_indices;  // this shard's images, positions in the whole run's list
+    int batch = 0;
+    std::string model, input, random_model;  // what was run, to refuse a merge of another job's shards
+    uint64_t seed = 0;
+    std::vector<int64_t> shape;              // one input's [1,3,H,W]
+};
+
 struct SanityReport {
+    SanityShard shard;
     std::vector<std::string> images;   // input paths
     std::vector<int64_t> targets;      // the original model's top-1 class, kept for every step
     std::vector<int64_t> random_targets;  // the random-logit step's classes (empty when it did not run)
@@ -190,6 +208,16 @@ SanityReport run_sanity(const SanityOptions& options, const Progress& progress =
 SanityReport run_sanity(const torch::jit::Module& model, const std::string& name, const std::vector<InputItem>& items,
                         const SanityOptions& options, const torch::jit::Module* random_model = nullptr,
                         const Progress& progress = {});
+// The output folders of `sanity --shard I/N` runs (their sanity.json) joined into the whole run's
+// report: per-image values put back in input order, means, spreads and verdicts recomputed as the
+// single run computes them; `seconds` is the sum of the shards'. `display` and `first_maps` stay
+// empty (the picture is shard 0's sanity.png). Throws Error with one line for a missing, repeated
+// or foreign shard.
+SanityReport merge_sanity_shards(const std::vector<fs::path>& shard_dirs);
+// Mean and spread (std with n - 1; 0 for one value) of per-image values, summed in their order.
+SimilarityStats similarity_stats(std::vector<double> per_image);
+// Efficient MPRT from per-image entropies of the original and the fully randomised maps.
+ComplexityRise complexity_from_entropies(const std::vector<double>& original, const std::vector<double>& randomised);
 // The verdicts of report.similarity (steps, methods and similarity filled) by the rule of
 // SanityOptions; UsageError for an unknown verdict_on or metric.
 std::vector<SanityVerdict> sanity_verdicts(const SanityReport& report, const std::string& verdict_metric,

@@ -30,46 +30,50 @@ cv::Mat to_mat(const torch::Tensor& map) {
     return cv::Mat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_32FC1, m.data_ptr<float>()).clone();
 }
 
-// Explains every image for its fixed target class: images are grouped by class so that one
-// explain() call (kIndex target) covers a batch.
+// Explains every image for its fixed target class, in blocks of `batch` consecutive images (the
+// blocks a shard takes whole), one explain() call per block with a class per image.
 MapSet explain_all(const Classifier& model, const ExplainOptions& options, const torch::Tensor& x,
                    const std::vector<int64_t>& targets, const std::vector<std::string>& methods,
                    const std::vector<std::string>& sources, int batch) {
-    const int64_t n = x.size(0), height = x.size(2), width = x.size(3);
+    const int64_t n = x.size(0), height = x.size(2), width = x.size(3), step = std::max(1, batch);
     MapSet out;
     out.final_maps.assign(methods.size(), std::vector<cv::Mat>(n));
     out.raw_maps.assign(methods.size(), std::vector<cv::Mat>(n));
-    std::map<int64_t, std::vector<int64_t>> by_class;
-    for (int64_t i = 0; i < n; ++i) by_class[targets[i]].push_back(i);
     Explainer explainer(model, options);
-    for (const auto& [cls, members] : by_class) {
-        for (std::size_t start = 0; start < members.size(); start += std::max(1, batch)) {
-            std::size_t end = std::min(members.size(), start + std::max(1, batch));
-            std::vector<int64_t> idx(members.begin() + start, members.begin() + end);
-            std::vector<std::string> names;
-            for (int64_t i : idx) names.push_back(sources[i]);
-            torch::Tensor xb = x.index_select(0, torch::tensor(idx));
-            TargetSpec spec;
-            spec.kind = TargetSpec::kIndex;
-            spec.index = cls;
-            Explanation ex = explainer.explain(xb, spec, methods, names);
-            for (std::size_t m = 0; m < methods.size(); ++m) {
-                torch::Tensor raw = ex.methods[m].raw.select(1, 0).unsqueeze(1).to(torch::kFloat32);
-                if (raw.size(2) != height || raw.size(3) != width)
-                    raw = torch::nn::functional::interpolate(
-                        raw, torch::nn::functional::InterpolateFuncOptions()
-                                 .size(std::vector<int64_t>{height, width})
-                                 .mode(torch::kBilinear)
-                                 .align_corners(false));
-                for (std::size_t j = 0; j < idx.size(); ++j) {
-                    out.final_maps[m][idx[j]] = to_mat(ex.methods[m].maps[j][0]);
-                    out.raw_maps[m][idx[j]] = to_mat(raw[j][0]);
-                }
+    for (int64_t start = 0; start < n; start += step) {
+        const int64_t end = std::min(n, start + step);
+        TargetSpec spec;
+        spec.kind = TargetSpec::kPerImage;
+        spec.indices.assign(targets.begin() + start, targets.begin() + end);
+        const std::vector<std::string> names(sources.begin() + start, sources.begin() + end);
+        Explanation ex = explainer.explain(x.slice(0, start, end), spec, methods, names);
+        for (std::size_t m = 0; m < methods.size(); ++m) {
+            torch::Tensor raw = ex.methods[m].raw.select(1, 0).unsqueeze(1).to(torch::kFloat32);
+            if (raw.size(2) != height || raw.size(3) != width)
+                raw = torch::nn::functional::interpolate(
+                    raw, torch::nn::functional::InterpolateFuncOptions()
+                             .size(std::vector<int64_t>{height, width})
+                             .mode(torch::kBilinear)
+                             .align_corners(false));
+            for (int64_t j = 0; j < end - start; ++j) {
+                out.final_maps[m][start + j] = to_mat(ex.methods[m].maps[j][0]);
+                out.raw_maps[m][start + j] = to_mat(raw[j][0]);
             }
         }
     }
     return out;
 }
+
+// Where this run's images sit in the whole run's list, and how long that list is: a shard draws
+// the whole run's random values and keeps its own.
+struct Positions {
+    std::vector<std::size_t> global;
+    std::size_t total = 0;
+    torch::Tensor index() const {
+        std::vector<int64_t> idx(global.begin(), global.end());
+        return torch::tensor(idx, torch::kInt64);
+    }
+};
 
 // The maps of one model state: `plain` of the inputs as they are and, for smooth MPRT, `smooth`,
 // the mean over o.smooth_samples copies: the inputs themselves plus noisy ones whose draws depend
@@ -79,7 +83,8 @@ struct StateMaps {
 };
 
 StateMaps explain_state(const Classifier& model, const SanityOptions& o, const torch::Tensor& x,
-                        const std::vector<int64_t>& targets, const std::vector<std::string>& sources) {
+                        const std::vector<int64_t>& targets, const std::vector<std::string>& sources,
+                        const Positions& at) {
     StateMaps s;
     s.plain = explain_all(model, o.explain, x, targets, o.methods, sources, o.batch);
     if (o.smooth_samples < 2) return s;
@@ -90,7 +95,10 @@ StateMaps explain_state(const Classifier& model, const SanityOptions& o, const t
     const torch::Tensor range = x.amax({1, 2, 3}, true) - x.amin({1, 2, 3}, true);
     for (int k = 0; k + 1 < o.smooth_samples; ++k) {
         at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003ull + static_cast<uint64_t>(k) + 17);
-        const torch::Tensor noisy = x + torch::randn(x.sizes(), gen, x.options()) * (o.smooth_noise * range);
+        std::vector<int64_t> whole = x.sizes().vec();
+        whole[0] = static_cast<int64_t>(at.total);
+        const torch::Tensor noise = torch::randn(whole, gen, x.options()).index_select(0, at.index());
+        const torch::Tensor noisy = x + noise * (o.smooth_noise * range);
         const MapSet m = explain_all(model, o.explain, noisy, targets, o.methods, sources, o.batch);
         for (std::size_t a = 0; a < m.final_maps.size(); ++a)
             for (std::size_t i = 0; i < m.final_maps[a].size(); ++i) {
@@ -104,18 +112,25 @@ StateMaps explain_state(const Classifier& model, const SanityOptions& o, const t
     return s;
 }
 
-// A uniformly drawn class other than each image's target (Sixt et al.'s random logit).
-std::vector<int64_t> other_classes(const std::vector<int64_t>& targets, int64_t classes, uint64_t seed) {
+// A uniformly drawn class other than each image's target (Sixt et al.'s random logit): one draw
+// per image of the whole run, in its order.
+std::vector<int64_t> other_classes(const std::vector<int64_t>& targets, int64_t classes, uint64_t seed,
+                                   const Positions& at) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed * 2654435761ull + 42);
+    std::vector<int64_t> draws;
+    for (std::size_t i = 0; i < at.total; ++i)
+        draws.push_back(torch::randint(classes - 1, {1}, gen, torch::kInt64).item<int64_t>());
     std::vector<int64_t> out;
-    for (int64_t t : targets) {
-        const int64_t draw = torch::randint(classes - 1, {1}, gen, torch::kInt64).item<int64_t>();
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        const int64_t draw = draws.at(at.global[i]), t = targets[i];
         out.push_back(draw >= t ? draw + 1 : draw);  // skip the target itself
     }
     return out;
 }
 
-SimilarityStats summarise(std::vector<double> v) {
+}  // namespace
+
+SimilarityStats similarity_stats(std::vector<double> v) {
     SimilarityStats s;
     s.per_image = std::move(v);
     const double n = static_cast<double>(s.per_image.size());
@@ -124,6 +139,22 @@ SimilarityStats summarise(std::vector<double> v) {
     s.std = n > 1 ? std::sqrt(s.std / (n - 1)) : 0.0;
     return s;
 }
+
+ComplexityRise complexity_from_entropies(const std::vector<double>& h0, const std::vector<double>& h1) {
+    ComplexityRise c;
+    std::vector<double> rise;
+    for (std::size_t i = 0; i < h0.size(); ++i) {
+        if (h0[i] > 0) rise.push_back((h1[i] - h0[i]) / h0[i]);
+        else ++c.constant_maps;
+    }
+    c.original = similarity_stats(h0);
+    c.randomised = similarity_stats(h1);
+    c.rise = similarity_stats(rise);
+    if (rise.empty()) c.rise.mean = std::numeric_limits<double>::quiet_NaN();
+    return c;
+}
+
+namespace {
 
 // The four metrics of one method between two map sets, per image.
 std::array<SimilarityStats, 4> compare(const std::vector<cv::Mat>& final_a, const std::vector<cv::Mat>& raw_a,
@@ -135,25 +166,18 @@ std::array<SimilarityStats, 4> compare(const std::vector<cv::Mat>& final_a, cons
         v[2].push_back(ssim(final_a[i], final_b[i]));
         v[3].push_back(hog_pearson(final_a[i], final_b[i]));
     }
-    return {summarise(v[0]), summarise(v[1]), summarise(v[2]), summarise(v[3])};
+    return {similarity_stats(v[0]), similarity_stats(v[1]), similarity_stats(v[2]), similarity_stats(v[3])};
 }
 
 // Efficient MPRT of one method from the raw maps of the original and the fully randomised model.
 ComplexityRise complexity_rise(const std::vector<cv::Mat>& original, const std::vector<cv::Mat>& randomised,
                                int bins) {
-    ComplexityRise c;
-    std::vector<double> h0, h1, rise;
+    std::vector<double> h0, h1;
     for (std::size_t i = 0; i < original.size(); ++i) {
         h0.push_back(discrete_entropy(original[i], bins));
         h1.push_back(discrete_entropy(randomised[i], bins));
-        if (h0.back() > 0) rise.push_back((h1.back() - h0.back()) / h0.back());
-        else ++c.constant_maps;
     }
-    c.original = summarise(h0);
-    c.randomised = summarise(h1);
-    c.rise = summarise(rise);
-    if (rise.empty()) c.rise.mean = std::numeric_limits<double>::quiet_NaN();
-    return c;
+    return complexity_from_entropies(h0, h1);
 }
 
 int metric_index(const std::string& name) {
@@ -206,6 +230,8 @@ void check_sanity_options(const SanityOptions& o) {
     if (!(o.smooth_noise >= 0) || !std::isfinite(o.smooth_noise))
         throw UsageError(fmt::format("--smooth-noise: must be a finite number >= 0 (got {})", o.smooth_noise));
     if (o.entropy_bins < 1) throw UsageError(fmt::format("--entropy-bins: must be at least 1 (got {})", o.entropy_bins));
+    if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
+        throw UsageError(fmt::format("--shard {}/{}: give I/N with 0 <= I < N", o.shard_index, o.shard_count));
     for (const auto& key : o.methods) find_method(key);
     check_verdict_rule(o.verdict_metric, o.verdict_on);
 }
@@ -213,7 +239,8 @@ void check_sanity_options(const SanityOptions& o) {
 // The checks proper, on a loaded model (randomised in place and restored) and its inputs.
 SanityReport sanity_checks(Classifier& model, const std::string& model_name, const std::vector<InputItem>& items,
                            Classifier* shuffled, const std::string& shuffled_name, const SanityOptions& o,
-                           const Progress& progress, std::chrono::steady_clock::time_point start_time) {
+                           const Positions& at, const Progress& progress,
+                           std::chrono::steady_clock::time_point start_time) {
     const std::vector<ParameterBlock> blocks = parameter_blocks(model.module(), o.depth, model_name);
     model.set_layer(o.layer, items.front().tensor);
     if (shuffled) shuffled->set_layer(o.layer, items.front().tensor);
@@ -233,13 +260,21 @@ SanityReport sanity_checks(Classifier& model, const std::string& model_name, con
         tensors.push_back(item.tensor);
     }
     torch::Tensor x = torch::cat(tensors);
+    r.shard.inputs = at.total;
+    r.shard.image_indices = at.global;
+    r.shard.batch = o.batch;
+    r.shard.shape = items.front().tensor.sizes().vec();
     int64_t classes = 0;
     {
+        // In the blocks of every later model call, so a shard's top-1 classes are the single run's.
         torch::NoGradGuard no_grad;
-        torch::Tensor logits = model.forward(x);
-        classes = logits.size(1);
-        torch::Tensor top = logits.argmax(1);
-        for (int64_t i = 0; i < x.size(0); ++i) r.targets.push_back(top[i].item<int64_t>());
+        const int64_t step = std::max(1, o.batch);
+        for (int64_t start = 0; start < x.size(0); start += step) {
+            torch::Tensor logits = model.forward(x.slice(0, start, std::min(x.size(0), start + step)));
+            classes = logits.size(1);
+            torch::Tensor top = logits.argmax(1);
+            for (int64_t i = 0; i < top.size(0); ++i) r.targets.push_back(top[i].item<int64_t>());
+        }
     }
 
     // Output side first: cascading adds one more block per step, independent takes one each.
@@ -253,7 +288,7 @@ SanityReport sanity_checks(Classifier& model, const std::string& model_name, con
     if (shuffled) r.steps.push_back({"data: " + shuffled_name, {}, true});
     // A one-logit model has no other class to explain.
     if (o.random_logit && classes >= 2) {
-        r.random_targets = other_classes(r.targets, classes, o.seed);
+        r.random_targets = other_classes(r.targets, classes, o.seed, at);
         r.steps.push_back({"random logit", {}, false, true});
     }
     r.smooth_samples = o.smooth_samples >= 2 ? o.smooth_samples : 0;
@@ -266,7 +301,7 @@ SanityReport sanity_checks(Classifier& model, const std::string& model_name, con
     auto tick = [&] {
         if (progress) progress(++done, total);
     };
-    const StateMaps original = explain_state(model, o, x, r.targets, sources);
+    const StateMaps original = explain_state(model, o, x, r.targets, sources, at);
     tick();
 
     const std::size_t n_methods = o.methods.size();
@@ -281,17 +316,17 @@ SanityReport sanity_checks(Classifier& model, const std::string& model_name, con
         const SanityStep& step = r.steps[s];
         StateMaps maps;
         if (step.data) {
-            maps = explain_state(*shuffled, o, x, r.targets, sources);
+            maps = explain_state(*shuffled, o, x, r.targets, sources, at);
         } else if (step.random_logit) {
             snapshot.restore();
-            maps = explain_state(model, o, x, r.random_targets, sources);
+            maps = explain_state(model, o, x, r.random_targets, sources, at);
         } else {
             if (o.independent) snapshot.restore();
             // Cascading: the blocks randomised at earlier steps keep their (seeded) values.
             const std::string& newest = step.randomised.back();
             for (const auto& b : blocks)
                 if (b.name == newest) reinitialise(model.module(), b, o.seed);
-            maps = explain_state(model, o, x, r.targets, sources);
+            maps = explain_state(model, o, x, r.targets, sources, at);
             if (!o.independent) fully_random = maps.plain;  // the last model step has every block
         }
         for (std::size_t m = 0; m < n_methods; ++m) {
@@ -345,8 +380,22 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
                                 "statistics (found {})",
                                 o.input.string(), inputs.size()));
 
+    // This shard's blocks of --batch inputs: every N-th from block I.
+    Positions at;
+    at.total = inputs.size();
+    const std::size_t block = static_cast<std::size_t>(std::max(1, o.batch));
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+        if (static_cast<int>((i / block) % static_cast<std::size_t>(o.shard_count)) == o.shard_index) at.global.push_back(i);
+    if (at.global.empty())
+        throw UsageError(fmt::format("--shard {}/{}: this shard gets no images: the {} inputs make only {} block(s) "
+                                     "of --batch {}; use fewer shards or a smaller --batch",
+                                     o.shard_index, o.shard_count, inputs.size(), (inputs.size() + block - 1) / block,
+                                     block));
+    std::vector<fs::path> mine;
+    for (std::size_t i : at.global) mine.push_back(inputs[i]);
+
     Classifier model = Classifier::load(o.model);
-    std::vector<InputItem> items = read_inputs_of_one_size(inputs, o.preprocess);
+    std::vector<InputItem> items = read_inputs_of_one_size(mine, o.preprocess);
     std::optional<Classifier> shuffled;
     std::string shuffled_name;
     if (!o.random_model.empty()) {
@@ -356,8 +405,15 @@ SanityReport run_sanity(const SanityOptions& o, const Progress& progress) {
         shuffled_name = m.has_parent_path() ? (m.parent_path().filename() / m.filename()).string()
                                             : m.filename().string();
     }
-    return sanity_checks(model, o.model.string(), items, shuffled ? &*shuffled : nullptr, shuffled_name, o, progress,
-                         start_time);
+    SanityReport r = sanity_checks(model, o.model.string(), items, shuffled ? &*shuffled : nullptr, shuffled_name, o,
+                                   at, progress, start_time);
+    r.shard.index = o.shard_index;
+    r.shard.count = o.shard_count;
+    r.shard.model = o.model.string();
+    r.shard.input = o.input.string();
+    r.shard.seed = o.seed;
+    r.shard.random_model = o.random_model.string();
+    return r;
 }
 
 
@@ -377,7 +433,12 @@ SanityReport run_sanity(const torch::jit::Module& model, const std::string& name
     Classifier copy = Classifier::from_module(model.clone(), name);
     std::optional<Classifier> shuffled;
     if (random_model) shuffled.emplace(Classifier::from_module(random_model->clone(), name + " (random_model)"));
-    return sanity_checks(copy, name, items, shuffled ? &*shuffled : nullptr, "random_model", o, progress, start_time);
+    if (o.shard_count != 1) throw UsageError("sanity on modules in memory runs whole: shard_count must be 1");
+    Positions at;
+    at.total = items.size();
+    for (std::size_t i = 0; i < items.size(); ++i) at.global.push_back(i);
+    return sanity_checks(copy, name, items, shuffled ? &*shuffled : nullptr, "random_model", o, at, progress,
+                         start_time);
 }
 
 // "top" reads the first model step: once the logits layer is random the model computes another
@@ -507,6 +568,14 @@ json sanity_json(const SanityReport& r) {
                 {"seconds", r.seconds}};
     if (!r.random_targets.empty()) out["random_targets"] = r.random_targets;
     if (r.smooth_samples) out["smooth"] = {{"samples", r.smooth_samples}, {"noise", r.smooth_noise}};
+    if (r.shard.count > 1)
+        // What `sightline merge` needs beyond the numbers: where each image goes, the method order
+        // (the "methods" object is keyed by name), and what must match across shards.
+        out["shard"] = {{"index", r.shard.index}, {"count", r.shard.count},     {"inputs", r.shard.inputs},
+                        {"image_indices", r.shard.image_indices},           {"batch", r.shard.batch},
+                        {"model", r.shard.model},  {"input", r.shard.input}, {"shape", r.shard.shape},
+                        {"seed", r.shard.seed},    {"random_model", r.shard.random_model},
+                        {"method_order", r.methods}};
     return out;
 }
 
