@@ -2,6 +2,7 @@
 // write RUN/model.pth + model.json, RUN/best.pth + best.json (best val mask AP),
 // RUN/metrics.jsonl and RUN/checkpoint/ for --resume. Wired from cmd_train.cpp.
 #include <cstdio>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -34,6 +35,19 @@ void add_train_instance_command(CLI::App& train) {
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     c->add_option("--max-size", o->max_size, "Longest side after resizing")->capture_default_str();
+    // torchvision's MaskRCNN keywords; smaller counts make steps on small images with few objects
+    // much cheaper (docs/mask-rcnn.md, Training).
+    for (const auto& [flag, field, what] :
+         {std::tuple{"--rpn-pre-nms-top-n-train", &o->rpn_pre_nms_top_n_train, "Proposals per FPN level before NMS, training"},
+          std::tuple{"--rpn-post-nms-top-n-train", &o->rpn_post_nms_top_n_train, "Proposals per image after NMS, training"},
+          std::tuple{"--rpn-pre-nms-top-n-test", &o->rpn_pre_nms_top_n_test,
+                     "Proposals per FPN level before NMS, evaluation (kept in the model card)"},
+          std::tuple{"--rpn-post-nms-top-n-test", &o->rpn_post_nms_top_n_test,
+                     "Proposals per image after NMS, evaluation (kept in the model card)"},
+          std::tuple{"--rpn-batch-size-per-image", &o->rpn_batch_size_per_image, "Anchors sampled per image for the RPN losses"},
+          std::tuple{"--box-batch-size-per-image", &o->box_batch_size_per_image,
+                     "Proposals sampled per image for the box and mask losses"}})
+        c->add_option(flag, *field, what)->check(CLI::PositiveNumber)->capture_default_str();
     c->add_option("--epochs", o->epochs)->capture_default_str();
     c->add_option("--batch", o->batch, "Images per step")->capture_default_str();
     c->add_option("--lr", o->lr, "SGD learning rate")->capture_default_str();

@@ -116,7 +116,9 @@ int main(int argc, char** argv) {
     CLI::App app{"Sightline: explain convolutional networks and segment images with them"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "sightline 0.1.0");
+    app.set_help_all_flag("--help-all", "Print the help of every command and exit");
     sightline::cli::add_all_commands(app);
+    sightline::cli::add_device_options(app);
     sightline::cli::add_common_checks(app);
     try {
         configure_pixel_limit();

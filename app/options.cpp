@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <ATen/Parallel.h>
 
+#include "sightline/device.hpp"
+
 namespace sightline::cli {
 
 std::pair<int, int> parse_size(const std::string& text, const std::string& option) {
@@ -46,6 +48,27 @@ CLI::Option* add_torch_threads_option(CLI::App* cmd, int& threads, const std::st
 
 void apply_torch_threads(int threads) {
     if (threads > 0) at::set_num_threads(threads);
+}
+
+const std::vector<std::string>& model_commands() {
+    static const std::vector<std::string> paths = {
+        "explain",        "inspect",       "audit",          "sanity",    "score",     "segment",     "instance",
+        "demo",           "bench explain", "train classify", "train segment", "train instance", "wsss seeds",
+        "wsss sweep",     "wsss run"};
+    return paths;
+}
+
+void add_device_options(CLI::App& app) {
+    for (const std::string& path : model_commands()) {
+        CLI::App* cmd = &app;
+        std::istringstream words(path);
+        for (std::string name; words >> name;) cmd = cmd->get_subcommand(name);  // throws when missing
+        cmd->add_option_function<std::string>(
+               "--device", [](const std::string& text) { set_compute_device(parse_device(text)); },
+               "Where the model runs: cpu, cuda or cuda:N (a CUDA build of LibTorch; Debian's is CPU-only). "
+               "Images and results stay in host memory")
+            ->default_str("cpu");
+    }
 }
 
 }  // namespace sightline::cli

@@ -32,4 +32,12 @@ CLI::Option* add_torch_threads_option(CLI::App* cmd, int& threads,
                                       const std::string& help = "LibTorch threads");
 void apply_torch_threads(int threads);
 
+// The commands that run a model (paths such as "train classify"); each gets --device.
+const std::vector<std::string>& model_commands();
+// Adds --device cpu|cuda|cuda:N to every command of model_commands(): it sets the process's
+// compute device (sightline/device.hpp) while the command line is parsed, so a wrong or
+// unavailable device is one line and exit 2 before any work. Throws std::logic_error when a
+// listed command does not exist (a renamed command must not lose its option silently).
+void add_device_options(CLI::App& app);
+
 }  // namespace sightline::cli

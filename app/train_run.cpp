@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "sightline/device.hpp"
 #include "sightline/distributed.hpp"
 
 namespace sightline::cli {
@@ -53,6 +54,11 @@ std::function<void(int64_t, int64_t, int64_t, double)> step_bar() {
 std::shared_ptr<DistributedGroup> join_distributed_group() {
     const std::optional<DistributedOptions> options = distributed_from_environment();
     if (!options || options->world_size == 1) return nullptr;
+    // The gradients are all-reduced by Gloo in host memory; a GPU per rank is not wired yet.
+    if (!compute_device().is_cpu())
+        throw UsageError(fmt::format("--device {}: data-parallel training ({} processes) runs on the CPU only; drop "
+                                     "--device or run one process",
+                                     compute_device().str(), options->world_size));
     return std::make_shared<DistributedGroup>(*options);
 }
 

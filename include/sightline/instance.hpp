@@ -115,6 +115,11 @@ struct InstanceTrainOptions {
     int64_t min_size = 800, max_size = 1333;
     // Multi-scale training (MaskRCNNConfig::train_min_sizes): empty = min_size only.
     std::vector<int64_t> train_min_sizes;
+    // Proposal counts and training samplers (MaskRCNNConfig's fields of the same names, torchvision's
+    // defaults). The test-time top-n go into the model card, so `sightline instance` uses them too.
+    int64_t rpn_pre_nms_top_n_train = 2000, rpn_post_nms_top_n_train = 2000;
+    int64_t rpn_pre_nms_top_n_test = 1000, rpn_post_nms_top_n_test = 1000;
+    int64_t rpn_batch_size_per_image = 256, box_batch_size_per_image = 512;
     int64_t epochs = 26;
     int64_t batch = 2;
     double lr = 0.02;

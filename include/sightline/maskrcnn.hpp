@@ -40,6 +40,10 @@ struct MaskRCNNConfig {
     int64_t rpn_pre_nms_top_n = 1000, rpn_post_nms_top_n = 1000;
     int64_t rpn_pre_nms_top_n_train = 2000, rpn_post_nms_top_n_train = 2000;
     double rpn_nms_thresh = 0.7, rpn_score_thresh = 0.0;
+    // Training samplers: anchors per image for the RPN losses (half positive at most) and
+    // proposals per image for the box and mask losses (a quarter positive at most). Fewer make a
+    // step cheaper on small images with few objects; torchvision's keywords of the same names.
+    int64_t rpn_batch_size_per_image = 256, box_batch_size_per_image = 512;
     // RoI heads post-processing.
     double box_score_thresh = 0.05, box_nms_thresh = 0.5;
     int64_t box_detections_per_img = 100;
@@ -77,6 +81,9 @@ class MaskRCNNImpl : public torch::nn::Module {
 public:
     // Random weights initialised as torchvision initialises them (FrozenBatchNorm2d as identity).
     explicit MaskRCNNImpl(const MaskRCNNConfig& config);
+    // Where the weights are (model->to(device) moves them): images and targets go there, detections
+    // come back to host memory.
+    torch::Device device() const;
 
     // Inference on images of any sizes (each [3,H,W] in [0,1], at least one image), with the
     // test-time settings, whatever train()/eval() say. No gradients are recorded.

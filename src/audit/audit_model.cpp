@@ -192,7 +192,7 @@ std::vector<AuditRecord> audit_images(Explainer& explainer, const Classifier& mo
     torch::Tensor logits;
     {
         torch::NoGradGuard no_grad;
-        logits = model.forward(x).to(torch::kDouble);
+        logits = model.forward(x).to(torch::kCPU, torch::kDouble);
     }
     for (const AuditImage& it : items) {
         for (int c : it.labels)

@@ -9,7 +9,7 @@ torch::Tensor ablation_cam(MethodContext& c) {
     torch::NoGradGuard no_grad;
     const torch::Tensor& a = c.features.activations;  // [B,K,h,w]
     const int64_t batch = a.size(0), channels = a.size(1), k = c.k();
-    torch::Tensor weights = torch::empty({batch * k, channels});
+    torch::Tensor weights = torch::empty({batch * k, channels}, a.options());
     for (int64_t b = 0; b < batch; ++b) {
         torch::Tensor image_a = a.slice(0, b, b + 1);
         std::vector<c10::IValue> extras_b;
@@ -21,7 +21,7 @@ torch::Tensor ablation_cam(MethodContext& c) {
         double ablated = minimum == 0.0 ? 0.0 : minimum - 1e7;
         torch::Tensor cls = c.targets[b];
         torch::Tensor original = c.logits[b].index_select(0, cls);  // [k]
-        torch::Tensor scores = torch::empty({channels, k});
+        torch::Tensor scores = torch::empty({channels, k}, a.options());
         for (int64_t start = 0; start < channels; start += c.options.ablation_batch) {
             int64_t n = std::min(channels, start + c.options.ablation_batch) - start;
             torch::Tensor batch_a = image_a.repeat({n, 1, 1, 1});

@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "explain/context.hpp"
+#include "sightline/device.hpp"
 
 namespace sightline {
 
@@ -34,9 +35,26 @@ const HeadAnalysis& Explainer::head_analysis(const torch::Tensor& x) {
     return *head_;
 }
 
-Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_spec,
+namespace {
+
+// Every tensor of the explanation in host memory, where its readers (maps, JSON, PNGs) are.
+void to_host(Explanation& e) {
+    e.logits = e.logits.cpu();
+    e.targets = e.targets.cpu();
+    e.completeness_residual = e.completeness_residual.cpu();
+    for (MethodMaps& m : e.methods) {
+        m.raw = m.raw.cpu();
+        m.maps = m.maps.cpu();
+        m.mass_on_unused = m.mass_on_unused.cpu();
+    }
+}
+
+}  // namespace
+
+Explanation Explainer::explain(const torch::Tensor& input, const TargetSpec& target_spec,
                                const std::vector<std::string>& method_keys,
                                const std::vector<std::string>& sources) {
+    const torch::Tensor x = to_compute(input);  // every method works where the model runs
     if (x.dim() != 4 || x.size(1) != 3)
         throw Error(fmt::format("{}: input tensor has shape {}; expected [batch, 3, height, width]",
                                 sources.empty() ? "input" : sources.front(), fmt::join(x.sizes(), "x")));
@@ -87,7 +105,7 @@ Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_
         out.methods.push_back(std::move(maps));
     }
 
-    out.completeness_residual = torch::full({batch, k}, std::nan(""), torch::kFloat64);
+    out.completeness_residual = torch::full({batch, k}, std::nan(""), x.options().dtype(torch::kFloat64));
     if (ctx.has_gradients()) {
         // sum_ij HiResCAM = logit - bias on a linear head, bias = head(0) (HiResCAM paper).
         torch::NoGradGuard no_grad;
@@ -101,7 +119,7 @@ Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_
                 .reshape({batch, k});
     }
     for (MethodMaps& maps : out.methods) {
-        maps.mass_on_unused = torch::full({batch, k}, std::nan(""), torch::kFloat64);
+        maps.mass_on_unused = torch::full({batch, k}, std::nan(""), x.options().dtype(torch::kFloat64));
         if (!ctx.has_gradients() || head.kind == HeadKind::kNonLinear) continue;
         torch::NoGradGuard no_grad;
         // Each location's exact contribution to the logit (HiResCAM's raw map) [rows, h, w].
@@ -113,6 +131,7 @@ Explanation Explainer::explain(const torch::Tensor& x, const TargetSpec& target_
         maps.mass_on_unused = torch::where(total > 0, unused / total, torch::full_like(total, std::nan("")))
                                   .reshape({batch, k});
     }
+    to_host(out);
     return out;
 }
 

@@ -18,7 +18,7 @@ torch::Tensor max_abs_channels(const torch::Tensor& g) { return g.abs().amax(1);
 torch::Tensor sum_abs_channels(const torch::Tensor& attribution) { return attribution.sum(1).abs(); }
 
 torch::Tensor black_baseline(const MethodContext& c) {
-    torch::Tensor base = torch::zeros({1, 3, 1, 1});
+    torch::Tensor base = torch::zeros({1, 3, 1, 1}, c.input.options());
     if (!c.options.black.empty()) {
         if (c.options.black.size() != 3)
             throw UsageError("integrated gradients: the black baseline needs one value per channel (3)");

@@ -23,8 +23,8 @@ torch::Tensor occlusion(MethodContext& c) {
         if (y0 + win >= height) break;
     }
     const int64_t batch = c.input.size(0);
-    torch::Tensor out = torch::zeros({batch * k, height, width});
-    torch::Tensor count = torch::zeros({height, width});
+    torch::Tensor out = torch::zeros({batch * k, height, width}, c.input.options());
+    torch::Tensor count = torch::zeros({height, width}, c.input.options());
     for (auto [y0, x0] : corners)
         count.slice(0, y0, y0 + win).slice(1, x0, x0 + win) += 1;
     for (int64_t b = 0; b < batch; ++b) {

@@ -11,7 +11,7 @@ torch::Tensor score_cam(MethodContext& c) {
     const torch::Tensor& a = c.features.activations;  // [B,K,h,w]
     const int64_t batch = a.size(0), channels = a.size(1), k = c.k();
     const int64_t height = c.input.size(2), width = c.input.size(3);
-    torch::Tensor weights = torch::empty({batch * k, channels});
+    torch::Tensor weights = torch::empty({batch * k, channels}, a.options());
     for (int64_t b = 0; b < batch; ++b) {
         // The reference upsamples with UpsamplingBilinear2d, i.e. align_corners = true.
         torch::Tensor up = F::interpolate(a.slice(0, b, b + 1),
@@ -23,7 +23,7 @@ torch::Tensor score_cam(MethodContext& c) {
         torch::Tensor lo = std::get<0>(flat.min(1)).view({channels, 1, 1});
         torch::Tensor hi = std::get<0>(flat.max(1)).view({channels, 1, 1});
         up = (up - lo) / (hi - lo + 1e-8);
-        torch::Tensor scores = torch::empty({channels, k});
+        torch::Tensor scores = torch::empty({channels, k}, a.options());
         torch::Tensor image = c.input[b];
         torch::Tensor cls = c.targets[b];
         for (int64_t start = 0; start < channels; start += c.options.score_batch) {

@@ -22,7 +22,7 @@ using json = nlohmann::json;
 std::vector<double> target_scores(const Classifier& model, const torch::Tensor& x, const std::vector<int64_t>& targets,
                                   ScoreOutput output) {
     torch::NoGradGuard no_grad;
-    torch::Tensor logits = model.forward(x);
+    torch::Tensor logits = model.forward(x).cpu();  // the scores are read on the host
     torch::Tensor s = output == ScoreOutput::kProbability ? torch::softmax(logits, 1) : logits;
     torch::Tensor t = torch::tensor(targets, torch::kInt64).unsqueeze(1);
     torch::Tensor picked = s.gather(1, t).squeeze(1).to(torch::kFloat64).contiguous();

@@ -40,12 +40,12 @@ torch::Tensor choose_targets(const TargetSpec& spec, const torch::Tensor& logits
     const int64_t batch = logits.size(0), classes = logits.size(1);
     switch (spec.kind) {
         case TargetSpec::kAll:
-            return torch::arange(classes, torch::kLong).unsqueeze(0).repeat({batch, 1});
+            return torch::arange(classes, logits.options().dtype(torch::kLong)).unsqueeze(0).repeat({batch, 1});
         case TargetSpec::kIndex:
             if (spec.index < 0 || spec.index >= classes)
                 throw UsageError(fmt::format("--target {}: class index out of range; the model has "
                                              "{} classes (0..{})", spec.index, classes, classes - 1));
-            return torch::full({batch, 1}, spec.index, torch::kLong);
+            return torch::full({batch, 1}, spec.index, logits.options().dtype(torch::kLong));
         case TargetSpec::kPerImage: {
             if (static_cast<int64_t>(spec.indices.size()) != batch)
                 throw UsageError(fmt::format("targets: {} given for a batch of {} images; give one per image",
@@ -54,7 +54,7 @@ torch::Tensor choose_targets(const TargetSpec& spec, const torch::Tensor& logits
                 if (index < 0 || index >= classes)
                     throw UsageError(fmt::format("target {}: class index out of range; the model has "
                                                  "{} classes (0..{})", index, classes, classes - 1));
-            return torch::tensor(spec.indices, torch::kLong).unsqueeze(1);
+            return torch::tensor(spec.indices, torch::kLong).unsqueeze(1).to(logits.device());
         }
         case TargetSpec::kTopK:
             if (spec.k > classes)

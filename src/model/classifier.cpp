@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include "model/graph_split.hpp"
+#include "sightline/device.hpp"
 #include "sightline/model.hpp"
 #include "sightline/script_errors.hpp"
 
@@ -51,7 +52,7 @@ Classifier Classifier::load(const fs::path& path) {
     if (!fs::exists(path)) throw Error(fmt::format("{}: no such model file", path.string()));
     jit::Module module;
     try {
-        module = jit::load(path.string());
+        module = jit::load(path.string(), torch::Device(torch::kCPU));  // a file saved on a GPU loads too
     } catch (const c10::Error& e) {
         throw Error(fmt::format("{}: cannot load TorchScript model (truncated or not a "
                                 "torch.jit.save file): {}",
@@ -68,6 +69,8 @@ Classifier Classifier::from_module(const jit::Module& module, const fs::path& na
         throw Error(fmt::format("{}: TorchScript module has no forward method", name.string()));
     check_single_input(*c.module_, name);
     c.module_->eval();
+    // The weights live where the model runs (--device); inputs follow them in features/forward.
+    if (!compute_device().is_cpu()) c.module_->to(compute_device());
     // Explanations differentiate with respect to activations and inputs, never weights.
     for (auto p : c.module_->parameters()) p.set_requires_grad(false);
     return c;
@@ -125,7 +128,8 @@ std::string Classifier::split_description() const {
     return "";
 }
 
-FeatureOutput Classifier::run_features(const torch::Tensor& x, bool record_grad) const {
+FeatureOutput Classifier::run_features(const torch::Tensor& input, bool record_grad) const {
+    const torch::Tensor x = to_compute(input);
     torch::AutoGradMode grad_mode(record_grad);
     FeatureOutput out;
     if (!split_) {
@@ -166,7 +170,8 @@ torch::Tensor Classifier::head(const torch::Tensor& activations,
     return logits;
 }
 
-torch::Tensor Classifier::forward(const torch::Tensor& x) const {
+torch::Tensor Classifier::forward(const torch::Tensor& input) const {
+    const torch::Tensor x = to_compute(input);
     torch::Tensor logits = as_tensor(guarded(path_, "the forward pass", [&] { return module_->forward({x}); }),
                                      path_, "the model");
     check_logits(logits, x.size(0), path_);

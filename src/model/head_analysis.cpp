@@ -78,8 +78,10 @@ HeadAnalysis analyse_head(const Classifier& model, const torch::Tensor& x) {
     // Probe A at other points: a head linear in A has the same gradient everywhere.
     // Its own generator (seed 0): the caller's global one (in Python, torch's) stays untouched.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-    torch::Tensor probe_scaled = a * at::rand(a.sizes(), gen, a.options()) * 2;
-    torch::Tensor probe_negated = -a - at::rand(a.sizes(), gen, a.options());
+    // Drawn on the host (the generator's device), then moved to where the model runs.
+    const auto host = a.options().device(torch::kCPU);
+    torch::Tensor probe_scaled = a * at::rand(a.sizes(), gen, host).to(a.device()) * 2;
+    torch::Tensor probe_negated = -a - at::rand(a.sizes(), gen, host).to(a.device());
     out.gradient_constant_in_a = close(g, head_gradient(model, probe_scaled, f.extras, cls)) &&
                                  close(g, head_gradient(model, probe_negated, f.extras, cls));
     out.gradient_spatially_uniform = close(g, g.mean({2, 3}, true).expand_as(g));

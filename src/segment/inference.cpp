@@ -7,6 +7,7 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include "sightline/device.hpp"
 #include "segment/segment_detail.hpp"
 #include "sightline/palette.hpp"
 #include "sightline/folders.hpp"
@@ -35,7 +36,8 @@ torch::Tensor forward_padded(torch::jit::Module& model, const torch::Tensor& x, 
                              const std::string& name) {
     const int64_t h = x.size(2), w = x.size(3);
     const int64_t ph = (multiple - h % multiple) % multiple, pw = (multiple - w % multiple) % multiple;
-    torch::Tensor input = (ph || pw) ? torch::constant_pad_nd(x, {0, pw, 0, ph}, 0) : x;
+    // Padded in host memory, run where the model is, read back in host memory.
+    torch::Tensor input = to_compute((ph || pw) ? torch::constant_pad_nd(x, {0, pw, 0, ph}, 0) : x);
     c10::IValue out;
     try {
         out = model.forward({input});
@@ -44,7 +46,7 @@ torch::Tensor forward_padded(torch::jit::Module& model, const torch::Tensor& x, 
                                 script_error_line(e)));
     }
     if (!out.isTensor()) throw Error(fmt::format("{}: forward did not return a tensor", name));
-    torch::Tensor logits = out.toTensor();
+    torch::Tensor logits = out.toTensor().cpu();
     if (logits.dim() != 4 || logits.size(0) != x.size(0) || logits.size(2) != h + ph || logits.size(3) != w + pw)
         throw Error(fmt::format("{}: output has shape [{}] for a [{}] input, expected [B,K,H,W] of the input's size",
                                 name, fmt::join(logits.sizes(), ","), fmt::join(input.sizes(), ",")));
@@ -153,6 +155,7 @@ Segmenter::Segmenter(torch::jit::Module model, SegmentModelCard card, std::strin
     : impl_(std::make_shared<Impl>()) {
     impl_->model = std::move(model);
     impl_->model.eval();
+    if (!compute_device().is_cpu()) impl_->model.to(compute_device());
     impl_->card = std::move(card);
     impl_->name = std::move(name);
     impl_->classes = static_cast<int64_t>(impl_->card.class_names.size());
@@ -164,12 +167,13 @@ Segmenter::Segmenter(const fs::path& path, const std::string& classes) : impl_(s
     s.name = path.string();
     if (!fs::exists(path)) throw Error(fmt::format("{}: no such model file", s.name));
     try {
-        s.model = torch::jit::load(path.string());
+        s.model = torch::jit::load(path.string(), torch::Device(torch::kCPU));  // a file saved on a GPU loads too
     } catch (const c10::Error& e) {
         std::string what = e.what_without_backtrace();
         throw Error(fmt::format("{}: not a loadable TorchScript model ({})", s.name, what.substr(0, what.find('\n'))));
     }
     s.model.eval();
+    if (!compute_device().is_cpu()) s.model.to(compute_device());
     check_single_input(s.model, path);
     SegmentModelCard& c = s.card;
     c.arch = s.model.hasattr("sightline_arch") ? s.model.attr("sightline_arch").toStringRef() : "torchscript";

@@ -19,7 +19,7 @@ torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor
     if (!valid.any().item<bool>()) return (logits * 0).sum();  // keeps the graph, loss 0
     torch::Tensor weight;
     if (!o.class_weights.empty())
-        weight = torch::tensor(o.class_weights, torch::kDouble).to(logits.scalar_type());
+        weight = torch::tensor(o.class_weights, torch::kDouble).to(logits.device(), logits.scalar_type());
     // Mean over labelled pixels (sum w_y l / sum w_y with weights), ignore index 255.
     torch::Tensor loss = torch::nn::functional::cross_entropy(
         logits, target, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(255).weight(weight));

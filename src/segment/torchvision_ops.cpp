@@ -90,7 +90,7 @@ torch::Tensor roi_align(const torch::Tensor& input, const torch::Tensor& boxes, 
 torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
     check_nms_inputs("nms", boxes, scores, iou_threshold);
     const int64_t k = boxes.size(0);
-    if (k == 0) return torch::empty({0}, torch::kLong);
+    if (k == 0) return torch::empty({0}, boxes.options().dtype(torch::kLong));
 
     ensure_torchvision_ops();
     static const auto kernel = c10::Dispatcher::singleton()
@@ -113,7 +113,7 @@ torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& score
                                 classes.defined() ? shape_of(classes) : "undefined"));
     if (classes.scalar_type() != torch::kLong)
         throw Error(fmt::format("{}: classes should be int64, got {}", op, c10::toString(classes.scalar_type())));
-    if (boxes.size(0) == 0) return torch::empty({0}, torch::kLong);
+    if (boxes.size(0) == 0) return torch::empty({0}, boxes.options().dtype(torch::kLong));
     if ((classes < 0).any().item<bool>())
         throw Error(fmt::format("{}: classes should be >= 0, got {}", op, classes.min().item<int64_t>()));
     const torch::Tensor b = boxes.detach();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "sightline/device.hpp"
 #include "segment/segment_detail.hpp"
 #include "sightline/distributed.hpp"
 #include "sightline/parallel.hpp"
@@ -186,6 +187,7 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
     detail::GraphOptimizeOff plain_interpreter;
     detail::KeepGlobalRandomState caller_random_state;
     torch::jit::Module model = build_segmentation_model(o.arch, arch);
+    if (!compute_device().is_cpu()) model.to(compute_device());  // before the optimiser takes the parameters
     LoaderOptions loader_options;
     SegmentModelCard card{o.arch, input_size, multiple, train.class_names(), loader_options.mean, loader_options.std};
     attach_segment_model_card(model, card);
@@ -234,7 +236,8 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
         detail::save_checkpoint(checkpoint, m, model, *optimizer, detail::PartialEpoch{});
     };
     const detail::LossOfBatch loss_of = [&](const Batch& batch, int64_t) {
-        return segmentation_loss(model.forward({batch.images}).toTensor(), batch.masks, loss_options);
+        return segmentation_loss(model.forward({to_compute(batch.images)}).toTensor(), to_compute(batch.masks),
+                                 loss_options);
     };
 
     SegmentTrainResult result;

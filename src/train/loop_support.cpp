@@ -1,3 +1,4 @@
+#include "sightline/device.hpp"
 #include "train/loop_support.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -67,7 +68,14 @@ KeepGlobalRandomState::~KeepGlobalRandomState() {
 std::string module_bytes(torch::jit::Module& model) {
     model.eval();
     std::ostringstream bytes;
-    model.save(bytes);
+    if (compute_device().is_cpu()) {
+        model.save(bytes);
+    } else {
+        // Saved from a host copy: the file loads on any machine, with or without a GPU.
+        torch::jit::Module host = model.clone();
+        host.to(torch::kCPU);
+        host.save(bytes);
+    }
     model.train();
     return bytes.str();
 }

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "sightline/device.hpp"
+
 namespace sightline::detail {
 
 torch::Tensor class_map_weight(const torch::jit::Module& model) {
@@ -20,7 +22,7 @@ torch::Tensor pooled_features(torch::jit::Module& model, BatchLoader& loader, st
     torch::Tensor out;
     loader.start_epoch(0);
     while (auto batch = loader.next()) {
-        torch::Tensor a = model.get_method("features")({batch->images}).toTensor().mean({2, 3});
+        torch::Tensor a = model.get_method("features")({to_compute(batch->images)}).toTensor().mean({2, 3}).cpu();
         if (!out.defined()) out = torch::zeros({static_cast<int64_t>(n), a.size(1)});
         for (std::size_t r = 0; r < batch->samples.size(); ++r)
             out[static_cast<int64_t>(batch->samples[r])] = a[static_cast<int64_t>(r)];
@@ -37,13 +39,17 @@ void ObjectiveStep::start_subcategory_round(int64_t channels, int64_t num_classe
     const int64_t rows = num_classes * o_.subcategory_k;
     const double bound = std::sqrt(6.0 / static_cast<double>(rows + channels));  // Glorot uniform, as SC-CAM's fc8
     at::Generator generator = at::detail::createCPUGenerator(mix_seed(seed, 0x5c0ca7));
-    sub_weight_ = torch::empty({rows, channels}).uniform_(-bound, bound, generator).set_requires_grad(true);
+    sub_weight_ = torch::empty({rows, channels})
+                      .uniform_(-bound, bound, generator)
+                      .to(compute_device())
+                      .set_requires_grad(true);
     sub_targets_ = subcategory_targets(assignments, num_classes, static_cast<int>(o_.subcategory_k));
 }
 
 StepOutput ObjectiveStep::step(torch::jit::Module& model, const Batch& batch, int64_t step) const {
-    const torch::Tensor& x = batch.images;
-    const torch::Tensor& y = batch.targets;
+    // The loader's batch is in host memory; the step runs where the model is.
+    const torch::Tensor x = to_compute(batch.images);
+    const torch::Tensor y = to_compute(batch.targets);
     auto loss_of = [&](const torch::Tensor& logits, const torch::Tensor& targets) {
         return classification_loss(objective_, logits, targets, o_.label_smoothing);
     };
@@ -79,7 +85,8 @@ StepOutput ObjectiveStep::step(torch::jit::Module& model, const Batch& batch, in
     // SC-CAM: L_parent + lambda L_sub, both heads on the shared GAP feature.
     torch::Tensor index = torch::tensor(std::vector<int64_t>(batch.samples.begin(), batch.samples.end()), torch::kLong);
     torch::Tensor sub_logits = torch::mm(a.mean({2, 3}), sub_weight_.t());
-    torch::Tensor sub = classification_loss(Objective::kMultiLabel, sub_logits, sub_targets_.index_select(0, index));
+    torch::Tensor sub = classification_loss(Objective::kMultiLabel, sub_logits,
+                                            to_compute(sub_targets_.index_select(0, index)));
     return {loss_of(logits, y) + o_.subcategory_lambda * sub, logits};
 }
 

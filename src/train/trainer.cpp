@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "sightline/device.hpp"
 #include "sightline/distributed.hpp"
 #include "sightline/parallel.hpp"
 #include "sightline/train.hpp"
@@ -109,7 +110,7 @@ std::pair<std::string, double> evaluate(torch::jit::Module& model, BatchLoader& 
     std::vector<torch::Tensor> logits, targets;
     loader.start_epoch(0);
     while (auto batch = loader.next()) {
-        logits.push_back(model.forward({batch->images}).toTensor());
+        logits.push_back(model.forward({to_compute(batch->images)}).toTensor().cpu());
         targets.push_back(batch->targets);
     }
     model.train();
@@ -246,6 +247,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     arch_options.seed = o.seed;
     arch_options.norm = o.norm;
     torch::jit::Module model = build_architecture(o.arch, arch_options);
+    if (!compute_device().is_cpu()) model.to(compute_device());  // before the optimiser takes the parameters
     LoaderOptions loader_options;
     ModelCard card{o.arch,
                    find_architecture(o.arch).head,
@@ -291,6 +293,7 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
     auto begin_subcategory_round = [&](std::vector<std::vector<int>> assignments) {
         sub_assignments = std::move(assignments);
         model = build_architecture(o.arch, arch_options);
+        if (!compute_device().is_cpu()) model.to(compute_device());
         attach_model_card(model, card);
         objective_step.start_subcategory_round(detail::class_map_weight(model).size(1), num_classes, sub_assignments,
                                                o.seed);
@@ -344,7 +347,8 @@ TrainResult train_classifier(const Dataset& train, const std::vector<std::pair<s
         auto [loss, logits] = objective_step.step(model, batch, stage_step);
         // Data-parallel, every rank keeps the whole batch's outputs (in the single-process row
         // order), so the train score and an interrupted epoch's checkpoint are a single run's.
-        outputs.push_back(group ? group->all_gather_rows(logits.detach()) : logits.detach());
+        const torch::Tensor rows = logits.detach().cpu();  // beside the loader's targets, in host memory
+        outputs.push_back(group ? group->all_gather_rows(rows) : rows);
         targets.push_back(group ? group->all_gather_rows(batch.targets) : batch.targets);
         return loss;
     };

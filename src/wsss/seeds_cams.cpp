@@ -83,7 +83,7 @@ torch::Tensor CamModel::class_maps(const torch::Tensor& x) const {
     if (!d.explainer) {
         torch::NoGradGuard no_grad;
         torch::Tensor a = d.model->features(x).activations;
-        return torch::einsum("ck,bkhw->bchw", {d.weight, a});
+        return torch::einsum("ck,bkhw->bchw", {d.weight, a}).cpu();
     }
     TargetSpec every_class;
     every_class.kind = TargetSpec::kAll;

@@ -29,7 +29,9 @@ std::map<std::string, int64_t MaskRCNNConfig::*> integer_fields() {
             {"rpn_post_nms_top_n", &MaskRCNNConfig::rpn_post_nms_top_n},
             {"rpn_pre_nms_top_n_train", &MaskRCNNConfig::rpn_pre_nms_top_n_train},
             {"rpn_post_nms_top_n_train", &MaskRCNNConfig::rpn_post_nms_top_n_train},
-            {"box_detections_per_img", &MaskRCNNConfig::box_detections_per_img}};
+            {"box_detections_per_img", &MaskRCNNConfig::box_detections_per_img},
+            {"rpn_batch_size_per_image", &MaskRCNNConfig::rpn_batch_size_per_image},
+            {"box_batch_size_per_image", &MaskRCNNConfig::box_batch_size_per_image}};
 }
 
 std::map<std::string, double MaskRCNNConfig::*> real_fields() {

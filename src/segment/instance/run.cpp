@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "sightline/device.hpp"
 #include "sightline/instance.hpp"
 #include "sightline/palette.hpp"
 
@@ -67,6 +68,7 @@ InstanceSummary segment_instances(const InstanceOptions& o, const std::function<
     }
     MaskRCNN model(card.config);
     load_state_dict(*model, o.model.string());
+    if (!compute_device().is_cpu()) model->to(compute_device());
     ensure_writable_dir(o.out);
     if (!o.semantic.empty()) ensure_writable_dir(o.semantic);
 

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "sightline/device.hpp"
 #include "sightline/data.hpp"
 #include "sightline/distributed.hpp"
 #include "sightline/instance.hpp"
@@ -24,6 +25,16 @@ namespace {
 
 using RunJson = nlohmann::json;
 
+// The proposal and sampler counts under their flag names.
+std::vector<std::pair<std::string, int64_t InstanceTrainOptions::*>> sampler_fields() {
+    return {{"rpn-pre-nms-top-n-train", &InstanceTrainOptions::rpn_pre_nms_top_n_train},
+            {"rpn-post-nms-top-n-train", &InstanceTrainOptions::rpn_post_nms_top_n_train},
+            {"rpn-pre-nms-top-n-test", &InstanceTrainOptions::rpn_pre_nms_top_n_test},
+            {"rpn-post-nms-top-n-test", &InstanceTrainOptions::rpn_post_nms_top_n_test},
+            {"rpn-batch-size-per-image", &InstanceTrainOptions::rpn_batch_size_per_image},
+            {"box-batch-size-per-image", &InstanceTrainOptions::box_batch_size_per_image}};
+}
+
 RunJson options_json(const InstanceTrainOptions& o) {
     RunJson j{{"data", o.data.string()},   {"val-data", o.val_data.string()}, {"depth", o.depth},
                 {"min-size", o.min_size},    {"max-size", o.max_size},          {"epochs", o.epochs},
@@ -33,6 +44,10 @@ RunJson options_json(const InstanceTrainOptions& o) {
                 {"train-split", o.train_split}, {"val", o.val_split},           {"seed", o.seed}};
     if (!o.train_min_sizes.empty()) j["train-min-sizes"] = o.train_min_sizes;  // older runs have no key
     if (!o.init.empty()) j["init"] = o.init.string();  // only then: older checkpoints still resume
+    // The same for the proposal and sampler counts: recorded when they differ from torchvision's.
+    const InstanceTrainOptions defaults;
+    for (const auto& [key, field] : sampler_fields())
+        if (o.*field != defaults.*field) j[key] = o.*field;
     return j;
 }
 
@@ -49,6 +64,8 @@ void validate(const InstanceTrainOptions& o) {
     need(o.lr > 0 && o.momentum >= 0 && o.weight_decay >= 0, "--lr must be > 0, --momentum and --weight-decay >= 0");
     need(o.lr_gamma > 0 && o.warmup_factor > 0 && o.warmup_factor <= 1 && o.warmup_iters >= 0,
          "--lr-gamma must be > 0, --warmup-factor in (0, 1], --warmup-iters >= 0");
+    for (const auto& [key, field] : sampler_fields())
+        need(o.*field >= 1, fmt::format("--{} must be >= 1, got {}", key, o.*field));
 }
 
 fs::path checkpoint_file(const fs::path& out) { return out / "checkpoint" / "checkpoint.pt"; }
@@ -174,6 +191,12 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
     config.train_min_sizes = o.train_min_sizes;
     config.max_size = o.max_size;
     config.trainable_layers = 5;  // from random weights every stage trains (torchvision without weights)
+    config.rpn_pre_nms_top_n_train = o.rpn_pre_nms_top_n_train;
+    config.rpn_post_nms_top_n_train = o.rpn_post_nms_top_n_train;
+    config.rpn_pre_nms_top_n = o.rpn_pre_nms_top_n_test;
+    config.rpn_post_nms_top_n = o.rpn_post_nms_top_n_test;
+    config.rpn_batch_size_per_image = o.rpn_batch_size_per_image;
+    config.box_batch_size_per_image = o.box_batch_size_per_image;
     const InstanceModelCard card = card_for_dataset(config, *train);
 
     // Data-parallel, rank 0 alone writes; every rank reads the checkpoint on a resume.
@@ -212,6 +235,7 @@ InstanceTrainResult train_instance(const InstanceTrainOptions& o,
                                                                       "count left as initialised",
                                                                       init.skipped.size())));
     }
+    if (!compute_device().is_cpu()) model->to(compute_device());  // before the optimiser takes the parameters
     std::vector<torch::Tensor> params;
     for (const auto& p : model->parameters())
         if (p.requires_grad()) params.push_back(p);

@@ -68,11 +68,11 @@ torch::Tensor raw_nms(const torch::Tensor& boxes, const torch::Tensor& scores, d
 
 torch::Tensor batched_nms_like_torchvision(const torch::Tensor& boxes, const torch::Tensor& scores,
                                            const torch::Tensor& classes, double iou_threshold) {
-    if (boxes.numel() == 0) return torch::empty({0}, torch::kLong);
-    // torchvision shifts classes apart and runs one NMS, except on the CPU above 4000
-    // coordinates where it runs one NMS per class and sorts the kept boxes by score (unstable
-    // sort, as here): follow both paths operation by operation.
-    if (boxes.numel() <= 4000) {
+    if (boxes.numel() == 0) return torch::empty({0}, boxes.options().dtype(torch::kLong));
+    // torchvision shifts classes apart and runs one NMS, except above 4000 coordinates on the CPU
+    // (20000 on a GPU) where it runs one NMS per class and sorts the kept boxes by score
+    // (unstable sort, as here): follow both paths operation by operation.
+    if (boxes.numel() <= (boxes.is_cpu() ? 4000 : 20000)) {
         const torch::Tensor offsets = classes.to(boxes.scalar_type()) * (boxes.max() + torch::tensor(1).to(boxes.scalar_type()));
         return raw_nms(boxes + offsets.unsqueeze(1), scores, iou_threshold);
     }
@@ -128,10 +128,12 @@ std::pair<torch::Tensor, torch::Tensor> sample_balanced(const torch::Tensor& lab
     const torch::Tensor negative = torch::where(labels == 0)[0];
     const int64_t num_pos = std::min(positive.numel(), static_cast<int64_t>(static_cast<double>(batch_size) * positive_fraction));
     const int64_t num_neg = std::min(negative.numel(), batch_size - num_pos);
-    const torch::Tensor perm_pos = torch::randperm(positive.numel(), torch::kLong).slice(0, 0, num_pos);
-    const torch::Tensor perm_neg = torch::randperm(negative.numel(), torch::kLong).slice(0, 0, num_neg);
-    torch::Tensor pos_mask = torch::zeros(labels.sizes(), torch::kBool);
-    torch::Tensor neg_mask = torch::zeros(labels.sizes(), torch::kBool);
+    // Drawn from LibTorch's global CPU generator wherever the labels are (the draws, and so the
+    // training run, do not depend on the device), then moved beside them.
+    const torch::Tensor perm_pos = torch::randperm(positive.numel(), torch::kLong).slice(0, 0, num_pos).to(labels.device());
+    const torch::Tensor perm_neg = torch::randperm(negative.numel(), torch::kLong).slice(0, 0, num_neg).to(labels.device());
+    torch::Tensor pos_mask = torch::zeros(labels.sizes(), labels.options().dtype(torch::kBool));
+    torch::Tensor neg_mask = torch::zeros(labels.sizes(), labels.options().dtype(torch::kBool));
     pos_mask.index_put_({positive.index_select(0, perm_pos)}, true);
     neg_mask.index_put_({negative.index_select(0, perm_neg)}, true);
     return {pos_mask, neg_mask};

@@ -26,6 +26,10 @@ void validate(const MaskRCNNConfig& c) {
              "image_mean should be finite and image_std > 0");
     need(c.rpn_pre_nms_top_n >= 1 && c.rpn_post_nms_top_n >= 1 && c.box_detections_per_img >= 1,
          "rpn_pre_nms_top_n, rpn_post_nms_top_n and box_detections_per_img should be >= 1");
+    need(c.rpn_pre_nms_top_n_train >= 1 && c.rpn_post_nms_top_n_train >= 1,
+         "rpn_pre_nms_top_n_train and rpn_post_nms_top_n_train should be >= 1");
+    need(c.rpn_batch_size_per_image >= 1 && c.box_batch_size_per_image >= 1,
+         "rpn_batch_size_per_image and box_batch_size_per_image should be >= 1");
     need(std::isfinite(c.rpn_nms_thresh) && std::isfinite(c.rpn_score_thresh) && std::isfinite(c.box_score_thresh) &&
              std::isfinite(c.box_nms_thresh),
          "thresholds should be finite");
@@ -38,15 +42,36 @@ MaskRCNNImpl::MaskRCNNImpl(const MaskRCNNConfig& config) : config_(config) {
     roi_heads_ = register_module("roi_heads", std::make_shared<maskrcnn::RoIHeadsImpl>(config_));
 }
 
+namespace {
+
+// transform_images works in host memory; the network runs where its weights are (model->to(...)).
+maskrcnn::ImageBatch on_device(maskrcnn::ImageBatch batch, const torch::Device& device) {
+    if (device.is_cpu()) return batch;
+    batch.tensors = batch.tensors.to(device);
+    for (InstanceTarget& t : batch.targets) {
+        t.boxes = t.boxes.to(device);
+        t.labels = t.labels.to(device);
+        t.masks = t.masks.to(device);
+    }
+    return batch;
+}
+
+}  // namespace
+
+torch::Device MaskRCNNImpl::device() const { return parameters().front().device(); }
+
 MaskRCNNOutput MaskRCNNImpl::detect(const std::vector<torch::Tensor>& images) {
     c10::InferenceMode inference;
-    const maskrcnn::ImageBatch batch = maskrcnn::transform_images(images, config_);
+    const maskrcnn::ImageBatch batch = on_device(maskrcnn::transform_images(images, config_), device());
     const std::vector<torch::Tensor> features = backbone_->as<maskrcnn::BackboneImpl>()->forward(batch.tensors);
     MaskRCNNOutput out;
     out.proposals = rpn_->as<maskrcnn::RPNImpl>()->forward(batch, features, /*training=*/false).proposals;
     out.detections = roi_heads_->as<maskrcnn::RoIHeadsImpl>()->forward(features, out.proposals, batch.sizes);
     for (size_t i = 0; i < images.size(); ++i) {
         InstanceDetections& d = out.detections[i];
+        // Back in host memory, where the caller reads them; the masks are pasted there.
+        d.boxes = d.boxes.cpu(), d.labels = d.labels.cpu(), d.scores = d.scores.cpu(), d.masks = d.masks.cpu();
+        out.proposals[i] = out.proposals[i].cpu();
         const std::pair<int64_t, int64_t> original{images[i].size(1), images[i].size(2)};
         d.boxes = maskrcnn::resize_boxes(d.boxes, batch.sizes[i], original);
         d.masks = paste_masks_in_image(d.masks, d.boxes, original.first, original.second);
@@ -55,7 +80,7 @@ MaskRCNNOutput MaskRCNNImpl::detect(const std::vector<torch::Tensor>& images) {
 }
 
 MaskRCNNLosses MaskRCNNImpl::losses(const std::vector<torch::Tensor>& images, const std::vector<InstanceTarget>& targets) {
-    const maskrcnn::ImageBatch batch = maskrcnn::transform_images(images, config_, &targets);
+    const maskrcnn::ImageBatch batch = on_device(maskrcnn::transform_images(images, config_, &targets), device());
     const std::vector<torch::Tensor> features = backbone_->as<maskrcnn::BackboneImpl>()->forward(batch.tensors);
     auto& rpn = *rpn_->as<maskrcnn::RPNImpl>();
     const maskrcnn::RPNResult proposals = rpn.forward(batch, features, /*training=*/true);

@@ -131,7 +131,7 @@ std::vector<InstanceDetections> RoIHeadsImpl::forward(const std::vector<torch::T
         torch::Tensor boxes = clip_boxes(pred_boxes.slice(0, offset, offset + n), image_sizes[i].first, image_sizes[i].second);
         torch::Tensor scores = pred_scores.slice(0, offset, offset + n);
         offset += n;
-        torch::Tensor labels = torch::arange(num_classes).view({1, -1}).expand_as(scores);
+        torch::Tensor labels = torch::arange(num_classes, scores.options().dtype(torch::kLong)).view({1, -1}).expand_as(scores);
         // Every (proposal, class) pair but the background is a candidate.
         boxes = boxes.slice(1, 1).reshape({-1, 4});
         scores = scores.slice(1, 1).reshape(-1);
@@ -154,7 +154,7 @@ std::vector<InstanceDetections> RoIHeadsImpl::forward(const std::vector<torch::T
     offset = 0;
     for (auto& d : detections) {
         const int64_t n = d.boxes.size(0);
-        const torch::Tensor rows = torch::arange(offset, offset + n);
+        const torch::Tensor rows = torch::arange(offset, offset + n, d.labels.options());
         d.masks = mask_probs.index({rows, d.labels}).unsqueeze(1);
         offset += n;
     }
@@ -171,8 +171,8 @@ std::array<torch::Tensor, 3> RoIHeadsImpl::losses(const std::vector<torch::Tenso
         const torch::Tensor candidates = torch::cat({proposals[i], t.boxes});
         torch::Tensor matches, labels;
         if (t.boxes.size(0) == 0) {
-            matches = torch::zeros({candidates.size(0)}, torch::kLong);
-            labels = torch::zeros({candidates.size(0)}, torch::kLong);
+            matches = torch::zeros({candidates.size(0)}, candidates.options().dtype(torch::kLong));
+            labels = torch::zeros({candidates.size(0)}, candidates.options().dtype(torch::kLong));
         } else {
             const torch::Tensor raw = match_boxes(box_iou(t.boxes, candidates), 0.5, 0.5, false);
             matches = raw.clamp_min(0);
@@ -185,12 +185,13 @@ std::array<torch::Tensor, 3> RoIHeadsImpl::losses(const std::vector<torch::Tenso
         sampled_matches.push_back(matches);
     }
     for (size_t i = 0; i < proposals.size(); ++i) {
-        auto [pos, neg] = sample_balanced(sampled_labels[i], 512, 0.25);
+        auto [pos, neg] = sample_balanced(sampled_labels[i], config.box_batch_size_per_image, 0.25);
         const torch::Tensor keep = torch::where(pos | neg)[0];
         sampled_boxes[i] = sampled_boxes[i].index_select(0, keep);
         sampled_labels[i] = sampled_labels[i].index_select(0, keep);
         sampled_matches[i] = sampled_matches[i].index_select(0, keep);
-        const torch::Tensor gt = batch.targets[i].boxes.size(0) ? batch.targets[i].boxes : torch::zeros({1, 4});
+        const torch::Tensor gt = batch.targets[i].boxes.size(0) ? batch.targets[i].boxes
+                                                                : torch::zeros({1, 4}, sampled_boxes[i].options());
         sampled_targets.push_back(encode_boxes(gt.index_select(0, sampled_matches[i]), sampled_boxes[i], {10, 10, 5, 5}));
     }
 
@@ -222,7 +223,7 @@ std::array<torch::Tensor, 3> RoIHeadsImpl::losses(const std::vector<torch::Tenso
         const torch::Tensor rois = torch::cat({matched.unsqueeze(1).to(boxes.scalar_type()), boxes}, 1);
         const torch::Tensor gt_masks = batch.targets[i].masks.unsqueeze(1).to(rois.scalar_type());
         mask_targets.push_back(rois.size(0) ? roi_align(gt_masks, rois, 1.0, 28, 28, 0, false).select(1, 0)
-                                            : torch::zeros({0, 28, 28}));
+                                            : torch::zeros({0, 28, 28}, gt_masks.options()));
     }
     const torch::Tensor mask_logits = mask_predictor->as<MaskRCNNPredictorImpl>()->forward(
         mask_head->as<nn::Sequential>()->forward(multiscale_roi_align(features, mask_boxes, batch.sizes, kMaskPool, 2)));
@@ -231,7 +232,8 @@ std::array<torch::Tensor, 3> RoIHeadsImpl::losses(const std::vector<torch::Tenso
         all_mask_targets.numel() == 0
             ? mask_logits.sum() * 0
             : torch::binary_cross_entropy_with_logits(
-                  mask_logits.index({torch::arange(all_mask_labels.size(0)), all_mask_labels}), all_mask_targets);
+                  mask_logits.index({torch::arange(all_mask_labels.size(0), all_mask_labels.options()), all_mask_labels}),
+                  all_mask_targets);
     return {classifier_loss, box_loss, mask_loss};
 }
 

@@ -27,6 +27,9 @@ struct RPNHeadImpl : nn::Module {
 };
 
 // [N, A*C, H, W] -> [N, H*W*A, C] (torchvision's permute_and_flatten).
+// Integer indices on the device of `like`.
+torch::TensorOptions idx_options(const torch::Tensor& like) { return torch::dtype(torch::kLong).device(like.device()); }
+
 torch::Tensor permute_and_flatten(const torch::Tensor& x, int64_t c) {
     const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
     return x.view({n, -1, c, h, w}).permute({0, 3, 4, 1, 2}).reshape({n, -1, c});
@@ -34,17 +37,18 @@ torch::Tensor permute_and_flatten(const torch::Tensor& x, int64_t c) {
 
 // AnchorGenerator for one level: cell anchors round([-w, -h, w, h] / 2) for the three aspect
 // ratios, shifted to the top-left corner of every cell (stride = padded size // feature size).
-torch::Tensor level_anchors(int64_t size, int64_t grid_h, int64_t grid_w, int64_t stride_h, int64_t stride_w) {
-    const torch::Tensor scales = torch::tensor({static_cast<float>(size)});
-    const torch::Tensor ratios = torch::tensor({0.5f, 1.0f, 2.0f});
+torch::Tensor level_anchors(int64_t size, int64_t grid_h, int64_t grid_w, int64_t stride_h, int64_t stride_w,
+                            const torch::Device& device) {
+    const torch::Tensor scales = torch::tensor({static_cast<float>(size)}).to(device);
+    const torch::Tensor ratios = torch::tensor({0.5f, 1.0f, 2.0f}).to(device);
     const torch::Tensor h_ratios = torch::sqrt(ratios);
     const torch::Tensor w_ratios = h_ratios.reciprocal();
     const torch::Tensor ws = (w_ratios.unsqueeze(1) * scales.unsqueeze(0)).view(-1);
     const torch::Tensor hs = (h_ratios.unsqueeze(1) * scales.unsqueeze(0)).view(-1);
     const torch::Tensor base = (torch::stack({-ws, -hs, ws, hs}, 1) / 2).round();
 
-    const torch::Tensor shifts_x = torch::arange(grid_w, torch::kInt) * stride_w;
-    const torch::Tensor shifts_y = torch::arange(grid_h, torch::kInt) * stride_h;
+    const torch::Tensor shifts_x = torch::arange(grid_w, torch::dtype(torch::kInt).device(device)) * stride_w;
+    const torch::Tensor shifts_y = torch::arange(grid_h, torch::dtype(torch::kInt).device(device)) * stride_h;
     const auto grid = torch::meshgrid({shifts_y, shifts_x}, "ij");
     const torch::Tensor sx = grid[1].reshape(-1), sy = grid[0].reshape(-1);
     const torch::Tensor shifts = torch::stack({sx, sy, sx, sy}, 1);
@@ -72,7 +76,7 @@ RPNResult RPNImpl::forward(const ImageBatch& batch, const std::vector<torch::Ten
         objectness.push_back(permute_and_flatten(h.cls_logits(t), 1));
         deltas.push_back(permute_and_flatten(h.bbox_pred(t), 4));
         const int64_t gh = f.size(2), gw = f.size(3);
-        anchors.push_back(level_anchors(32 << level, gh, gw, image_h / gh, image_w / gw));
+        anchors.push_back(level_anchors(32 << level, gh, gw, image_h / gh, image_w / gw, features[level].device()));
         per_level.push_back(gh * gw * kAnchorsPerLocation);
     }
     RPNResult out;
@@ -90,7 +94,7 @@ RPNResult RPNImpl::forward(const ImageBatch& batch, const std::vector<torch::Ten
         const torch::Tensor level_scores = scores_all.slice(1, offset, offset + per_level[level]);
         const int64_t k = std::min(pre_nms_top_n, per_level[level]);
         top_idx.push_back(std::get<1>(level_scores.topk(k, 1)) + offset);
-        top_levels.push_back(torch::full({num_images, k}, static_cast<int64_t>(level), torch::kLong));
+        top_levels.push_back(torch::full({num_images, k}, static_cast<int64_t>(level), idx_options(scores_all)));
         offset += per_level[level];
     }
     const torch::Tensor idx = torch::cat(top_idx, 1);
@@ -119,8 +123,8 @@ std::pair<torch::Tensor, torch::Tensor> RPNImpl::losses(const RPNResult& result,
     for (const InstanceTarget& t : batch.targets) {
         torch::Tensor label, matched_boxes;
         if (t.boxes.size(0) == 0) {
-            label = torch::zeros({result.anchors.size(0)});
-            matched_boxes = torch::zeros(result.anchors.sizes());
+            label = torch::zeros({result.anchors.size(0)}, result.anchors.options());
+            matched_boxes = torch::zeros(result.anchors.sizes(), result.anchors.options());
         } else {
             const torch::Tensor matches = match_boxes(box_iou(t.boxes, result.anchors), 0.7, 0.3, true);
             matched_boxes = t.boxes.index_select(0, matches.clamp_min(0));
@@ -132,7 +136,7 @@ std::pair<torch::Tensor, torch::Tensor> RPNImpl::losses(const RPNResult& result,
         targets.push_back(encode_boxes(matched_boxes, result.anchors, {1, 1, 1, 1}));
     }
     for (const torch::Tensor& label : labels) {
-        auto [pos, neg] = sample_balanced(label, 256, 0.5);
+        auto [pos, neg] = sample_balanced(label, config.rpn_batch_size_per_image, 0.5);
         positives.push_back(pos);
         negatives.push_back(neg);
     }

@@ -362,7 +362,11 @@ void load_state_dict(MaskRCNNImpl& model, const std::string& path) {
     for (const auto& [name, t] : own) t.copy_(loaded.at(name));
 }
 
-void save_state_dict(const MaskRCNNImpl& model, const std::string& path) { write_tensor_dict(model.named_state(), path); }
+void save_state_dict(const MaskRCNNImpl& model, const std::string& path) {
+    std::map<std::string, torch::Tensor> state = model.named_state();
+    for (auto& entry : state) entry.second = entry.second.detach().cpu();  // the file holds host tensors
+    write_tensor_dict(state, path);
+}
 
 namespace {
 
