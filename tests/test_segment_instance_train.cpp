@@ -125,6 +125,36 @@ TEST(InstanceTrain, MultiScaleListTrainsAtItsSizesAndEvaluatesAtTheLast) {
     EXPECT_EQ(zero.exit_code, 2) << zero.err;
 }
 
+// The proposal counts and samplers are options of the run; the test-time counts go into the card,
+// so `sightline instance` predicts with them.
+TEST(InstanceTrain, ProposalAndSamplerCountsAreRunOptionsAndTheCardKeepsTheTestOnes) {
+    const fs::path root = instance_scenes(4);
+    const fs::path dir = test::scratch_dir("runs");
+    const std::string flags = " --data " + root.string() +
+                              " --depth 18 --min-size 64 --max-size 64 --epochs 1 --batch 2 --lr 0.005 --threads 1"
+                              " --val none --rpn-pre-nms-top-n-train 200 --rpn-post-nms-top-n-train 100"
+                              " --rpn-pre-nms-top-n-test 150 --rpn-post-nms-top-n-test 50 --box-batch-size-per-image 64"
+                              " --rpn-batch-size-per-image 32";
+    const auto r = test::run_sightline("train instance" + flags + " --out " + (dir / "small").string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const MaskRCNNConfig card = read_instance_model_card(dir / "small/model.json").config;
+    EXPECT_EQ(card.rpn_pre_nms_top_n, 150);
+    EXPECT_EQ(card.rpn_post_nms_top_n, 50);
+    EXPECT_EQ(card.rpn_pre_nms_top_n_train, 200);
+    EXPECT_EQ(card.rpn_post_nms_top_n_train, 100);
+    EXPECT_EQ(card.box_batch_size_per_image, 64);
+    EXPECT_EQ(card.rpn_batch_size_per_image, 32);
+    std::string other = flags;
+    other.replace(other.find("--box-batch-size-per-image 64"), 29, "--box-batch-size-per-image 65");
+    const auto resumed = test::run_sightline("train instance" + other + " --out " + (dir / "small").string() + " --resume");
+    EXPECT_NE(resumed.err.find("other options"), std::string::npos) << resumed.err;
+    const auto zero = test::run_sightline("train instance --data " + root.string() + " --out " + (dir / "zero").string() +
+                                          " --box-batch-size-per-image 0");
+    EXPECT_EQ(zero.exit_code, 2);
+    EXPECT_NE(zero.err.find("--box-batch-size-per-image"), std::string::npos) << zero.err;
+    EXPECT_FALSE(fs::exists(dir / "zero"));
+}
+
 TEST(InstanceTrain, StoppedWithinAnEpochThenResumedIsBitIdentical) {
     // Stopped after step 3 of 4 (epoch 2, step 1 of 2, as a Ctrl-C there would), then resumed:
     // the weights and metrics of a run that was never stopped.

@@ -138,14 +138,20 @@ TEST(MaskRCNN, TrainingLossesMatchTorchvision) {
               "Mask R-CNN: target 1 has a box of zero or negative width or height (box 0)");
 }
 
-TEST(MaskRCNN, MultiScaleTrainingLossesMatchTorchvision) {
-    // torchvision's min_size tuple: each training image's short side drawn by torch_choice from
-    // the global generator; the same draws here give the same sizes, hence the same losses.
+namespace {
+
+// config.json of the fixtures (loss_seed, multi_min_sizes, small_samplers).
+nlohmann::json fixture_json() {
     std::ifstream in(kFixtures / "config.json");
-    const nlohmann::json j = nlohmann::json::parse(in);
-    MaskRCNNConfig config = fixture_config();
-    config.train_min_sizes = j.at("multi_min_sizes").get<std::vector<int64_t>>();
-    ASSERT_EQ(config.train_min_sizes.size(), 3u);
+    return nlohmann::json::parse(in);
+}
+
+// The training losses of a model of `config` with the fixture's weights on the reference batch,
+// drawn after manual_seed(loss_seed + seed_offset); each is checked against the reference's
+// `prefix`<loss> within 1e-4, and the fixture's own model (default configuration) on the same
+// draws must give another total.
+void expect_torchvision_losses(const MaskRCNNConfig& config, uint64_t seed_offset, const std::string& prefix) {
+    const uint64_t seed = fixture_json().at("loss_seed").get<uint64_t>() + seed_offset;
     fixture_model();  // the reference's thread count
     MaskRCNN model(config);
     load_state_dict(*model, (kFixtures / "state_dict.pth").string());
@@ -154,17 +160,43 @@ TEST(MaskRCNN, MultiScaleTrainingLossesMatchTorchvision) {
     std::vector<torch::Tensor> images;
     std::vector<InstanceTarget> targets;
     std::tie(images, targets) = reference_batch();
-    torch::manual_seed(j.at("loss_seed").get<uint64_t>() + 1);
+    torch::manual_seed(seed);
     torch::NoGradGuard no_grad;
     const MaskRCNNLosses losses = model->losses(images, targets);
     const std::vector<std::pair<std::string, torch::Tensor>> pairs = {
         {"loss_objectness", losses.objectness}, {"loss_rpn_box_reg", losses.rpn_box_reg},
         {"loss_classifier", losses.classifier}, {"loss_box_reg", losses.box_reg}, {"loss_mask", losses.mask}};
-    for (const auto& [name, value] : pairs) EXPECT_NEAR(value.item<double>(), ref.at("multi_" + name).item<double>(), 1e-4) << name;
-    // Ignoring the tuple (the same draws, every image at min_size) gives other losses.
-    torch::manual_seed(j.at("loss_seed").get<uint64_t>() + 1);
-    const MaskRCNNLosses single = fixture_model()->losses(images, targets);
-    EXPECT_GT(std::abs(single.total().item<double>() - losses.total().item<double>()), 1e-3);
+    for (const auto& [name, value] : pairs) EXPECT_NEAR(value.item<double>(), ref.at(prefix + name).item<double>(), 1e-4) << name;
+    torch::manual_seed(seed);
+    const MaskRCNNLosses defaults = fixture_model()->losses(images, targets);
+    EXPECT_GT(std::abs(defaults.total().item<double>() - losses.total().item<double>()), 1e-3);
+}
+
+}  // namespace
+
+TEST(MaskRCNN, MultiScaleTrainingLossesMatchTorchvision) {
+    // torchvision's min_size tuple: each training image's short side drawn by torch_choice from
+    // the global generator; the same draws here give the same sizes, hence the same losses
+    // (and ignoring the tuple, every image at min_size, other losses).
+    MaskRCNNConfig config = fixture_config();
+    config.train_min_sizes = fixture_json().at("multi_min_sizes").get<std::vector<int64_t>>();
+    ASSERT_EQ(config.train_min_sizes.size(), 3u);
+    expect_torchvision_losses(config, 1, "multi_");
+}
+
+// Fewer proposals and sampled anchors / RoIs (train instance's --rpn-*-top-n-train and
+// --*-batch-size-per-image; MaskRCNN's keywords of the same names in torchvision).
+TEST(MaskRCNN, SmallerSamplersGiveTorchvisionsLosses) {
+    const nlohmann::json small = fixture_json().at("small_samplers");
+    MaskRCNNConfig config = fixture_config();
+    config.rpn_pre_nms_top_n_train = small.at("rpn_pre_nms_top_n_train");
+    config.rpn_post_nms_top_n_train = small.at("rpn_post_nms_top_n_train");
+    config.rpn_batch_size_per_image = small.at("rpn_batch_size_per_image");
+    config.box_batch_size_per_image = small.at("box_batch_size_per_image");
+    expect_torchvision_losses(config, 2, "small_");
+    config.box_batch_size_per_image = 0;
+    EXPECT_EQ(message_of([&] { MaskRCNN bad(config); }),
+              "Mask R-CNN: rpn_batch_size_per_image and box_batch_size_per_image should be >= 1");
 }
 
 TEST(MaskRCNN, SavedStateDictLoadsInTorchvisionStrict) {

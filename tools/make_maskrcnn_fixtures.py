@@ -10,7 +10,9 @@ boxes<i>, labels<i>, scores<i>, masks<i> = the model's detections; target_boxes<
 target_labels<i>, target_masks<i> = two ground-truth objects per image and loss_objectness,
 loss_rpn_box_reg, loss_classifier, loss_box_reg, loss_mask = the training losses on them, in train
 mode right after torch.manual_seed(loss_seed); multi_<loss> the same with the multi-scale training
-tuple multi_min_sizes, right after torch.manual_seed(loss_seed + 1)) and OUT_DIR/config.json (the model's
+tuple multi_min_sizes, right after torch.manual_seed(loss_seed + 1); small_<loss> the same with the
+proposal counts and sampler sizes of small_samplers, right after torch.manual_seed(loss_seed + 2)) and
+OUT_DIR/config.json (the model's
 configuration, which the C++ test builds, loss_seed and threads, the thread count the reference
 was computed with).
 
@@ -34,6 +36,9 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 MULTI_MIN_SIZES = (96, 128, 160)  # a multi-scale training tuple; evaluation would use its last
+# Fewer proposals and sampled anchors / RoIs than torchvision's defaults (MaskRCNN's keywords).
+SMALL_SAMPLERS = {"rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 100,
+                  "rpn_batch_size_per_image": 32, "box_batch_size_per_image": 64}
 CONFIG = {"depth": 18, "num_classes": 4, "min_size": 160, "max_size": 224, "box_score_thresh": 0.01}
 LOSS_SEED = 7
 # Float sums are split across threads, so another thread count rounds differently (up to 1e-3 px
@@ -93,6 +98,16 @@ def targets():
     return out
 
 
+def record_losses(model, imgs, gts, seed, prefix, ref):
+    """The training losses right after torch.manual_seed(seed), stored as ref[prefix + name]."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        losses = model(imgs, gts)
+    for key, value in losses.items():
+        ref[prefix + key] = value
+    print(prefix + "losses: " + ", ".join("%s %.5f" % (k, v) for k, v in losses.items()))
+
+
 def make(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     torch.set_num_threads(THREADS)
@@ -127,18 +142,19 @@ def make(out_dir):
     print("losses: " + ", ".join("%s %.5f" % (k, v) for k, v in losses.items()))
     # Multi-scale training: each image's short side drawn from a tuple (torch_choice).
     model.transform.min_size = MULTI_MIN_SIZES
-    torch.manual_seed(LOSS_SEED + 1)
-    with torch.no_grad():
-        losses = model(imgs, gts)
-    for key, value in losses.items():
-        ref["multi_" + key] = value
-    print("multi-scale losses: " + ", ".join("%s %.5f" % (k, v) for k, v in losses.items()))
+    record_losses(model, imgs, gts, LOSS_SEED + 1, "multi_", ref)
     model.transform.min_size = (CONFIG["min_size"],)
+    # The same model with smaller proposal counts and samplers (what MaskRCNN(..., **SMALL_SAMPLERS) sets).
+    model.rpn._pre_nms_top_n["training"] = SMALL_SAMPLERS["rpn_pre_nms_top_n_train"]
+    model.rpn._post_nms_top_n["training"] = SMALL_SAMPLERS["rpn_post_nms_top_n_train"]
+    model.rpn.fg_bg_sampler.batch_size_per_image = SMALL_SAMPLERS["rpn_batch_size_per_image"]
+    model.roi_heads.fg_bg_sampler.batch_size_per_image = SMALL_SAMPLERS["box_batch_size_per_image"]
+    record_losses(model, imgs, gts, LOSS_SEED + 2, "small_", ref)
     torch.save(model.state_dict(), os.path.join(out_dir, "state_dict.pth"))
     torch.save(ref, os.path.join(out_dir, "reference.pth"))
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(dict(CONFIG, image_sizes=IMAGE_SIZES, loss_seed=LOSS_SEED, threads=THREADS,
-                       multi_min_sizes=list(MULTI_MIN_SIZES)), f, indent=1)
+                       multi_min_sizes=list(MULTI_MIN_SIZES), small_samplers=SMALL_SAMPLERS), f, indent=1)
 
 
 def check_load(path, out_dir):
