@@ -61,7 +61,7 @@ void add_classify(CLI::App& train) {
     c->add_option("--input-size", o->input_size, "Square input side (0 = the images' size)")->capture_default_str();
     c->add_option("--width", o->width, "Channels of the first stage (doubling per stage)")->capture_default_str();
     c->add_option("--depth", o->depth, "Blocks per stage, 4 numbers")->delimiter(',')->capture_default_str();
-    c->add_option("--output-stride", o->output_stride, "Input side / feature side: 8 or 16")->capture_default_str();
+    c->add_option("--output-stride", o->output_stride, "Input side / feature side: 4, 8 or 16")->capture_default_str();
     c->add_option("--hidden", o->hidden, "Hidden units of the MLP head")->capture_default_str();
     c->add_flag("--crop", o->crop, "Random resized crop augmentation");
     c->add_flag("--no-flip", *no_flip, "No random horizontal flip");

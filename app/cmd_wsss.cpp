@@ -226,7 +226,7 @@ void add_run(CLI::App& wsss) {
     c->add_option("--lr", o->lr, "Classifier peak learning rate")->capture_default_str();
     c->add_option("--warmup-epochs", o->warmup_epochs, "Classifier warmup")->capture_default_str();
     c->add_option("--width", o->width, "Classifier width")->capture_default_str();
-    c->add_option("--output-stride", o->output_stride, "Classifier output stride (8 or 16)")->capture_default_str();
+    c->add_option("--output-stride", o->output_stride, "Classifier output stride (4, 8 or 16)")->capture_default_str();
     c->add_option("--segment-epochs", o->segment_epochs, "Segmenter epochs")->capture_default_str();
     c->add_option("--seed", o->seed, "Seed")->capture_default_str();
     add_torch_threads_option(c, f->threads);

@@ -124,7 +124,7 @@ const std::map<std::string, CLI::Validator>& option_rules() {
         {"--dice", at_least(0)},
         {"--spurious", between(0, 1)},
         {"--ignore", between(-1, 255)},
-        {"--output-stride", CLI::IsMember({8, 16})},
+        {"--output-stride", CLI::IsMember({4, 8, 16})},
         {"--puzzle-alpha", at_least(0)},
         {"--puzzle-ramp", between(0, 1)},
         {"--mixup-entropy", at_least(0)},

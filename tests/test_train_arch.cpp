@@ -30,7 +30,7 @@ torch::Tensor run(torch::jit::Module& m, const std::string& method, const torch:
 
 TEST(Architectures, EveryRowBuildsAndForwardIsHeadOfFeatures) {
     for (const ArchInfo& arch : architectures()) {
-        for (int64_t os : {8, 16}) {
+        for (int64_t os : {4, 8, 16}) {
             ArchOptions o = tiny();
             o.output_stride = os;
             torch::jit::Module m = build_architecture(arch.name, o);
@@ -137,13 +137,13 @@ TEST(Architectures, UnknownNameListsTheChoices) {
 
 TEST(Architectures, BadOptionsNameTheOption) {
     ArchOptions o = tiny();
-    o.output_stride = 4;
+    o.output_stride = 12;
     EXPECT_THROW(
         {
             try {
                 build_architecture("resnet_gap", o);
             } catch (const UsageError& e) {
-                EXPECT_STREQ(e.what(), "--output-stride must be 8 or 16, got 4");
+                EXPECT_STREQ(e.what(), "--output-stride must be 4, 8 or 16, got 12");
                 throw;
             }
         },

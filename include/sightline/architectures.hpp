@@ -5,7 +5,7 @@
 // Every built-in model has three methods:
 //   features(x) -> A        x [B,3,S,S] float32, normalised with the model card's mean/std;
 //                           A [B,C,S/os,S/os], the last conv activation (after its ReLU),
-//                           os = output stride (8 or 16)
+//                           os = output stride (4, 8 or 16)
 //   head(A)     -> logits   [B,K], K = number of object classes (class id - 1 = output index)
 //   forward(x)  =  head(features(x))
 // Submodules are named like torchvision's ResNet (stem, layer1..layer4, fc) so `--layer layer4`
@@ -48,7 +48,7 @@ struct ArchOptions {
     int64_t input_size = 96;                  // square input side; the flatten head needs exactly this
     int64_t width = 16;                       // channels of stage 1; stage s has width * 2^(s-1)
     std::vector<int64_t> depth = {1, 1, 1, 1};  // blocks (ResNet) or convs (VGG) per stage, 4 stages
-    int64_t output_stride = 8;                // 8 or 16: input side / feature side
+    int64_t output_stride = 8;                // 4, 8 or 16: input side / feature side
     int64_t hidden = 128;                     // hidden units of the MLP head
     uint64_t seed = 1;                        // weight initialisation
     Norm norm = Norm::kBatch;                 // normalisation after each convolution

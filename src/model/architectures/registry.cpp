@@ -62,8 +62,8 @@ torch::jit::Module build_architecture(const std::string& name, const ArchOptions
     check(o.input_size >= 8 && o.input_size <= 4096,
           fmt::format("--input-size must be in [8, 4096], got {}", o.input_size));
     check(o.width >= 1 && o.width <= 512, fmt::format("--width must be in [1, 512], got {}", o.width));
-    check(o.output_stride == 8 || o.output_stride == 16,
-          fmt::format("--output-stride must be 8 or 16, got {}", o.output_stride));
+    check(o.output_stride == 4 || o.output_stride == 8 || o.output_stride == 16,
+          fmt::format("--output-stride must be 4, 8 or 16, got {}", o.output_stride));
     check(o.depth.size() == 4, fmt::format("--depth needs 4 numbers (blocks per stage), got {}",
                                            o.depth.size()));
     for (int64_t d : o.depth)

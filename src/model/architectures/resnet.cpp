@@ -65,7 +65,9 @@ def forward(self, x):
     return torch.relu(self.bn.forward(self.conv.forward(x)))
 )py");
     model.register_module("stem", stem);
-    const int64_t strides[4] = {1, 2, 2, o.output_stride == 16 ? 2 : 1};
+    // Output stride 4 keeps layer3 and layer4 at a quarter of the input side (finer CAMs for
+    // weak supervision, 4x their compute); 16 halves layer4.
+    const int64_t strides[4] = {1, 2, o.output_stride == 4 ? 1 : 2, o.output_stride == 16 ? 2 : 1};
     int64_t channels = o.width;
     for (int s = 0; s < 4; ++s) {
         int64_t out = o.width << s;

@@ -37,8 +37,9 @@ Module build_vgg(const ArchOptions& o, int head, const std::string& name) {
     for (int s = 0; s < 4; ++s) {
         int64_t out = o.width << s;
         int64_t first_stride = (s == 0 && o.output_stride == 16) ? 2 : 1;
+        const bool pooled = s > 0 && !(s == 3 && o.output_stride == 4);  // stride 4: layer4 keeps layer3's size
         model.register_module(fmt::format("layer{}", s + 1),
-                              vgg_stage(f, o.depth[s], channels, out, s > 0, first_stride));
+                              vgg_stage(f, o.depth[s], channels, out, pooled, first_stride));
         channels = out;
     }
     model.define(R"py(
