@@ -380,7 +380,7 @@ TEST(BadInputMatrix, Eval) {
 TEST(BadInputMatrix, TrainDataAndOthers) {
     run_matrix({
         {"train classify --data {in}/dataset --out {out} --width 0", 2, "--width: must be at least 1, got 0"},
-        {"train classify --data {in}/dataset --out {out} --output-stride 5", 2, "--output-stride: 5 not in {8,16}"},
+        {"train classify --data {in}/dataset --out {out} --output-stride 5", 2, "--output-stride: 5 not in {4,8,16}"},
         {"train classify --data {in}/dataset --out {out} --lr nan", 2, "--lr: must be a finite number, got nan"},
         {"train classify --data {in}/dataset --out {out} --epochs 0", 2, "--epochs: must be at least 1, got 0"},
         {"train classify --data {in}/missing --out {out}", 1, "{in}/missing: no such dataset folder"},

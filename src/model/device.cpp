@@ -10,7 +10,7 @@ namespace sightline {
 
 namespace {
 
-// Type and index, as one word: a device is set once per process, before any model loads.
+// Type and index: set once per process while the command line is parsed, before any model loads.
 std::atomic<int> current_type{static_cast<int>(torch::kCPU)};
 std::atomic<int> current_index{-1};
 
