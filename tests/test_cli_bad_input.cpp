@@ -307,7 +307,7 @@ TEST(BadInputMatrix, ExplainFlags) {
         {"explain --input {in}/x.npy --out {out}", 2, "--model is required"},
         {x + " --shard 2/2", 2, "--shard: '2/2' is not a shard; give I/N with 0 <= I < N, e.g. 0/4"},
         {x + " --shard 1", 2, "--shard: '1' is not a shard; give I/N with 0 <= I < N, e.g. 0/4"},
-        {"merge {in}/x.npy --out {out}", 1, "{in}/x.npy: no summary.json (not an explain output folder)"},
+        {"merge {in}/x.npy --out {out}", 1, "{in}/x.npy: no summary.json (not an output folder of `sightline explain`)"},
         {"merge --out {out}", 2, "shards is required"},
     });
 }

@@ -11,7 +11,7 @@ using nlohmann::json;
 json read_shard_file(const fs::path& dir, const std::string& name, const std::string& command) {
     const fs::path file = dir / name;
     if (!fs::exists(file))
-        throw Error(fmt::format("{}: no {} (not an {} output folder)", dir.string(), name, command));
+        throw Error(fmt::format("{}: no {} (not an output folder of `sightline {}`)", dir.string(), name, command));
     json j = json::parse(read_file(file), nullptr, false);
     if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: {} is not JSON", file.string(), name));
     if (!j.contains("shard") || !j["shard"].is_object())
