@@ -31,16 +31,14 @@ void run(const MergeFlags& f) {
         return;
     }
     if (!f.shards.empty() && fs::exists(f.shards.front() / "sanity.json")) {
-        const SanityReport report = merge_sanity_shards(f.shards);
+        fs::path first;
+        const SanityReport report = merge_sanity_shards(f.shards, &first);
         // Shard 0 holds the run's first image, the one sanity.png shows; every shard has the same
         // preprocessing (the merge checked it).
-        const nlohmann::json first = nlohmann::json::parse(read_file(f.shards.front() / "sanity.json"));
-        fs::path picture;
-        for (const fs::path& dir : f.shards)
-            if (nlohmann::json::parse(read_file(dir / "sanity.json"))["shard"].value("index", -1) == 0)
-                picture = dir / "sanity.png";
+        const fs::path picture = first / "sanity.png";
         if (!fs::exists(picture)) throw Error(fmt::format("{}: missing (shard 0's picture)", picture.string()));
-        write_sanity_outputs(report, first.value("preprocessing", nlohmann::json()), f.out, picture);
+        const nlohmann::json preprocessing = nlohmann::json::parse(read_file(first / "sanity.json"))["preprocessing"];
+        write_sanity_outputs(report, preprocessing, f.out, picture);
         std::cout << sanity_table(report);
         std::cout << fmt::format("merged {} sanity shard(s): {} image(s) -> {}/{{sanity.json,sanity.png,"
                                  "sanity_curves.svg}}\n",

@@ -212,8 +212,9 @@ SanityReport run_sanity(const torch::jit::Module& model, const std::string& name
 // report: per-image values put back in input order, means, spreads and verdicts recomputed as the
 // single run computes them; `seconds` is the sum of the shards'. `display` and `first_maps` stay
 // empty (the picture is shard 0's sanity.png). Throws Error with one line for a missing, repeated
-// or foreign shard.
-SanityReport merge_sanity_shards(const std::vector<fs::path>& shard_dirs);
+// or foreign shard. `first_shard`, when given, receives shard 0's folder (its picture and
+// preprocessing are the run's).
+SanityReport merge_sanity_shards(const std::vector<fs::path>& shard_dirs, fs::path* first_shard = nullptr);
 // Mean and spread (std with n - 1; 0 for one value) of per-image values, summed in their order.
 SimilarityStats similarity_stats(std::vector<double> per_image);
 // Efficient MPRT from per-image entropies of the original and the fully randomised maps.

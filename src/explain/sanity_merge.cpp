@@ -137,9 +137,10 @@ SanityReport merge(const ShardSet& set) {
 
 }  // namespace
 
-SanityReport merge_sanity_shards(const std::vector<fs::path>& shard_dirs) {
+SanityReport merge_sanity_shards(const std::vector<fs::path>& shard_dirs, fs::path* first_shard) {
     const ShardSet set = read_shard_set(shard_dirs, "sanity.json", "sanity", job_identity,
                                         "model, inputs, methods, steps, rule and options");
+    if (first_shard) *first_shard = set.dirs.front();
     try {
         return merge(set);
     } catch (const json::exception& e) {
