@@ -1,4 +1,4 @@
-// sightline wsss seeds|sweep|pseudo|run: the weakly supervised segmentation pipeline, from a
+// sightline wsss seeds|sweep|pseudo|affinity|run: the weakly supervised segmentation pipeline, from a
 // classifier trained on image-level labels to pixel masks.
 #include <cstdio>
 #include <iostream>
@@ -208,6 +208,49 @@ void add_pseudo(CLI::App& wsss) {
     });
 }
 
+void add_affinity_flags(CLI::App* c, AffinityOptions& a) {
+    c->add_option("--radius", a.radius, "Affinity pairs: cells closer than this")->capture_default_str();
+    c->add_option("--cell", a.stride, "Side of a cell in pixels (the walk's resolution)")->capture_default_str();
+    c->add_option("--beta", a.beta, "Affinities raised to this power before the walk")->capture_default_str();
+    c->add_option("--steps", a.steps, "Random-walk steps")->capture_default_str();
+    c->add_option("--embedding", a.embedding, "Channels of the affinity network's output")->capture_default_str();
+}
+
+void add_affinity(CLI::App& wsss) {
+    auto o = std::make_shared<AffinityRunOptions>();
+    auto threads = std::make_shared<int>(2);
+    CLI::App* c = wsss.add_subcommand(
+        "affinity", "Affinity propagation: train AffinityNet on confident labels, random-walk the CAMs into OUT/cams");
+    c->add_option("--data", o->data, "Dataset root")->required();
+    c->add_option("--split", o->split, "Split")->capture_default_str();
+    c->add_option("--cams", o->cams, "Folder of the split's CAM files <id>.npy")->required();
+    c->add_option("--labels", o->labels, "Folder of confident labels <id>.png (wsss pseudo --confident)")->required();
+    c->add_option("--out", o->out, "Output folder: net/ (the network), cams/ (walked CAMs)")->required();
+    add_affinity_flags(c, o->affinity);
+    c->add_option("--epochs", o->epochs, "Affinity network epochs")->capture_default_str();
+    c->add_option("--batch", o->batch, "Affinity network batch")->capture_default_str();
+    c->add_option("--lr", o->lr, "Learning rate (0 = the AdamW default of train segment)")->capture_default_str();
+    c->add_option("--seed", o->seed, "Seed")->capture_default_str();
+    add_torch_threads_option(c, *threads);
+    c->callback([o, threads] {
+        apply_torch_threads(*threads);
+        LazyBar current;
+        std::string shown;
+        AffinityRunResult r = run_affinity(*o, [&](const std::string& stage, std::size_t done, std::size_t total) {
+            if (stage != shown) {
+                current.bar.reset();
+                current = LazyBar{};
+                current.label = stage;
+                shown = stage;
+            }
+            if (total) current(done, total);
+        });
+        current.bar.reset();
+        fmt::print("affinity network {} ({})\n", r.network.string(), r.trained ? "trained" : "existed, reused");
+        fmt::print("walked CAMs: {} images -> {}\n", r.images, r.cams.string());
+    });
+}
+
 void add_run(CLI::App& wsss) {
     auto f = std::make_shared<Flags>();
     auto o = std::make_shared<WsssRunOptions>();
@@ -235,8 +278,17 @@ void add_run(CLI::App& wsss) {
     c->add_option("--thresholds", f->thresholds, "Swept background thresholds")->capture_default_str();
     add_number_list(c, "--confident", f->confident, 2, "FG,BG: confident regions (255 between) instead of the swept threshold");
     add_crf_flags(c, *f);
-    c->callback([f, o] {
+    auto affinity_confident = std::make_shared<std::vector<double>>(std::vector<double>{0.30, 0.05});
+    c->add_flag("--affinity", o->affinity, "Add affinity propagation: AffinityNet + random walk of the CAMs");
+    add_affinity_flags(c, o->affinity_options);
+    add_number_list(c, "--affinity-confident", *affinity_confident, 2,
+                    "FG,BG: the confident labels the affinity network learns from")
+        ->capture_default_str();
+    c->add_option("--affinity-epochs", o->affinity_epochs, "Affinity network epochs")->capture_default_str();
+    c->callback([f, o, affinity_confident] {
         apply_torch_threads(f->threads);
+        o->affinity_fg = (*affinity_confident)[0];
+        o->affinity_bg = (*affinity_confident)[1];
         CamSource s = f->source();
         o->cams = s.options;
         o->thresholds = parse_thresholds(f->thresholds);
@@ -258,8 +310,10 @@ void add_run(CLI::App& wsss) {
         for (const WsssStageReport& s : r.stages)
             fmt::print("{:<11} {:>8}  {}\n", s.stage, s.skipped ? "skipped" : fmt::format("{:.1f} s", s.seconds),
                        s.summary);
-        fmt::print("seeds (train, threshold {:.2f}) mIoU {:.4f}; pseudo-masks (train) {:.4f}; final ({}) {:.4f}\n",
-                   r.best_threshold, r.seeds_miou, r.pseudo_miou, o->val_split, r.final_miou);
+        fmt::print("seeds (train, threshold {:.2f}) mIoU {:.4f}; ", r.best_threshold, r.seeds_miou);
+        if (o->affinity)
+            fmt::print("walked seeds (threshold {:.2f}) {:.4f}; ", r.affinity_threshold, r.affinity_miou);
+        fmt::print("pseudo-masks (train) {:.4f}; final ({}) {:.4f}\n", r.pseudo_miou, o->val_split, r.final_miou);
         fmt::print("wrote {}\n", r.summary.string());
     });
 }
@@ -272,6 +326,7 @@ void add_wsss_command(CLI::App& app) {
     add_seeds(*wsss);
     add_sweep(*wsss);
     add_pseudo(*wsss);
+    add_affinity(*wsss);
     add_run(*wsss);
 }
 

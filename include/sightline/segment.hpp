@@ -72,6 +72,7 @@ struct SegmentModelCard {
     std::vector<std::string> class_names;  // K names, [0] = "background"
     std::vector<double> mean{0.485, 0.456, 0.406};
     std::vector<double> std{0.229, 0.224, 0.225};
+    std::string task = "segment";          // "affinity": an embedding network (affinity.hpp)
 };
 std::string segment_model_card_json(const SegmentModelCard& card);
 void attach_segment_model_card(torch::jit::Module& module, const SegmentModelCard& card);
@@ -137,6 +138,13 @@ struct SegmentTrainOptions {
     Norm norm = Norm::kBatch;           // --norm: BatchNorm or GroupNorm
     // Data-parallel training (distributed.hpp), as TrainOptions::distributed: null for one process.
     std::shared_ptr<DistributedGroup> distributed;
+    // Another network trained by this loop (the affinity network of affinity.hpp): its output
+    // has `output_channels` channels instead of K, `loss(output, masks)` replaces the
+    // segmentation loss, and `task` (with `loss_name`, recorded for resumes) names it in the card.
+    int64_t output_channels = 0;
+    std::function<torch::Tensor(const torch::Tensor& output, const torch::Tensor& masks)> loss;
+    std::string task = "segment";
+    std::string loss_name;
 };
 
 struct SegmentEpochMetrics {

@@ -25,6 +25,7 @@
 #include <opencv2/core.hpp>
 #include <torch/types.h>
 
+#include "sightline/affinity.hpp"
 #include "sightline/core.hpp"
 #include "sightline/crf.hpp"
 #include "sightline/evaluate.hpp"
@@ -266,6 +267,12 @@ struct WsssRunOptions {
     CamOptions cams{};
     std::vector<double> thresholds = default_sweep_thresholds();
     PseudoOptions pseudo{};           // pseudo.seeds.background is set from the sweep's best
+    // stage 2b (--affinity): confident labels -> affinity network -> random-walked CAMs, whose
+    // own sweep and pseudo-masks replace the CAMs' (affinity.hpp)
+    bool affinity = false;
+    AffinityOptions affinity_options{};
+    double affinity_fg = 0.30, affinity_bg = 0.05;  // --affinity-confident FG,BG (IRN)
+    int64_t affinity_epochs = 10;                   // --affinity-epochs
     // stage 3: the segmenter on the pseudo-masks
     int64_t segment_epochs = 30;
     uint64_t seed = 1;
@@ -282,6 +289,8 @@ struct WsssRunResult {
     std::vector<WsssStageReport> stages;
     double best_threshold = 0.0;
     double seeds_miou = kUndefinedMetric;    // train seeds at the best threshold
+    double affinity_threshold = 0.0;         // with --affinity: the walked CAMs' best threshold
+    double affinity_miou = kUndefinedMetric; // and their seeds' train mIoU there
     double pseudo_miou = kUndefinedMetric;   // train pseudo-masks (+ CRF when on)
     double final_miou = kUndefinedMetric;    // segmenter on val
     fs::path summary;                        // OUT/summary.json

@@ -200,7 +200,7 @@ torch::jit::Module build_segmentation_model(const std::string& name, const SegAr
 
 std::string segment_model_card_json(const SegmentModelCard& card) {
     nlohmann::ordered_json j;
-    j["task"] = "segment";
+    j["task"] = card.task;
     j["arch"] = card.arch;
     j["input_size"] = card.input_size;
     j["size_multiple"] = card.size_multiple;
@@ -217,7 +217,7 @@ void attach_segment_model_card(torch::jit::Module& module, const SegmentModelCar
     };
     c10::List<std::string> names;
     for (const auto& n : card.class_names) names.push_back(n);
-    set("sightline_task", c10::StringType::get(), std::string("segment"));
+    set("sightline_task", c10::StringType::get(), card.task);
     set("sightline_arch", c10::StringType::get(), card.arch);
     set("sightline_input_size", c10::IntType::get(), card.input_size);
     set("sightline_size_multiple", c10::IntType::get(), card.size_multiple);

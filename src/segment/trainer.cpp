@@ -54,7 +54,9 @@ SegArchOptions arch_options(const SegmentTrainOptions& o, int64_t classes) {
 // The options that decide a run's numbers, keyed by CLI flag; a resume must match them all.
 json run_options(const SegmentTrainOptions& o, int64_t input_size) {
     json j = detail::shared_run_options(o, input_size);
-    j["task"] = "segment";
+    j["task"] = o.task;
+    if (!o.loss_name.empty()) j["loss"] = o.loss_name;
+    if (o.output_channels > 0) j["output_channels"] = o.output_channels;
     j["base"] = o.base;
     j["depth"] = o.depth;
     j["upsample"] = o.upsample;
@@ -163,7 +165,7 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
                                 train.size(), o.batch));
     check_samples(train, o.workers, where);
     if (val) check_samples(*val, o.workers, fmt::format("{} (validation)", o.data.string()));
-    const SegArchOptions arch = arch_options(o, classes);
+    const SegArchOptions arch = arch_options(o, o.output_channels > 0 ? o.output_channels : classes);
     const int64_t multiple = find_segmentation_architecture(o.arch).size_multiple(arch);
     const Sample first = train.get(0);
     const int64_t input_size =
@@ -189,7 +191,8 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
     torch::jit::Module model = build_segmentation_model(o.arch, arch);
     if (!compute_device().is_cpu()) model.to(compute_device());  // before the optimiser takes the parameters
     LoaderOptions loader_options;
-    SegmentModelCard card{o.arch, input_size, multiple, train.class_names(), loader_options.mean, loader_options.std};
+    SegmentModelCard card{o.arch, input_size, multiple, train.class_names(), loader_options.mean, loader_options.std,
+                          o.task};
     attach_segment_model_card(model, card);
     const double lr = o.lr > 0 ? o.lr : (o.optimizer == OptimizerKind::kSgd ? 0.01 : 0.002);
     const double weight_decay = o.weight_decay >= 0 ? o.weight_decay : 1e-4;
@@ -236,8 +239,9 @@ SegmentTrainResult train_segmenter(const Dataset& train, const Dataset* val, con
         detail::save_checkpoint(checkpoint, m, model, *optimizer, detail::PartialEpoch{});
     };
     const detail::LossOfBatch loss_of = [&](const Batch& batch, int64_t) {
-        return segmentation_loss(model.forward({to_compute(batch.images)}).toTensor(), to_compute(batch.masks),
-                                 loss_options);
+        torch::Tensor output = model.forward({to_compute(batch.images)}).toTensor();
+        if (o.loss) return o.loss(output, to_compute(batch.masks));
+        return segmentation_loss(output, to_compute(batch.masks), loss_options);
     };
 
     SegmentTrainResult result;

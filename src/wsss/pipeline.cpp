@@ -46,6 +46,14 @@ void check_options(const WsssRunOptions& o) {
     if (o.segment_epochs < 1) throw UsageError(fmt::format("--segment-epochs: must be >= 1, got {}", o.segment_epochs));
     if (o.thresholds.empty()) throw UsageError("--thresholds: no threshold given");
     validate(o.pseudo);
+    if (o.affinity) {
+        validate(o.affinity_options);
+        if (!(o.affinity_bg > 0 && o.affinity_bg < o.affinity_fg && o.affinity_fg < 1))
+            throw UsageError(fmt::format("--affinity-confident: expected FG,BG with 0 < BG < FG < 1, got {:g},{:g}",
+                                         o.affinity_fg, o.affinity_bg));
+        if (o.affinity_epochs < 1)
+            throw UsageError(fmt::format("--affinity-epochs: must be >= 1, got {}", o.affinity_epochs));
+    }
 }
 
 }  // namespace
@@ -118,25 +126,26 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     const CamSource from_files{{}, cams, o.cams};
 
     // 3. Background threshold sweep against the training masks (as the papers report seeds).
-    const fs::path sweep_dir = o.out / "sweep";
     const bool has_masks = detail::split_has_masks(*train);
-    double threshold = o.pseudo.seeds.background.value;
-    if (has_masks) {
-        stage("sweep", sweep_dir / "sweep.json", [&] {
-            detail::StagingDir staging(sweep_dir);
+    // Runs the sweep of a CAM folder into `dir` once; returns its best threshold (the --bg
+    // value when the split has no masks).
+    auto sweep_stage = [&](const std::string& name, const CamSource& source, const fs::path& dir) {
+        if (!has_masks) return o.pseudo.seeds.background.value;
+        stage(name, dir / "sweep.json", [&] {
+            detail::StagingDir staging(dir);
             SweepRunOptions s;
-            s.source = from_files;
+            s.source = source;
             s.data = o.data;
             s.split = o.train_split;
             s.thresholds = o.thresholds;
             s.out = staging.path();
-            SweepResult r = run_sweep(s, stage_progress(progress, "sweep"));
+            SweepResult r = run_sweep(s, stage_progress(progress, name));
             staging.commit();
             return fmt::format("best threshold {:.2f}, seed mIoU {:.4f}", r.best_threshold(), r.best_miou());
         }, [&] { return std::string("sweep.json exists"); });
-        json j = json::parse(read_file(sweep_dir / "sweep.json"));
-        threshold = j.at("best_threshold").get<double>();
-    }
+        return json::parse(read_file(dir / "sweep.json")).at("best_threshold").get<double>();
+    };
+    double threshold = sweep_stage("sweep", from_files, o.out / "sweep");
     result.best_threshold = threshold;
     SeedOptions seed_options = o.pseudo.seeds;
     if (!seed_options.confident()) seed_options.background = {BackgroundRule::Kind::kThreshold, threshold};
@@ -155,16 +164,58 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     }, [&] { return std::string("folder exists"); });
     result.seeds_miou = read_miou(seeds / "eval" / "metrics.json");
 
+    // 4b. Affinity propagation (--affinity): the network learns from the confident regions of
+    // the CAMs, the walked CAMs get their own sweep and replace the CAMs for the pseudo-masks.
+    CamSource pseudo_source = from_files;
+    SeedOptions pseudo_seeds = seed_options;
+    if (o.affinity) {
+        const fs::path labels = o.out / "affinity_labels", walked = o.out / "affinity";
+        stage("affinity_labels", labels, [&] {
+            PseudoRunOptions p;
+            p.source = from_files;
+            p.data = o.data;
+            p.split = o.train_split;
+            p.out = labels;
+            p.pseudo = o.pseudo;
+            p.pseudo.seeds.confident_fg = o.affinity_fg;
+            p.pseudo.seeds.confident_bg = o.affinity_bg;
+            PseudoRunResult r = run_pseudo(p, stage_progress(progress, "affinity_labels"));
+            return fmt::format("confident {:g},{:g}: {:.1f}% unknown", o.affinity_fg, o.affinity_bg,
+                               100.0 * r.ignored_share);
+        }, [&] { return std::string("folder exists"); });
+        stage("affinity", walked / "cams", [&] {
+            AffinityRunOptions a;
+            a.data = o.data;
+            a.split = o.train_split;
+            a.cams = cams;
+            a.labels = labels;
+            a.out = walked;
+            a.affinity = o.affinity_options;
+            a.epochs = o.affinity_epochs;
+            a.seed = o.seed;
+            run_affinity(a, progress);
+            return fmt::format("{} epochs, radius {}, beta {:g}, {} steps", o.affinity_epochs,
+                               o.affinity_options.radius, o.affinity_options.beta, o.affinity_options.steps);
+        }, [&] { return std::string("cams exist"); });
+        pseudo_source = CamSource{{}, walked / "cams", o.cams};
+        const double walked_threshold = sweep_stage("affinity_sweep", pseudo_source, o.out / "affinity_sweep");
+        result.affinity_threshold = walked_threshold;
+        if (has_masks)
+            result.affinity_miou = read_number(
+                json::parse(read_file(o.out / "affinity_sweep" / "sweep.json")).at("best_miou"));
+        if (!pseudo_seeds.confident()) pseudo_seeds.background = {BackgroundRule::Kind::kThreshold, walked_threshold};
+    }
+
     // 5. Pseudo-masks: seeds refined by the dense CRF (when on), 255 where uncertain.
     const fs::path pseudo = o.out / "pseudo";
     stage("pseudo", pseudo, [&] {
         PseudoRunOptions p;
-        p.source = from_files;
+        p.source = pseudo_source;
         p.data = o.data;
         p.split = o.train_split;
         p.out = pseudo;
         p.pseudo = o.pseudo;
-        p.pseudo.seeds = seed_options;
+        p.pseudo.seeds = pseudo_seeds;
         PseudoRunResult r = run_pseudo(p, stage_progress(progress, "pseudo"));
         return fmt::format("{}train mIoU {:.4f}, {:.1f}% uncertain", o.pseudo.crf ? "CRF, " : "", r.metrics.miou,
                            100.0 * r.ignored_share);
@@ -192,6 +243,15 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     summary["objective"] = to_string(o.objective);
     summary["best_threshold"] = result.best_threshold;
     summary["seeds_miou"] = number(result.seeds_miou);
+    summary["affinity"] = o.affinity;
+    if (o.affinity) {
+        summary["affinity_threshold"] = result.affinity_threshold;
+        summary["affinity_miou"] = number(result.affinity_miou);
+        summary["affinity_options"] = {{"radius", o.affinity_options.radius}, {"cell", o.affinity_options.stride},
+                                       {"beta", o.affinity_options.beta}, {"steps", o.affinity_options.steps},
+                                       {"embedding", o.affinity_options.embedding},
+                                       {"confident", {o.affinity_fg, o.affinity_bg}}, {"epochs", o.affinity_epochs}};
+    }
     summary["pseudo_miou"] = number(result.pseudo_miou);
     summary["pseudo_crf"] = o.pseudo.crf;
     summary["final_miou"] = number(result.final_miou);
