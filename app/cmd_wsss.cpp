@@ -278,14 +278,18 @@ void add_run(CLI::App& wsss) {
     c->add_option("--thresholds", f->thresholds, "Swept background thresholds")->capture_default_str();
     add_number_list(c, "--confident", f->confident, 2, "FG,BG: confident regions (255 between) instead of the swept threshold");
     add_crf_flags(c, *f);
-    auto affinity_confident = std::make_shared<std::vector<double>>(std::vector<double>{0.30, 0.05});
+    auto affinity_confident = std::make_shared<std::vector<double>>(std::vector<double>{0.0, 0.0});
     c->add_flag("--affinity", o->affinity, "Add affinity propagation: AffinityNet + random walk of the CAMs");
     add_affinity_flags(c, o->affinity_options);
     add_number_list(c, "--affinity-confident", *affinity_confident, 2,
-                    "FG,BG: the confident labels the affinity network learns from")
-        ->capture_default_str();
+                    "FG,BG: the confident labels the affinity network learns from (default: from the sweep's "
+                    "best threshold t, FG = t + (1 - t)/6, BG = t/3)");
     c->add_option("--affinity-epochs", o->affinity_epochs, "Affinity network epochs")->capture_default_str();
-    c->callback([f, o, affinity_confident] {
+    auto affinity_thresholds = std::make_shared<std::string>("0.05:0.95:0.05");
+    c->add_option("--affinity-thresholds", *affinity_thresholds, "Swept background thresholds of the walked CAMs")
+        ->capture_default_str();
+    c->callback([f, o, affinity_confident, affinity_thresholds] {
+        o->affinity_thresholds = parse_thresholds(*affinity_thresholds);
         apply_torch_threads(f->threads);
         o->affinity_fg = (*affinity_confident)[0];
         o->affinity_bg = (*affinity_confident)[1];

@@ -1,6 +1,7 @@
 // `sightline wsss affinity` and `wsss run --affinity` end to end on a tiny synthetic set: the
 // walked CAMs are valid CAM files, the network is reused on a rerun, bad input is one line.
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -138,8 +139,13 @@ TEST(WsssAffinityCli, RunWithAffinityWalksTheCamsBeforeThePseudoMasks) {
     EXPECT_TRUE(j["affinity"].get<bool>());
     EXPECT_TRUE(j["affinity_miou"].is_number()) << j.dump();
     EXPECT_EQ(j["affinity_options"]["steps"], 16);
+    // The walked CAMs' own sweep (0.05:0.95:0.05 by default)...
     const double t = j["affinity_threshold"].get<double>();
-    EXPECT_TRUE(t == 0.1 || t == 0.2) << j.dump();
+    EXPECT_NEAR(std::round(t / 0.05) * 0.05, t, 1e-9) << j.dump();
+    // ... and the confident labels placed relative to the CAMs' best threshold (IRN's pair).
+    const double best = j["best_threshold"].get<double>();
+    EXPECT_NEAR(j["affinity_options"]["confident"][0].get<double>(), best + (1 - best) / 6, 1e-12) << j.dump();
+    EXPECT_NEAR(j["affinity_options"]["confident"][1].get<double>(), best / 3, 1e-12) << j.dump();
     EXPECT_TRUE(fs::exists(out / "affinity" / "cams" / (s.train[0].id + ".npy")));
     EXPECT_NE(r.out.find("walked seeds (threshold"), std::string::npos) << r.out;
 }

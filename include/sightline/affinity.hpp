@@ -25,7 +25,8 @@ struct AffinityOptions {
     int64_t radius = 5;      // --radius: pairs of cells closer than this (dy^2 + dx^2 < r^2)
     int64_t stride = 4;      // --cell: side of a cell in pixels
     double beta = 10.0;      // --beta: affinities raised to this power before the walk (IRN 10, PSA 8)
-    int64_t steps = 256;     // --steps: walk steps (PSA / IRN: 2^8)
+    int64_t steps = 8;       // --steps: walk steps (PSA / IRN: 256 on grids of 60-125 cells a side;
+                             // 8 measured best on 16 x 16 cells, docs/wsss.md)
     int64_t embedding = 32;  // --embedding: channels of the network's output
 };
 // Throws UsageError naming the flag (radius < 2, stride < 1, beta <= 0, steps < 1, embedding < 1).

@@ -271,8 +271,12 @@ struct WsssRunOptions {
     // own sweep and pseudo-masks replace the CAMs' (affinity.hpp)
     bool affinity = false;
     AffinityOptions affinity_options{};
-    double affinity_fg = 0.30, affinity_bg = 0.05;  // --affinity-confident FG,BG (IRN)
+    // --affinity-confident FG,BG; 0,0 = from the sweep's best threshold t: FG = t + (1 - t)/6,
+    // BG = t/3 (IRN's 0.30, 0.05 at its threshold 0.15)
+    double affinity_fg = 0.0, affinity_bg = 0.0;
     int64_t affinity_epochs = 10;                   // --affinity-epochs
+    // the walked maps are flatter than CAMs, so their sweep reaches higher
+    std::vector<double> affinity_thresholds = parse_thresholds("0.05:0.95:0.05");
     // stage 3: the segmenter on the pseudo-masks
     int64_t segment_epochs = 30;
     uint64_t seed = 1;
@@ -291,6 +295,7 @@ struct WsssRunResult {
     double seeds_miou = kUndefinedMetric;    // train seeds at the best threshold
     double affinity_threshold = 0.0;         // with --affinity: the walked CAMs' best threshold
     double affinity_miou = kUndefinedMetric; // and their seeds' train mIoU there
+    double affinity_fg = 0.0, affinity_bg = 0.0;  // the confident thresholds used
     double pseudo_miou = kUndefinedMetric;   // train pseudo-masks (+ CRF when on)
     double final_miou = kUndefinedMetric;    // segmenter on val
     fs::path summary;                        // OUT/summary.json

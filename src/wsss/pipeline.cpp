@@ -48,7 +48,8 @@ void check_options(const WsssRunOptions& o) {
     validate(o.pseudo);
     if (o.affinity) {
         validate(o.affinity_options);
-        if (!(o.affinity_bg > 0 && o.affinity_bg < o.affinity_fg && o.affinity_fg < 1))
+        const bool from_sweep = o.affinity_fg == 0 && o.affinity_bg == 0;
+        if (!from_sweep && !(o.affinity_bg > 0 && o.affinity_bg < o.affinity_fg && o.affinity_fg < 1))
             throw UsageError(fmt::format("--affinity-confident: expected FG,BG with 0 < BG < FG < 1, got {:g},{:g}",
                                          o.affinity_fg, o.affinity_bg));
         if (o.affinity_epochs < 1)
@@ -129,7 +130,8 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     const bool has_masks = detail::split_has_masks(*train);
     // Runs the sweep of a CAM folder into `dir` once; returns its best threshold (the --bg
     // value when the split has no masks).
-    auto sweep_stage = [&](const std::string& name, const CamSource& source, const fs::path& dir) {
+    auto sweep_stage = [&](const std::string& name, const CamSource& source, const fs::path& dir,
+                           const std::vector<double>& thresholds) {
         if (!has_masks) return o.pseudo.seeds.background.value;
         stage(name, dir / "sweep.json", [&] {
             detail::StagingDir staging(dir);
@@ -137,7 +139,7 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
             s.source = source;
             s.data = o.data;
             s.split = o.train_split;
-            s.thresholds = o.thresholds;
+            s.thresholds = thresholds;
             s.out = staging.path();
             SweepResult r = run_sweep(s, stage_progress(progress, name));
             staging.commit();
@@ -145,7 +147,7 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
         }, [&] { return std::string("sweep.json exists"); });
         return json::parse(read_file(dir / "sweep.json")).at("best_threshold").get<double>();
     };
-    double threshold = sweep_stage("sweep", from_files, o.out / "sweep");
+    double threshold = sweep_stage("sweep", from_files, o.out / "sweep", o.thresholds);
     result.best_threshold = threshold;
     SeedOptions seed_options = o.pseudo.seeds;
     if (!seed_options.confident()) seed_options.background = {BackgroundRule::Kind::kThreshold, threshold};
@@ -170,6 +172,11 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     SeedOptions pseudo_seeds = seed_options;
     if (o.affinity) {
         const fs::path labels = o.out / "affinity_labels", walked = o.out / "affinity";
+        const bool from_sweep = o.affinity_fg == 0 && o.affinity_bg == 0;
+        const double fg = from_sweep ? threshold + (1 - threshold) / 6 : o.affinity_fg;
+        const double bg = from_sweep ? threshold / 3 : o.affinity_bg;
+        result.affinity_fg = fg;
+        result.affinity_bg = bg;
         stage("affinity_labels", labels, [&] {
             PseudoRunOptions p;
             p.source = from_files;
@@ -177,11 +184,10 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
             p.split = o.train_split;
             p.out = labels;
             p.pseudo = o.pseudo;
-            p.pseudo.seeds.confident_fg = o.affinity_fg;
-            p.pseudo.seeds.confident_bg = o.affinity_bg;
+            p.pseudo.seeds.confident_fg = fg;
+            p.pseudo.seeds.confident_bg = bg;
             PseudoRunResult r = run_pseudo(p, stage_progress(progress, "affinity_labels"));
-            return fmt::format("confident {:g},{:g}: {:.1f}% unknown", o.affinity_fg, o.affinity_bg,
-                               100.0 * r.ignored_share);
+            return fmt::format("confident {:.3f},{:.3f}: {:.1f}% unknown", fg, bg, 100.0 * r.ignored_share);
         }, [&] { return std::string("folder exists"); });
         stage("affinity", walked / "cams", [&] {
             AffinityRunOptions a;
@@ -198,7 +204,8 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
                                o.affinity_options.radius, o.affinity_options.beta, o.affinity_options.steps);
         }, [&] { return std::string("cams exist"); });
         pseudo_source = CamSource{{}, walked / "cams", o.cams};
-        const double walked_threshold = sweep_stage("affinity_sweep", pseudo_source, o.out / "affinity_sweep");
+        const double walked_threshold = sweep_stage("affinity_sweep", pseudo_source, o.out / "affinity_sweep",
+                                                   o.affinity_thresholds);
         result.affinity_threshold = walked_threshold;
         if (has_masks)
             result.affinity_miou = read_number(
@@ -250,7 +257,8 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
         summary["affinity_options"] = {{"radius", o.affinity_options.radius}, {"cell", o.affinity_options.stride},
                                        {"beta", o.affinity_options.beta}, {"steps", o.affinity_options.steps},
                                        {"embedding", o.affinity_options.embedding},
-                                       {"confident", {o.affinity_fg, o.affinity_bg}}, {"epochs", o.affinity_epochs}};
+                                       {"confident", {result.affinity_fg, result.affinity_bg}},
+                                       {"epochs", o.affinity_epochs}};
     }
     summary["pseudo_miou"] = number(result.pseudo_miou);
     summary["pseudo_crf"] = o.pseudo.crf;
