@@ -4,6 +4,7 @@
 // a plain autograd hook on the eager model at that layer.
 #include <cstdlib>
 #include <fstream>
+#include <set>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -90,6 +91,21 @@ TEST_P(LayerCut, HeadOnlyGradientAndMapsMatchAnEagerHook) {
     const int64_t h = x.size(2), w = x.size(3);
     EXPECT_LT((ex.methods[0].maps.squeeze(1) - normalise_maps(hires_ref, h, w)).abs().max().item<double>(), 1e-4);
     EXPECT_LT((ex.methods[1].maps.squeeze(1) - normalise_maps(gradcam_ref, h, w)).abs().max().item<double>(), 1e-4);
+
+    // Heads that are a chain of pooling / reshape / ReLU / dropout / Linear steps get their
+    // gradients from one forward row and a hand-written backward; these cases must take that
+    // path (else the comparisons above would only test autograd again).
+    static const std::set<std::string> chain_cases = {
+        "resnet18_trace_layer4", "resnet18_trace_layer4_1", "resnet18_script_layer4_1",
+        "mobilenet_v2_trace_features_18", "densenet121_trace_features_norm5"};
+    if (chain_cases.count(GetParam().name())) EXPECT_EQ(ex.head_gradients, "chain");
+    // Five targets per image: the same maps as autograd's head backward repeated per target row.
+    if (logits.size(1) >= 5) {
+        Explanation top5 = Explainer(model).explain(x, parse_target("top5", {}), {"hirescam"});
+        auto [a5, g5] = layer_gradients(model, x, top5.targets);
+        torch::Tensor hires5 = (g5 * a5).sum(1).reshape(top5.methods[0].raw.sizes());
+        EXPECT_LT(relative_error(top5.methods[0].raw, hires5), 1e-4) << "HiResCAM, top-5 (" << top5.head_gradients << ")";
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Torchvision, LayerCut, ::testing::ValuesIn(layer_cases()),

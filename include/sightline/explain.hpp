@@ -8,6 +8,7 @@
 // shift, resize = bilinear with half-pixel centres.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -101,7 +102,15 @@ struct Explanation {
     // linear heads; NaN when no gradient method ran.
     torch::Tensor completeness_residual;  // [B,k] float64
     std::vector<MethodMaps> methods;
+    // How the layer gradients were made: "chain" (one head row per image and a hand-written
+    // k-row backward, for heads of Linear / ReLU / pooling / reshape steps), "autograd" (the
+    // head repeated per target row), or "" (no gradient method ran).
+    std::string head_gradients;
 };
+
+namespace detail {
+class ChainHead;
+}
 
 // Runs methods on one batch, sharing the forward pass and the head backward between them.
 class Explainer {
@@ -123,6 +132,8 @@ private:
     std::optional<HeadAnalysis> head_;
     std::optional<torch::Tensor> bias_row_;  // head(0) of one row when the head has no extras
     std::vector<int64_t> bias_shape_;        // the [K,h,w] it was computed for
+    std::shared_ptr<detail::ChainHead> chain_;  // null: the head is not a chain (autograd)
+    bool chain_checked_ = false;
 };
 
 // The head-only gradient the gradient methods use: A = features(x) and G = d logit[target]/dA

@@ -30,6 +30,12 @@ void MethodContext::set_gradients(const torch::Tensor& a_rows, const torch::Tens
     gradients_ = g;
 }
 
+void MethodContext::set_computed_gradients(const torch::Tensor& a_rows, const torch::Tensor& gradients) {
+    detail::check_finite(gradients, sources, fmt::format("gradients at layer '{}'", model.layer()), k());
+    activation_rows_ = a_rows;
+    gradients_ = gradients;
+}
+
 torch::Tensor MethodContext::input_rows() const {
     return k() == 1 ? input : input.repeat_interleave(k(), 0);
 }

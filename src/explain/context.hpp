@@ -31,6 +31,8 @@ struct MethodContext {
     // Takes the gradients from a head pass that recorded autograd: a_rows [B*k,K,h,w] (a leaf
     // requiring grad) and its logits [B*k,C]; `targets` must be set.
     void set_gradients(const torch::Tensor& a_rows, const torch::Tensor& logits_rows);
+    // Takes gradients computed without autograd (the chain head): A per row and G, both [B*k,...].
+    void set_computed_gradients(const torch::Tensor& a_rows, const torch::Tensor& gradients);
 
     // Forward with every ReLU replaced by the guided-backprop rule (built on first use).
     std::shared_ptr<torch::jit::GraphFunction> guided_forward;

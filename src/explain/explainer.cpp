@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "explain/chain_head.hpp"
 #include "explain/context.hpp"
 #include "sightline/device.hpp"
 
@@ -72,7 +73,25 @@ Explanation Explainer::explain(const torch::Tensor& input, const TargetSpec& tar
     const int64_t k_known = target_spec.kind == TargetSpec::kTopK ? target_spec.k
                             : target_spec.kind == TargetSpec::kAll   ? 0
                                                                      : 1;
-    if (layer_gradients_wanted && k_known > 0) {
+    torch::Tensor chain_logits;
+    if (layer_gradients_wanted && ctx.features.extras.empty()) {
+        if (!chain_checked_) {
+            chain_ = detail::ChainHead::compile(model_.inlined_head_graph(), model_.module()._ivalue());
+            chain_checked_ = true;
+        }
+        if (chain_) chain_logits = chain_->forward(ctx.features.activations);
+    }
+    std::string head_gradients = layer_gradients_wanted ? "autograd" : "";
+    if (chain_logits.defined()) {
+        // The head is a chain of Linear / ReLU / pooling / reshape steps: one forward row per
+        // image, then the k target rows backward by hand (one matrix product per Linear).
+        ctx.logits = chain_logits;
+        detail::check_finite(ctx.logits, sources, "logits");
+        ctx.targets = detail::choose_targets(target_spec, ctx.logits);
+        const torch::Tensor& a = ctx.features.activations;
+        ctx.set_computed_gradients(ctx.k() == 1 ? a : a.repeat_interleave(ctx.k(), 0), chain_->gradients(ctx.targets));
+        head_gradients = "chain";
+    } else if (layer_gradients_wanted && k_known > 0) {
         // One head pass with autograd over the (image, target) rows gives the logits and the
         // gradients; a separate no-grad pass for the logits would read the head's weights
         // again (on VGG-16 the head is 120M parameters).
@@ -91,6 +110,7 @@ Explanation Explainer::explain(const torch::Tensor& input, const TargetSpec& tar
     }
 
     Explanation out;
+    out.head_gradients = head_gradients;
     out.logits = ctx.logits;
     out.targets = ctx.targets;
     const int64_t batch = x.size(0), k = ctx.k(), height = x.size(2), width = x.size(3);
