@@ -118,6 +118,21 @@ torch::Tensor ChainHead::forward(const torch::Tensor& a) {
                 s.input_shape = in.sizes().vec();
                 if (is_dropout(n) && values.at(n->input(2)).toBool()) return {};  // training mode
             }
+            if (it != step_of.end() && it->second->kind == Kind::kLinear) {
+                const torch::Tensor in = values.at(n->input(0)).toTensor();
+                if (in.dim() == 2 && in.size(0) == 1) {
+                    // One row: a matrix-vector product reads the weight once at memory speed,
+                    // where OpenBLAS's one-row matrix product takes over twice as long (VGG-16's
+                    // first Linear: 12 vs 29 ms). Same values up to rounding.
+                    const torch::Tensor weight = values.at(n->input(1)).toTensor();
+                    const c10::IValue bias = values.at(n->input(2));
+                    torch::Tensor out = torch::mv(weight, in[0]);
+                    if (bias.isTensor()) out = out + bias.toTensor();
+                    values[n->output()] = out.unsqueeze(0);
+                    it->second->saved = weight;
+                    continue;
+                }
+            }
             jit::Stack stack;
             for (const jit::Value* v : n->inputs()) stack.push_back(values.at(v));
             if (n->kind() == c10::prim::ListConstruct) {
@@ -189,7 +204,11 @@ torch::Tensor ChainHead::gradients(const torch::Tensor& targets) const {
         switch (s.kind) {
             case Kind::kIdentity: break;
             case Kind::kReshape: g = g.reshape(with_rows(s.input_shape)); break;
-            case Kind::kLinear: g = g.matmul(s.saved.to(g.dtype())); break;
+            case Kind::kLinear:
+                // One (image, target) row: the transposed matrix-vector product (see forward).
+                if (g.dim() == 3 && batch * k == 1) g = torch::mv(s.saved.t(), g.view({-1})).view({1, 1, -1});
+                else g = g.matmul(s.saved.to(g.dtype()));
+                break;
             case Kind::kRelu:
             case Kind::kClamp: g = g * s.saved.unsqueeze(1); break;
             case Kind::kBlockPool: {
@@ -212,7 +231,9 @@ torch::Tensor ChainHead::gradients(const torch::Tensor& targets) const {
     }
     std::vector<int64_t> rows{batch * k};
     rows.insert(rows.end(), g.sizes().begin() + 2, g.sizes().end());
-    return g.contiguous().view(rows);
+    // A global pooling leaves g expanded over the positions (stride 0): kept as a view, the
+    // rules read it without a [B*k, K, h, w] copy (none of them writes into the gradient).
+    return g.reshape(rows);
 }
 
 }  // namespace sightline::detail

@@ -126,24 +126,26 @@ Explanation Explainer::explain(const torch::Tensor& input, const TargetSpec& tar
     }
 
     out.completeness_residual = torch::full({batch, k}, std::nan(""), x.options().dtype(torch::kFloat64));
+    // Each location's exact contribution to the logit on a linear head (HiResCAM's raw map),
+    // [rows, h, w]: computed once for the completeness check and every method's mass on unused
+    // locations.
+    torch::Tensor contribution;
     if (ctx.has_gradients()) {
         // sum_ij HiResCAM = logit - bias on a linear head, bias = head(0) (HiResCAM paper).
         torch::NoGradGuard no_grad;
         torch::Tensor a = ctx.activation_rows();
+        contribution = (ctx.gradient_rows() * a).sum(1);
         torch::Tensor bias = head_bias(a, repeat_extras(ctx.features.extras, k));
         torch::Tensor rows = ctx.target_rows().unsqueeze(1);
         torch::Tensor logit = ctx.logits.repeat_interleave(k, 0).gather(1, rows).squeeze(1);
-        torch::Tensor contribution = (ctx.gradient_rows() * a).sum({1, 2, 3});
         out.completeness_residual =
-            (contribution.to(torch::kFloat64) - (logit - bias.gather(1, rows).squeeze(1)).to(torch::kFloat64))
+            (contribution.sum({1, 2}).to(torch::kFloat64) - (logit - bias.gather(1, rows).squeeze(1)).to(torch::kFloat64))
                 .reshape({batch, k});
     }
     for (MethodMaps& maps : out.methods) {
         maps.mass_on_unused = torch::full({batch, k}, std::nan(""), x.options().dtype(torch::kFloat64));
-        if (!ctx.has_gradients() || head.kind == HeadKind::kNonLinear) continue;
+        if (!contribution.defined() || head.kind == HeadKind::kNonLinear) continue;
         torch::NoGradGuard no_grad;
-        // Each location's exact contribution to the logit (HiResCAM's raw map) [rows, h, w].
-        const torch::Tensor contribution = (ctx.gradient_rows() * ctx.activation_rows()).sum(1).to(torch::kFloat64);
         if (maps.raw.size(-2) != contribution.size(-2) || maps.raw.size(-1) != contribution.size(-1)) continue;
         const torch::Tensor mass = torch::relu(maps.raw.reshape(contribution.sizes()).to(torch::kFloat64));
         const torch::Tensor total = mass.sum({1, 2});
