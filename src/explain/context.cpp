@@ -30,10 +30,30 @@ void MethodContext::set_gradients(const torch::Tensor& a_rows, const torch::Tens
     gradients_ = g;
 }
 
-void MethodContext::set_computed_gradients(const torch::Tensor& a_rows, const torch::Tensor& gradients) {
-    detail::check_finite(gradients, sources, fmt::format("gradients at layer '{}'", model.layer()), k());
-    activation_rows_ = a_rows;
+void MethodContext::set_computed_gradients(const torch::Tensor& gradients) {
     gradients_ = gradients;
+    torch::Tensor uniform = uniform_gradient();
+    detail::check_finite(uniform.defined() ? uniform : gradients, sources,
+                         fmt::format("gradients at layer '{}'", model.layer()), k());
+}
+
+torch::Tensor MethodContext::uniform_gradient() {
+    const torch::Tensor g = gradient_rows();
+    if (g.dim() != 4 || g.stride(2) != 0 || g.stride(3) != 0) return {};
+    return g.select(3, 0).select(2, 0);
+}
+
+torch::Tensor MethodContext::weighted_activation_sum(const torch::Tensor& weights) const {
+    const torch::Tensor& a = features.activations;
+    const int64_t b = a.size(0), channels = a.size(1), h = a.size(2), w = a.size(3);
+    return torch::bmm(weights.reshape({b, k(), channels}).to(a.dtype()), a.reshape({b, channels, h * w}))
+        .view({b * k(), h, w});
+}
+
+torch::Tensor MethodContext::contribution_map() {
+    torch::Tensor uniform = uniform_gradient();
+    if (uniform.defined()) return weighted_activation_sum(uniform);
+    return (gradient_rows() * activation_rows()).sum(1);
 }
 
 torch::Tensor MethodContext::input_rows() const {

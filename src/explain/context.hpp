@@ -32,7 +32,16 @@ struct MethodContext {
     // requiring grad) and its logits [B*k,C]; `targets` must be set.
     void set_gradients(const torch::Tensor& a_rows, const torch::Tensor& logits_rows);
     // Takes gradients computed without autograd (the chain head): A per row and G, both [B*k,...].
-    void set_computed_gradients(const torch::Tensor& a_rows, const torch::Tensor& gradients);
+    // A is repeated per row only when a method asks for activation_rows().
+    void set_computed_gradients(const torch::Tensor& gradients);
+    // The gradient's per-channel value [B*k,K] when it is the same at every position (a
+    // global-pooling head's, which the chain head keeps as a stride-0 view); undefined otherwise.
+    torch::Tensor uniform_gradient();
+    // sum_c weights[r,c] * A[image of r, c] -> [B*k,h,w], one batched matrix product over the
+    // B activations instead of a product over A repeated k times.
+    torch::Tensor weighted_activation_sum(const torch::Tensor& weights) const;
+    // Each location's contribution sum_c G * A [B*k,h,w] (HiResCAM's raw map).
+    torch::Tensor contribution_map();
 
     // Forward with every ReLU replaced by the guided-backprop rule (built on first use).
     std::shared_ptr<torch::jit::GraphFunction> guided_forward;

@@ -88,8 +88,7 @@ Explanation Explainer::explain(const torch::Tensor& input, const TargetSpec& tar
         ctx.logits = chain_logits;
         detail::check_finite(ctx.logits, sources, "logits");
         ctx.targets = detail::choose_targets(target_spec, ctx.logits);
-        const torch::Tensor& a = ctx.features.activations;
-        ctx.set_computed_gradients(ctx.k() == 1 ? a : a.repeat_interleave(ctx.k(), 0), chain_->gradients(ctx.targets));
+        ctx.set_computed_gradients(chain_->gradients(ctx.targets));
         head_gradients = "chain";
     } else if (layer_gradients_wanted && k_known > 0) {
         // One head pass with autograd over the (image, target) rows gives the logits and the
@@ -133,9 +132,10 @@ Explanation Explainer::explain(const torch::Tensor& input, const TargetSpec& tar
     if (ctx.has_gradients()) {
         // sum_ij HiResCAM = logit - bias on a linear head, bias = head(0) (HiResCAM paper).
         torch::NoGradGuard no_grad;
-        torch::Tensor a = ctx.activation_rows();
-        contribution = (ctx.gradient_rows() * a).sum(1);
-        torch::Tensor bias = head_bias(a, repeat_extras(ctx.features.extras, k));
+        contribution = ctx.contribution_map();
+        torch::Tensor bias = head_bias(ctx.features.activations.slice(0, 0, 1).expand(
+                                           {batch * k, -1, -1, -1}),
+                                       repeat_extras(ctx.features.extras, k));
         torch::Tensor rows = ctx.target_rows().unsqueeze(1);
         torch::Tensor logit = ctx.logits.repeat_interleave(k, 0).gather(1, rows).squeeze(1);
         out.completeness_residual =

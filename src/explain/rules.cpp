@@ -27,11 +27,12 @@ torch::Tensor eigen_projection(const torch::Tensor& maps) {
 
 // Grad-CAM (Selvaraju et al. 2017): channel weights are the spatial mean of the gradient.
 torch::Tensor grad_cam(MethodContext& c) {
-    return weighted_sum(c.gradient_rows().mean({2, 3}), c.activation_rows());
+    torch::Tensor uniform = c.uniform_gradient();
+    return c.weighted_activation_sum(uniform.defined() ? uniform : c.gradient_rows().mean({2, 3}));
 }
 
 // HiResCAM (Draelos & Carin 2020): the gradient is not averaged.
-torch::Tensor hires_cam(MethodContext& c) { return (c.gradient_rows() * c.activation_rows()).sum(1); }
+torch::Tensor hires_cam(MethodContext& c) { return c.contribution_map(); }
 
 // Grad-CAM element-wise: ReLU before the channel sum.
 torch::Tensor grad_cam_elementwise(MethodContext& c) {
