@@ -35,6 +35,28 @@ StageProgress bar(const std::string& label) {
     return [b](std::size_t done, std::size_t total) { (*b)(done, total); };
 }
 
+// One progress bar per stage of a multi-stage command; `announce` also prints "stage X ..."
+// when a stage starts.
+struct StageBars {
+    bool announce = false;
+    LazyBar current;
+    std::string shown;
+    void operator()(const std::string& stage, std::size_t done, std::size_t total) {
+        if (stage != shown) {
+            current.bar.reset();
+            current = LazyBar{};
+            current.label = stage;
+            shown = stage;
+            if (announce) {
+                fmt::print("stage {} ...\n", stage);
+                std::fflush(stdout);
+            }
+        }
+        if (total) current(done, total);
+    }
+    void finish() { current.bar.reset(); }
+};
+
 // Flags shared by the subcommands, parsed into the library's option structs in apply().
 struct Flags {
     fs::path model, cams, data, out;
@@ -234,18 +256,11 @@ void add_affinity(CLI::App& wsss) {
     add_torch_threads_option(c, *threads);
     c->callback([o, threads] {
         apply_torch_threads(*threads);
-        LazyBar current;
-        std::string shown;
+        StageBars bars;
         AffinityRunResult r = run_affinity(*o, [&](const std::string& stage, std::size_t done, std::size_t total) {
-            if (stage != shown) {
-                current.bar.reset();
-                current = LazyBar{};
-                current.label = stage;
-                shown = stage;
-            }
-            if (total) current(done, total);
+            bars(stage, done, total);
         });
-        current.bar.reset();
+        bars.finish();
         fmt::print("affinity network {} ({})\n", r.network.string(), r.trained ? "trained" : "existed, reused");
         fmt::print("walked CAMs: {} images -> {}\n", r.images, r.cams.string());
     });
@@ -297,20 +312,11 @@ void add_run(CLI::App& wsss) {
         o->cams = s.options;
         o->thresholds = parse_thresholds(f->thresholds);
         o->pseudo = f->pseudo();
-        LazyBar current;
-        std::string shown;
+        StageBars bars{true, {}, {}};
         WsssRunResult r = run_wsss(*o, [&](const std::string& stage, std::size_t done, std::size_t total) {
-            if (stage != shown) {
-                current.bar.reset();
-                current = LazyBar{};
-                current.label = stage;
-                shown = stage;
-                fmt::print("stage {} ...\n", stage);
-                std::fflush(stdout);
-            }
-            if (total) current(done, total);
+            bars(stage, done, total);
         });
-        current.bar.reset();
+        bars.finish();
         for (const WsssStageReport& s : r.stages)
             fmt::print("{:<11} {:>8}  {}\n", s.stage, s.skipped ? "skipped" : fmt::format("{:.1f} s", s.seconds),
                        s.summary);

@@ -170,6 +170,18 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     // the CAMs, the walked CAMs get their own sweep and replace the CAMs for the pseudo-masks.
     CamSource pseudo_source = from_files;
     SeedOptions pseudo_seeds = seed_options;
+    // Pseudo-masks of the training split from a CAM folder with the run's CRF settings.
+    auto pseudo_masks = [&](const CamSource& source, const SeedOptions& seeds, const fs::path& out,
+                            const std::string& name) {
+        PseudoRunOptions p;
+        p.source = source;
+        p.data = o.data;
+        p.split = o.train_split;
+        p.out = out;
+        p.pseudo = o.pseudo;
+        p.pseudo.seeds = seeds;
+        return run_pseudo(p, stage_progress(progress, name));
+    };
     if (o.affinity) {
         const fs::path labels = o.out / "affinity_labels", walked = o.out / "affinity";
         const bool from_sweep = o.affinity_fg == 0 && o.affinity_bg == 0;
@@ -178,15 +190,10 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
         result.affinity_fg = fg;
         result.affinity_bg = bg;
         stage("affinity_labels", labels, [&] {
-            PseudoRunOptions p;
-            p.source = from_files;
-            p.data = o.data;
-            p.split = o.train_split;
-            p.out = labels;
-            p.pseudo = o.pseudo;
-            p.pseudo.seeds.confident_fg = fg;
-            p.pseudo.seeds.confident_bg = bg;
-            PseudoRunResult r = run_pseudo(p, stage_progress(progress, "affinity_labels"));
+            SeedOptions confident = o.pseudo.seeds;
+            confident.confident_fg = fg;
+            confident.confident_bg = bg;
+            PseudoRunResult r = pseudo_masks(from_files, confident, labels, "affinity_labels");
             return fmt::format("confident {:.3f},{:.3f}: {:.1f}% unknown", fg, bg, 100.0 * r.ignored_share);
         }, [&] { return std::string("folder exists"); });
         stage("affinity", walked / "cams", [&] {
@@ -216,14 +223,7 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
     // 5. Pseudo-masks: seeds refined by the dense CRF (when on), 255 where uncertain.
     const fs::path pseudo = o.out / "pseudo";
     stage("pseudo", pseudo, [&] {
-        PseudoRunOptions p;
-        p.source = pseudo_source;
-        p.data = o.data;
-        p.split = o.train_split;
-        p.out = pseudo;
-        p.pseudo = o.pseudo;
-        p.pseudo.seeds = pseudo_seeds;
-        PseudoRunResult r = run_pseudo(p, stage_progress(progress, "pseudo"));
+        PseudoRunResult r = pseudo_masks(pseudo_source, pseudo_seeds, pseudo, "pseudo");
         return fmt::format("{}train mIoU {:.4f}, {:.1f}% uncertain", o.pseudo.crf ? "CRF, " : "", r.metrics.miou,
                            100.0 * r.ignored_share);
     }, [&] { return std::string("folder exists"); });
