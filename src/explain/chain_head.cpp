@@ -204,6 +204,7 @@ torch::Tensor ChainHead::forward(const torch::Tensor& a) {
         torch::Tensor logits = values.at(graph_->outputs()[0]).toTensor();
         if (logits.dim() != 2 || logits.size(0) != a.size(0)) return {};
         classes_ = logits.size(1);
+        logits_options_ = logits.options();
         return logits;
     } catch (const c10::Error&) {
         return {};  // an operation this interpreter cannot run: autograd will
@@ -215,8 +216,8 @@ torch::Tensor ChainHead::gradients(const torch::Tensor& targets) const {
     const int64_t batch = targets.size(0), k = targets.size(1);
     // g is [B, k, ...]: row (b, j) is the gradient of logit targets[b, j] of image b; masks
     // recorded on the B forward rows broadcast over j.
-    torch::Tensor g = torch::zeros({batch, k, classes_}, torch::kFloat);
-    g.scatter_(2, targets.unsqueeze(2).to(torch::kLong), 1.0);
+    torch::Tensor g = torch::zeros({batch, k, classes_}, logits_options_);
+    g.scatter_(2, targets.unsqueeze(2).to(g.device(), torch::kLong), 1.0);
     auto with_rows = [&](const std::vector<int64_t>& shape) {
         std::vector<int64_t> out{batch, k};
         out.insert(out.end(), shape.begin() + 1, shape.end());

@@ -41,6 +41,7 @@ private:
     c10::IValue self_;
     std::vector<Step> steps_;
     int64_t classes_ = 0;  // width of the last forward's logits
+    torch::TensorOptions logits_options_;  // their dtype and device (the gradients' too)
 };
 
 }  // namespace sightline::detail
