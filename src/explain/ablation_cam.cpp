@@ -31,7 +31,7 @@ torch::Tensor ablation_cam(MethodContext& c) {
         }
         weights.slice(0, b * k, (b + 1) * k) = ((original.unsqueeze(0) - scores) / original.unsqueeze(0)).t();
     }
-    return (weights.unsqueeze(-1).unsqueeze(-1) * c.activation_rows()).sum(1);
+    return c.weighted_activation_sum(weights);
 }
 
 }  // namespace sightline::detail

@@ -53,9 +53,12 @@ torch::Tensor MethodContext::weighted_activation_sum(const torch::Tensor& weight
 }
 
 torch::Tensor MethodContext::contribution_map() {
-    torch::Tensor uniform = uniform_gradient();
-    if (uniform.defined()) return weighted_activation_sum(uniform);
-    return (gradient_rows() * activation_rows()).sum(1);
+    // HiResCAM's rule and the explainer's completeness check both need it: made once.
+    if (!contribution_) {
+        torch::Tensor uniform = uniform_gradient();
+        contribution_ = uniform.defined() ? weighted_activation_sum(uniform) : (gradient_rows() * activation_rows()).sum(1);
+    }
+    return *contribution_;
 }
 
 torch::Tensor MethodContext::input_rows() const {

@@ -49,6 +49,7 @@ struct MethodContext {
     // Caches behind the accessors above.
     std::optional<torch::Tensor> activation_rows_;
     std::optional<torch::Tensor> gradients_;
+    std::optional<torch::Tensor> contribution_;
 };
 
 }  // namespace sightline

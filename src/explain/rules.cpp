@@ -9,9 +9,6 @@ namespace sightline::detail {
 
 namespace {
 
-torch::Tensor weighted_sum(const torch::Tensor& weights, const torch::Tensor& a) {
-    return (weights.unsqueeze(-1).unsqueeze(-1) * a).sum(1);
-}
 
 // First principal component of the centred (h*w, K) matrix of each map (EigenCAM).
 // The SVD sign is arbitrary, as in the reference; ReLU then keeps one side.
@@ -46,13 +43,13 @@ torch::Tensor grad_cam_plus_plus(MethodContext& c) {
     torch::Tensor sum_a = a.sum({2, 3}, true);
     torch::Tensor alpha = g2 / (2 * g2 + sum_a * g3 + 1e-6);
     alpha = torch::where(g != 0, alpha, torch::zeros_like(alpha));
-    return weighted_sum((torch::relu(g) * alpha).sum({2, 3}), a);
+    return c.weighted_activation_sum((torch::relu(g) * alpha).sum({2, 3}));
 }
 
 // XGrad-CAM (Fu et al. 2020): activation-weighted gradient average.
 torch::Tensor xgrad_cam(MethodContext& c) {
     torch::Tensor g = c.gradient_rows(), a = c.activation_rows();
-    return weighted_sum((g * a).sum({2, 3}) / (a.sum({2, 3}) + 1e-7), a);
+    return c.weighted_activation_sum((g * a).sum({2, 3}) / (a.sum({2, 3}) + 1e-7));
 }
 
 // LayerCAM (Jiang et al. 2021): positive gradients weight each location.

@@ -33,7 +33,7 @@ torch::Tensor score_cam(MethodContext& c) {
         }
         weights.slice(0, b * k, (b + 1) * k) = torch::softmax(scores.t(), 1);
     }
-    return (weights.unsqueeze(-1).unsqueeze(-1) * c.activation_rows()).sum(1);
+    return c.weighted_activation_sum(weights);
 }
 
 }  // namespace sightline::detail

@@ -93,15 +93,10 @@ void train_network(const AffinityRunOptions& o, const fs::path& net, const Affin
 
 AffinityRunResult run_affinity(const AffinityRunOptions& o, const AffinityProgress& progress) {
     check_run_options(o);
-    // Everything is read and checked before the first write: the split, every CAM file, and
-    // every label file (by opening the split with the labels as its masks).
+    // Everything is read and checked before the first write: the split and every CAM file
+    // here, every label file by the training loop (it checks its masks before it writes).
     std::unique_ptr<Dataset> data = open_dataset(o.data, o.split);
     detail::CamProvider cams(CamSource{{}, o.cams, {}}, *data, o.data, o.split);
-    std::unique_ptr<Dataset> labelled = open_segmentation_dataset(o.data, o.split, o.labels);
-    for (std::size_t i = 0; i < labelled->size(); ++i) {
-        Sample s = labelled->get(i);
-        if (s.mask.empty()) throw Error(fmt::format("{}: no labels for image {}", (o.labels / (s.id + ".png")).string(), s.id));
-    }
     check_writable_dir(o.out);
 
     AffinityRunResult result;

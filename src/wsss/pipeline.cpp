@@ -2,6 +2,7 @@
 // -> segmenter on the pseudo-masks -> val evaluation. Each stage writes one folder of OUT
 // through a staging folder; a folder that exists is a finished stage and is skipped.
 #include <chrono>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -128,11 +129,11 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
 
     // 3. Background threshold sweep against the training masks (as the papers report seeds).
     const bool has_masks = detail::split_has_masks(*train);
-    // Runs the sweep of a CAM folder into `dir` once; returns its best threshold (the --bg
-    // value when the split has no masks).
+    // Runs the sweep of a CAM folder into `dir` once; returns its best threshold and mIoU (the
+    // --bg value and no mIoU when the split has no masks).
     auto sweep_stage = [&](const std::string& name, const CamSource& source, const fs::path& dir,
-                           const std::vector<double>& thresholds) {
-        if (!has_masks) return o.pseudo.seeds.background.value;
+                           const std::vector<double>& thresholds) -> std::pair<double, double> {
+        if (!has_masks) return {o.pseudo.seeds.background.value, kUndefinedMetric};
         stage(name, dir / "sweep.json", [&] {
             detail::StagingDir staging(dir);
             SweepRunOptions s;
@@ -145,9 +146,10 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
             staging.commit();
             return fmt::format("best threshold {:.2f}, seed mIoU {:.4f}", r.best_threshold(), r.best_miou());
         }, [&] { return std::string("sweep.json exists"); });
-        return json::parse(read_file(dir / "sweep.json")).at("best_threshold").get<double>();
+        const json j = json::parse(read_file(dir / "sweep.json"));
+        return {j.at("best_threshold").get<double>(), read_number(j.at("best_miou"))};
     };
-    double threshold = sweep_stage("sweep", from_files, o.out / "sweep", o.thresholds);
+    const double threshold = sweep_stage("sweep", from_files, o.out / "sweep", o.thresholds).first;
     result.best_threshold = threshold;
     SeedOptions seed_options = o.pseudo.seeds;
     if (!seed_options.confident()) seed_options.background = {BackgroundRule::Kind::kThreshold, threshold};
@@ -211,13 +213,10 @@ WsssRunResult run_wsss(const WsssRunOptions& o, const WsssProgress& progress) {
                                o.affinity_options.radius, o.affinity_options.beta, o.affinity_options.steps);
         }, [&] { return std::string("cams exist"); });
         pseudo_source = CamSource{{}, walked / "cams", o.cams};
-        const double walked_threshold = sweep_stage("affinity_sweep", pseudo_source, o.out / "affinity_sweep",
-                                                   o.affinity_thresholds);
-        result.affinity_threshold = walked_threshold;
-        if (has_masks)
-            result.affinity_miou = read_number(
-                json::parse(read_file(o.out / "affinity_sweep" / "sweep.json")).at("best_miou"));
-        if (!pseudo_seeds.confident()) pseudo_seeds.background = {BackgroundRule::Kind::kThreshold, walked_threshold};
+        std::tie(result.affinity_threshold, result.affinity_miou) =
+            sweep_stage("affinity_sweep", pseudo_source, o.out / "affinity_sweep", o.affinity_thresholds);
+        if (!pseudo_seeds.confident())
+            pseudo_seeds.background = {BackgroundRule::Kind::kThreshold, result.affinity_threshold};
     }
 
     // 5. Pseudo-masks: seeds refined by the dense CRF (when on), 255 where uncertain.
